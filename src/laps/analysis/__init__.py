@@ -1,0 +1,1 @@
+"""Measurement: FLOPs and parameters, speed benchmarks, plots."""

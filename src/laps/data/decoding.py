@@ -1,0 +1,319 @@
+"""Video decoding backends: frame indices in, uint8 RGB frames ``(T, H, W, 3)`` out.
+
+Every backend opens a video as a :class:`VideoReader`, which knows the video's
+:class:`VideoInfo` and returns the frames at given indices. Frame ``i`` is the i-th
+frame in presentation order (for variable-frame-rate files too). Anything wrong with a
+file is raised as :class:`BrokenVideoError` (a :class:`~laps.errors.VideoDecodeError`)
+carrying the path and a short reason.
+
+Backends: ``"pyav"`` (default), ``"frames"`` (a folder of JPEG/PNG images per video),
+and, when installed, ``"torchcodec"`` and ``"decord"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+from PIL import Image
+
+from laps.errors import ConfigError, VideoDecodeError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class BrokenVideoError(VideoDecodeError):
+    """A video that cannot be used; ``path`` and ``reason`` are kept apart for reports."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+    def __reduce__(self):  # keep picklable across worker processes
+        return type(self), (self.path, self.reason)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a reader knows before decoding: frame count, frame rate (None if unknown), size."""
+
+    num_frames: int
+    fps: float | None
+    width: int
+    height: int
+
+
+class VideoReader(Protocol):
+    """An open video. ``get(indices)`` -> uint8 ``(len(indices), H, W, 3)``, any order, repeats allowed."""
+
+    info: VideoInfo
+
+    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def _check_file(path: Path) -> None:
+    """Raise the precise reason a path cannot be a video file (before any decoder sees it)."""
+    if not path.exists():
+        raise BrokenVideoError(path, "file not found")
+    if path.is_dir():
+        raise BrokenVideoError(path, "is a folder, not a video file (use backend='frames' for frame folders)")
+    if path.stat().st_size == 0:
+        raise BrokenVideoError(path, "empty file (0 bytes)")
+
+
+def _as_indices(indices: Sequence[int] | np.ndarray, num_frames: int) -> np.ndarray:
+    """Validate frame indices against the frame count; returns int64 (K,)."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= num_frames):
+        raise IndexError(f"frame indices must lie in [0, {num_frames}), got {idx.min()}..{idx.max()}")
+    return idx
+
+
+class PyAVReader:
+    """PyAV reader that seeks to the key frame before the wanted frames and decodes only up to the last.
+
+    On open, the packet index is read without decoding: its presentation timestamps, sorted,
+    are the frame timestamps (so variable frame rates map exactly), and key-frame timestamps
+    tell where decoding can start. ``start``/``end`` (seconds) restrict the video to a window.
+    Non-reference frames that are not wanted are skipped by the decoder.
+    """
+
+    def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
+        self.path = Path(path)
+        _check_file(self.path)
+        try:
+            self._container = av.open(str(self.path))
+        except av.error.FFmpegError as err:
+            raise BrokenVideoError(self.path, f"not a readable video ({err.strerror or err})") from err
+        try:
+            self._open_stream(start, end)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _open_stream(self, start: float | None, end: float | None) -> None:
+        if not self._container.streams.video:
+            kinds = sorted({s.type for s in self._container.streams}) or ["none"]
+            raise BrokenVideoError(self.path, f"no video stream (streams: {', '.join(kinds)})")
+        stream = self._stream = self._container.streams.video[0]
+        stream.codec_context.thread_count = 1  # parallelism comes from loader workers
+        pts, key_pts = self._read_index()
+        if stream.frames and len(pts) < stream.frames:
+            raise BrokenVideoError(self.path, f"truncated: header lists {stream.frames} frames, file holds {len(pts)}")
+        seconds = pts * float(stream.time_base)
+        keep = np.ones(len(pts), dtype=bool)
+        if start is not None:
+            keep &= seconds >= start
+        if end is not None:
+            keep &= seconds < end
+        self._pts = pts[keep]
+        self._key_pts = key_pts
+        if len(self._pts) == 0:
+            window = "" if start is None and end is None else f" between {start}s and {end}s"
+            raise BrokenVideoError(self.path, f"no video frames{window}")
+        rate = stream.average_rate or stream.guessed_rate
+        self.info = VideoInfo(len(self._pts), float(rate) if rate else None, stream.codec_context.width,
+                              stream.codec_context.height)
+
+    def _read_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Demux (no decoding) -> sorted frame timestamps (N,) and key-frame timestamps (K,)."""
+        pts, key_pts = [], []
+        try:
+            for packet in self._container.demux(self._stream):
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if packet.size and stamp is not None:
+                    pts.append(stamp)
+                    if packet.is_keyframe:
+                        key_pts.append(stamp)
+        except av.error.FFmpegError as err:
+            raise BrokenVideoError(self.path, f"truncated or corrupt container ({err.strerror or err})") from err
+        return np.sort(np.asarray(pts, dtype=np.int64)), np.sort(np.asarray(key_pts, dtype=np.int64))
+
+    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames at ``indices`` (presentation order) -> uint8 ``(K, H, W, 3)``."""
+        idx = _as_indices(indices, len(self._pts))
+        wanted = np.unique(self._pts[idx])
+        seek = self._seek_point(wanted[0])
+        frames = self._decode(wanted, seek)
+        if wanted[0] not in frames and seek > self._pts[0]:
+            frames = self._decode(wanted, int(self._pts[0]))  # the seek landed too late: start over
+        missing = [p for p in wanted if p not in frames]
+        if missing:
+            first = int(np.searchsorted(self._pts, missing[0]))
+            what = "no decodable frames" if not frames else f"truncated: frame {first} of {len(self._pts)} did not decode"
+            raise BrokenVideoError(self.path, what)
+        return np.stack([frames[p] for p in self._pts[idx]])
+
+    def _seek_point(self, first_pts: int) -> int:
+        """Timestamp of the last key frame at or before ``first_pts`` (or the first frame)."""
+        pos = int(np.searchsorted(self._key_pts, first_pts, side="right")) - 1
+        return int(self._key_pts[pos]) if pos >= 0 else int(self._pts[0])
+
+    def _decode(self, wanted: np.ndarray, seek_pts: int) -> dict[int, np.ndarray]:
+        """Decode from the key frame at ``seek_pts`` up to the last wanted timestamp -> {pts: (H, W, 3)}."""
+        wanted_set, last = set(wanted.tolist()), int(wanted[-1])
+        codec = self._stream.codec_context
+        frames: dict[int, np.ndarray] = {}
+        try:
+            self._container.seek(seek_pts, stream=self._stream, backward=True)
+            for packet in self._container.demux(self._stream):
+                # skip decoding of unwanted frames nothing else refers to; the flush packet has no pts
+                codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted_set else "NONREF"
+                for frame in packet.decode():
+                    stamp = frame.pts if frame.pts is not None else frame.dts
+                    if stamp in wanted_set:
+                        frames[stamp] = frame.to_ndarray(format="rgb24")
+                    if stamp is not None and stamp >= last:
+                        return frames
+        except av.error.FFmpegError as err:
+            if not frames:
+                raise BrokenVideoError(self.path, f"no decodable frames ({err.strerror or err})") from err
+            raise BrokenVideoError(self.path, f"corrupt video data ({err.strerror or err})") from err
+        finally:
+            codec.skip_frame = "DEFAULT"
+        return frames
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class FrameFolderReader:
+    """A video stored as a folder of images (sorted by file name); frame i = i-th image."""
+
+    def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
+        self.path = Path(path)
+        if start is not None or end is not None:
+            raise ConfigError(f"{path}: frame folders have no timestamps; drop start/end or use backend='pyav'")
+        if not self.path.is_dir():
+            reason = "is a file, not a folder of frames" if self.path.exists() else "folder not found"
+            raise BrokenVideoError(self.path, reason)
+        self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise BrokenVideoError(self.path, f"no {'/'.join(IMAGE_SUFFIXES)} frames in folder")
+        height, width = self._read(0).shape[:2]
+        self.info = VideoInfo(len(self._files), None, width, height)
+
+    def _read(self, i: int) -> np.ndarray:
+        try:
+            with Image.open(self._files[i]) as image:
+                return np.asarray(image.convert("RGB"))
+        except OSError as err:
+            raise BrokenVideoError(self._files[i], f"unreadable image ({err})") from err
+
+    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames at ``indices`` -> uint8 ``(K, H, W, 3)``; each distinct image is read once."""
+        idx = _as_indices(indices, len(self._files))
+        images = {i: self._read(i) for i in np.unique(idx).tolist()}
+        return np.stack([images[i] for i in idx.tolist()])
+
+    def close(self) -> None:
+        pass
+
+
+def _import_optional(module: str, package: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ConfigError(f"backend needs {package}, which is not installed: pip install {package}") from err
+
+
+class TorchCodecReader:
+    """torchcodec's exact-seek decoder behind the :class:`VideoReader` interface (whole file only)."""
+
+    def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
+        decoders = _import_optional("torchcodec.decoders", "torchcodec")
+        if start is not None or end is not None:
+            raise ConfigError("backend='torchcodec' reads whole files; use backend='pyav' for start/end windows")
+        _check_file(Path(path))
+        try:
+            self._decoder = decoders.VideoDecoder(str(path), seek_mode="exact")
+        except Exception as err:  # torchcodec raises plain RuntimeError/ValueError
+            raise BrokenVideoError(path, f"not a readable video ({err})") from err
+        meta = self._decoder.metadata
+        self.path = str(path)
+        self.info = VideoInfo(int(meta.num_frames or 0), meta.average_fps, meta.width, meta.height)
+        if self.info.num_frames == 0:
+            raise BrokenVideoError(path, "no video frames")
+
+    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = _as_indices(indices, self.info.num_frames)
+        try:
+            batch = self._decoder.get_frames_at(indices=idx.tolist()).data  # (K, 3, H, W) uint8
+        except Exception as err:
+            raise BrokenVideoError(self.path, f"corrupt video data ({err})") from err
+        return batch.permute(0, 2, 3, 1).numpy()
+
+    def close(self) -> None:
+        pass
+
+
+class DecordReader:
+    """decord's reader behind the :class:`VideoReader` interface (whole file only)."""
+
+    def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
+        decord = _import_optional("decord", "decord")
+        if start is not None or end is not None:
+            raise ConfigError("backend='decord' reads whole files; use backend='pyav' for start/end windows")
+        _check_file(Path(path))
+        try:
+            self._reader = decord.VideoReader(str(path), num_threads=1)
+        except Exception as err:  # decord raises its own DECORDError
+            raise BrokenVideoError(path, f"not a readable video ({err})") from err
+        height, width = self._reader[0].shape[:2] if len(self._reader) else (0, 0)
+        self.path = str(path)
+        self.info = VideoInfo(len(self._reader), self._reader.get_avg_fps(), width, height)
+        if self.info.num_frames == 0:
+            raise BrokenVideoError(path, "no video frames")
+
+    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = _as_indices(indices, self.info.num_frames)
+        try:
+            return self._reader.get_batch(idx.tolist()).asnumpy()
+        except Exception as err:
+            raise BrokenVideoError(self.path, f"corrupt video data ({err})") from err
+
+    def close(self) -> None:
+        pass
+
+
+BACKENDS: dict[str, Callable[..., VideoReader]] = {
+    "pyav": PyAVReader,
+    "frames": FrameFolderReader,
+    "torchcodec": TorchCodecReader,
+    "decord": DecordReader,
+}
+
+
+def open_video(path: str | os.PathLike, backend: str = "pyav", start: float | None = None,
+               end: float | None = None) -> VideoReader:
+    """Open ``path`` with a named backend; ``start``/``end`` (seconds) cut a window (pyav only)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[backend](path, start, end)
+
+
+def video_info(path: str | os.PathLike, backend: str = "pyav") -> VideoInfo:
+    """Frame count, frame rate and size of a video, without decoding frames."""
+    reader = open_video(path, backend)
+    try:
+        return reader.info
+    finally:
+        reader.close()
+
+
+def decode_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray, backend: str = "pyav") -> np.ndarray:
+    """Decode the frames at ``indices`` (presentation order) -> uint8 ``(K, H, W, 3)``."""
+    reader = open_video(path, backend)
+    try:
+        return reader.get(indices)
+    finally:
+        reader.close()

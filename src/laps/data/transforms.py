@@ -1,0 +1,123 @@
+"""Clip transforms: uint8 frames ``(T, H, W, C)`` -> normalised float ``(T, C, H, W)``.
+
+Every random choice (scale, crop box, flip) is drawn once per clip and applied to all of
+its frames. Train: short-side scale jitter in ``scale_range`` then an ``img_size`` square
+random crop, done as one crop-and-resize of the original frames (the same pixels, less
+work); optional horizontal flip and RandAugment. Test: short-side resize, then 1 centre
+crop or 3 crops along the long side -> ``(crops, T, C, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from laps.errors import ConfigError
+
+NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "visformer": ((0.486, 0.457, 0.407), (0.229, 0.224, 0.225)),
+}
+
+Norm = str | tuple[Sequence[float], Sequence[float]]
+
+
+def norm_stats(norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
+    """A preset name or (mean, std) -> mean, std tensors of shape (C, 1, 1)."""
+    if isinstance(norm, str):
+        if norm not in NORMS:
+            raise ConfigError(f"unknown normalisation {norm!r}; choose one of {', '.join(NORMS)} or give (mean, std)")
+        norm = NORMS[norm]
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in norm)
+    return mean, std
+
+
+def as_clip(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``(T, H, W, C)`` -> uint8 ``(T, C, H, W)`` view (channels-last memory, no copy)."""
+    clip = torch.as_tensor(frames)
+    if clip.ndim != 4 or clip.dtype != torch.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, C), got {clip.dtype} {tuple(clip.shape)}")
+    return clip.permute(0, 3, 1, 2)
+
+
+class Normalize:
+    """uint8 ``(..., C, H, W)`` -> float ``(..., C, H, W)``: ``(x / 255 - mean) / std``."""
+
+    def __init__(self, norm: Norm = "imagenet") -> None:
+        mean, std = norm_stats(norm)
+        self.scale, self.shift = 1.0 / (255.0 * std), -mean / std
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, clip.float(), self.scale).contiguous()
+
+
+class TrainTransform:
+    """Scale jitter + random crop (+ flip, + RandAugment) + normalise: ``(T, H, W, C)`` -> ``(T, C, S, S)``."""
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        scale_range: tuple[int, int] = (256, 320),
+        *,
+        flip: bool = True,
+        norm: Norm = "imagenet",
+        randaugment: bool = False,
+    ) -> None:
+        low, high = scale_range
+        if not img_size <= low <= high:
+            raise ConfigError(f"scale_range {scale_range} must satisfy img_size ({img_size}) <= min <= max")
+        self.img_size, self.scale_range, self.flip = img_size, (low, high), flip
+        self.randaugment = v2.RandAugment() if randaugment else None
+        self.normalize = Normalize(norm)
+
+    def crop_box(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """(top, left, side, side) in the original frame: the crop a random short-side scale would see."""
+        short = int(rng.integers(self.scale_range[0], self.scale_range[1] + 1))
+        side = max(1, min(height, width, round(self.img_size * min(height, width) / short)))
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        return top, left, side, side
+
+    def __call__(self, frames: np.ndarray | torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        clip = as_clip(frames)
+        top, left, h, w = self.crop_box(clip.shape[-2], clip.shape[-1], rng)
+        clip = F.resized_crop(clip, top, left, h, w, [self.img_size, self.img_size], antialias=True)
+        if self.flip and rng.random() < 0.5:
+            clip = clip.flip(-1)
+        if self.randaugment is not None:
+            clip = self.randaugment(clip)  # leading dims are a batch: one op draw for the whole clip
+        return self.normalize(clip)
+
+
+class TestTransform:
+    """Short-side resize + 1 or 3 crops + normalise: ``(T, H, W, C)`` -> ``(crops, T, C, S, S)``."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, img_size: int = 224, num_crops: int = 1, *, short_side: int | None = None,
+                 norm: Norm = "imagenet") -> None:
+        if num_crops not in (1, 3):
+            raise ConfigError(f"test crops must be 1 or 3, got {num_crops}")
+        self.img_size, self.num_crops = img_size, num_crops
+        self.short_side = short_side or img_size
+        if self.short_side < img_size:
+            raise ConfigError(f"test short side {self.short_side} is smaller than the crop {img_size}")
+        self.normalize = Normalize(norm)
+
+    def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        clip = F.resize(as_clip(frames), [self.short_side], antialias=True)
+        height, width = clip.shape[-2:]
+        size = self.img_size
+        if self.num_crops == 1:
+            offsets = [((height - size) // 2, (width - size) // 2)]
+        elif width >= height:  # three crops along the long side: start, centre, end
+            offsets = [((height - size) // 2, left) for left in (0, (width - size) // 2, width - size)]
+        else:
+            offsets = [(top, (width - size) // 2) for top in (0, (height - size) // 2, height - size)]
+        crops = torch.stack([clip[..., t:t + size, l:l + size] for t, l in offsets])
+        return self.normalize(crops)

@@ -1,0 +1,7 @@
+"""Video models built from timm image backbones."""
+
+from laps.models.factory import create_model, lapsify, list_models
+from laps.models.temporal import VARIANTS, TemporalAttention, default_levels
+from laps.models.video import VideoClassifier
+
+__all__ = ["VARIANTS", "TemporalAttention", "VideoClassifier", "create_model", "default_levels", "lapsify", "list_models"]

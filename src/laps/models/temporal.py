@@ -1,0 +1,115 @@
+"""Temporal attention: a timm attention module's own weights, run as frame-group attention.
+
+A :class:`TemporalAttention` takes over the ``qkv``/``proj`` (and norm) submodules of an image
+attention module under the same attribute names, so the model's ``state_dict`` keys do not
+change and no parameter is added. It attends over the frame groups of its level and applies
+the model's shift to the attention output before the projection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from laps import ops
+from laps.errors import ConfigError
+
+#: temporal variant -> (attention kind, shift kind). Attention kinds: "frame" (per-frame 2D),
+#: "leap" (Leap Attention, levels per block), "joint" (all frames of a clip together).
+VARIANTS: dict[str, tuple[str, str]] = {
+    "base2d": ("frame", "none"),
+    "joint": ("joint", "none"),
+    "plain_shift": ("frame", "plain"),
+    "ps": ("frame", "periodic"),
+    "la": ("leap", "none"),
+    "laps": ("leap", "periodic"),
+}
+SHIFTS = ("none", "periodic", "plain")
+JOINT_LEVEL = -1  # level value meaning "one group of all frames" (see ops.frame_groups)
+
+
+def check_variant(temporal: str) -> tuple[str, str]:
+    """``(attention kind, shift kind)`` of a variant name; raises ConfigError for unknown ones."""
+    if temporal not in VARIANTS:
+        raise ConfigError(f"unknown temporal variant {temporal!r}; choose one of {sorted(VARIANTS)}")
+    return VARIANTS[temporal]
+
+
+def default_levels(num_frames: int, num_blocks: int) -> list[int]:
+    """Default Leap Attention schedule: cycle ``1..floor(log2 T)`` (at least 1) over the blocks.
+
+    >>> default_levels(8, 8)
+    [1, 2, 3, 1, 2, 3, 1, 2]
+    """
+    top = max(1, int(math.log2(num_frames))) if num_frames >= 1 else 1
+    return [1 + i % top for i in range(num_blocks)]
+
+
+def block_levels(
+    temporal: str, num_frames: int, num_blocks: int, levels: list[int | None] | None
+) -> list[int | None]:
+    """Level of every attention block for a variant: ``None`` = per-frame, ``-1`` = joint."""
+    attention, _ = check_variant(temporal)
+    if attention == "frame":
+        return [None] * num_blocks
+    if attention == "joint":
+        return [JOINT_LEVEL] * num_blocks
+    if levels is None:
+        return list(default_levels(num_frames, num_blocks))
+    if len(levels) != num_blocks:
+        raise ConfigError(
+            f"levels has {len(levels)} entries but the model has {num_blocks} attention blocks; "
+            "give one level (or None for per-frame attention) per attention block"
+        )
+    for level in levels:
+        if level not in (None, 0) and (not isinstance(level, int) or level < 1):
+            raise ConfigError(f"level {level!r} is invalid; levels must be >= 1, or None/0")
+    return [None if level in (None, 0) else level for level in levels]
+
+
+class TemporalAttention(nn.Module):
+    """Shared machinery of the temporal attention modules.
+
+    Subclasses turn the block input into ``q, k, v`` of shape ``(B*T, heads, N, d)`` and the
+    mixed output back; :meth:`mix` does frame-group attention and the shift.
+    """
+
+    def __init__(self, num_heads: int, head_dim: int, shift: str, fold_div: int) -> None:
+        super().__init__()
+        if shift not in SHIFTS:
+            raise ConfigError(f"unknown shift {shift!r}; choose one of {SHIFTS}")
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.shift = shift
+        self.fold_div = fold_div
+        if shift == "periodic":
+            ops.shift_fold(head_dim, fold_div)
+        elif shift == "plain":
+            ops.shift_fold(num_heads * head_dim, fold_div)
+        self.level: int | None = None
+        self.num_frames = 1
+        self.groups: ops.Groups = ((0,),)
+
+    def set_frames(self, num_frames: int, level: int | None) -> None:
+        """Configure for clips of ``num_frames`` frames at ``level`` (None per-frame, -1 joint)."""
+        self.num_frames = num_frames
+        self.level = level
+        self.groups = ops.frame_groups(num_frames, level)
+
+    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+        """``q, k, v (B*T, heads, N, d)`` -> ``(B*T, N, heads*d)``: grouped attention, then shift."""
+        out = ops.frame_group_attention(q, k, v, self.num_frames, self.groups, dropout_p=dropout_p)
+        out = out.transpose(1, 2)  # (B*T, N, heads, d)
+        if self.shift == "periodic":
+            fold = self.head_dim // self.fold_div
+            out = ops.shift_frames(out.unflatten(0, (-1, self.num_frames)), fold).flatten(0, 1)
+            return out.flatten(2)
+        out = out.flatten(2)
+        if self.shift == "plain":
+            return ops.plain_shift(out, self.num_frames, self.fold_div)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"heads={self.num_heads}, frames={self.num_frames}, level={self.level}, shift={self.shift}"

@@ -1,0 +1,48 @@
+"""timm Visformer: the attention blocks of stages 2 and 3 (conv-style, ``(B*T, C, H, W)`` maps)."""
+
+from __future__ import annotations
+
+import torch
+from timm.models.visformer import Attention as VisformerAttention
+from timm.models.visformer import Visformer
+from torch import nn
+
+from laps.models.temporal import TemporalAttention
+
+
+class VisformerTemporalAttention(TemporalAttention):
+    """Temporal version of Visformer's 1x1-conv attention on maps ``(B*T, C, H, W)``.
+
+    Holds the original ``qkv``, ``attn_drop``, ``proj`` and ``proj_drop`` (same state_dict keys).
+    """
+
+    def __init__(self, attn: VisformerAttention, shift: str, fold_div: int) -> None:
+        super().__init__(attn.num_heads, attn.head_dim, shift, fold_div)
+        self.qkv = attn.qkv
+        self.attn_drop = attn.attn_drop
+        self.proj = attn.proj
+        self.proj_drop = attn.proj_drop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B*T, C, H, W)`` -> ``(B*T, C, H, W)``; H*W positions are the tokens."""
+        frames, _, height, width = x.shape
+        qkv = self.qkv(x).reshape(frames, 3, self.num_heads, self.head_dim, -1).permute(1, 0, 2, 4, 3)
+        q, k, v = qkv.unbind(0)  # (B*T, heads, H*W, d)
+        out = self.mix(q, k, v, self.attn_drop.p if self.training else 0.0)  # (B*T, H*W, C)
+        out = out.transpose(1, 2).reshape(frames, -1, height, width)
+        return self.proj_drop(self.proj(out))
+
+
+def is_visformer(model: nn.Module) -> bool:
+    return isinstance(model, Visformer)
+
+
+def convert_visformer(model: Visformer, shift: str, fold_div: int) -> list[TemporalAttention]:
+    """Replace the attention of every stage-2/3 block that has one, in place, in block order."""
+    converted = []
+    for stage in (model.stage2, model.stage3):
+        for block in stage:
+            if isinstance(getattr(block, "attn", None), VisformerAttention):
+                block.attn = VisformerTemporalAttention(block.attn, shift, fold_div)
+                converted.append(block.attn)
+    return converted

@@ -1,0 +1,63 @@
+"""timm VisionTransformer family (vit_*, deit_*, ...): every block's attention becomes temporal."""
+
+from __future__ import annotations
+
+import torch
+from timm.layers.attention import Attention
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from laps.errors import UnsupportedBackboneError
+from laps.models.temporal import TemporalAttention
+
+
+class ViTTemporalAttention(TemporalAttention):
+    """Temporal version of ``timm.layers.Attention`` on tokens ``(B*T, N, C)``.
+
+    Holds the original ``qkv``, ``q_norm``, ``k_norm``, ``attn_drop``, ``norm``, ``gate``,
+    ``proj`` and ``proj_drop`` under their timm names (same state_dict keys).
+    """
+
+    def __init__(self, attn: Attention, shift: str, fold_div: int) -> None:
+        super().__init__(attn.num_heads, attn.head_dim, shift, fold_div)
+        self.qkv = attn.qkv
+        self.q_norm = attn.q_norm
+        self.k_norm = attn.k_norm
+        self.attn_drop = attn.attn_drop
+        self.norm = attn.norm
+        self.gate = attn.gate
+        self.proj = attn.proj
+        self.proj_drop = attn.proj_drop
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+        """``x (B*T, N, C)`` -> ``(B*T, N, C_out)``."""
+        if attn_mask is not None or is_causal:
+            raise NotImplementedError("temporal attention does not take an attention mask")
+        frames, tokens, _ = x.shape
+        qkv = self.qkv(x).reshape(frames, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        out = self.mix(q, k, v, self.attn_drop.p if self.training else 0.0)
+        out = self.norm(out)
+        if self.gate is not None:
+            out = out * self.gate(x).sigmoid()
+        return self.proj_drop(self.proj(out))
+
+
+def is_vit(model: nn.Module) -> bool:
+    return isinstance(model, VisionTransformer)
+
+
+def convert_vit(model: VisionTransformer, shift: str, fold_div: int) -> list[TemporalAttention]:
+    """Replace the attention of every block in place; returns the new modules in block order."""
+    converted = []
+    for index, block in enumerate(model.blocks):
+        attn = getattr(block, "attn", None)
+        if type(attn) is not Attention:
+            raise UnsupportedBackboneError(
+                f"block {index} of {type(model).__name__} uses {type(attn).__name__}, not timm's "
+                "standard Attention; laps supports plain ViT/DeiT blocks (vit_*, deit_*)"
+            )
+        block.attn = ViTTemporalAttention(attn, shift, fold_div)
+        converted.append(block.attn)
+    return converted
