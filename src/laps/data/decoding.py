@@ -106,9 +106,10 @@ class PyAVReader:
             raise BrokenVideoError(self.path, f"no video stream (streams: {', '.join(kinds)})")
         stream = self._stream = self._container.streams.video[0]
         stream.codec_context.thread_count = 1  # parallelism comes from loader workers
-        pts, key_pts = self._read_index()
-        if stream.frames and len(pts) < stream.frames:
-            raise BrokenVideoError(self.path, f"truncated: header lists {stream.frames} frames, file holds {len(pts)}")
+        pts, key_pts, packets = self._read_index()
+        indexed = len(stream.index_entries)  # mp4/avi: every packet; mkv/webm: key frames only
+        if packets < indexed:
+            raise BrokenVideoError(self.path, f"truncated: the index lists {indexed} frames, the file holds {packets}")
         seconds = pts * float(stream.time_base)
         keep = np.ones(len(pts), dtype=bool)
         if start is not None:
@@ -124,19 +125,24 @@ class PyAVReader:
         self.info = VideoInfo(len(self._pts), float(rate) if rate else None, stream.codec_context.width,
                               stream.codec_context.height)
 
-    def _read_index(self) -> tuple[np.ndarray, np.ndarray]:
-        """Demux (no decoding) -> sorted frame timestamps (N,) and key-frame timestamps (K,)."""
-        pts, key_pts = [], []
+    def _read_index(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Demux (no decoding) -> sorted timestamps of the shown frames (N,), of the key frames (K,),
+        and the packet count. Packets an edit list discards (e.g. lead-in of a stream-copied cut)
+        are decoded as references but never shown, so they are not frames; key frames they may be."""
+        pts, key_pts, packets = [], [], 0
         try:
             for packet in self._container.demux(self._stream):
                 stamp = packet.pts if packet.pts is not None else packet.dts
-                if packet.size and stamp is not None:
+                if not packet.size or stamp is None:
+                    continue
+                packets += 1
+                if not packet.is_discard:
                     pts.append(stamp)
-                    if packet.is_keyframe:
-                        key_pts.append(stamp)
+                if packet.is_keyframe:
+                    key_pts.append(stamp)
         except av.error.FFmpegError as err:
             raise BrokenVideoError(self.path, f"truncated or corrupt container ({err.strerror or err})") from err
-        return np.sort(np.asarray(pts, dtype=np.int64)), np.sort(np.asarray(key_pts, dtype=np.int64))
+        return np.sort(np.asarray(pts, dtype=np.int64)), np.sort(np.asarray(key_pts, dtype=np.int64)), packets
 
     def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames at ``indices`` (presentation order) -> uint8 ``(K, H, W, 3)``."""
@@ -149,8 +155,8 @@ class PyAVReader:
         missing = [p for p in wanted if p not in frames]
         if missing:
             first = int(np.searchsorted(self._pts, missing[0]))
-            what = "no decodable frames" if not frames else f"truncated: frame {first} of {len(self._pts)} did not decode"
-            raise BrokenVideoError(self.path, what)
+            reason = f"truncated: frame {first} of {len(self._pts)} did not decode" if frames else "no decodable frames"
+            raise BrokenVideoError(self.path, reason)
         return np.stack([frames[p] for p in self._pts[idx]])
 
     def _seek_point(self, first_pts: int) -> int:

@@ -21,6 +21,8 @@ import numpy as np
 
 from laps.errors import ConfigError, DataError
 
+SAMPLINGS = ("dense", "segment")
+
 
 def _check(num_video_frames: int, num_frames: int, clip_index: int, num_clips: int) -> None:
     if num_video_frames < 1:
@@ -90,7 +92,7 @@ def sample_indices(
         return dense_indices(num_video_frames, num_frames, rate, **kwargs)
     if sampling == "segment":
         return segment_indices(num_video_frames, num_frames, **kwargs)
-    raise ConfigError(f"unknown sampling {sampling!r}; choose 'dense' or 'segment'")
+    raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
 
 
 def parse_views(spec: str | Sequence[int]) -> tuple[int, int]:

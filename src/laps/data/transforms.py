@@ -53,7 +53,8 @@ class Normalize:
         self.scale, self.shift = 1.0 / (255.0 * std), -mean / std
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift, clip.float(), self.scale).contiguous()
+        out = torch.empty(clip.shape, dtype=torch.float32)  # contiguous, whatever the input layout
+        return out.copy_(clip).mul_(self.scale).add_(self.shift)
 
 
 class TrainTransform:
@@ -119,5 +120,5 @@ class TestTransform:
             offsets = [((height - size) // 2, left) for left in (0, (width - size) // 2, width - size)]
         else:
             offsets = [(top, (width - size) // 2) for top in (0, (height - size) // 2, height - size)]
-        crops = torch.stack([clip[..., t:t + size, l:l + size] for t, l in offsets])
+        crops = torch.stack([clip[..., top:top + size, left:left + size] for top, left in offsets])
         return self.normalize(crops)

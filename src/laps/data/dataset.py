@@ -1,0 +1,183 @@
+"""``VideoDataset`` (records -> clips, tolerant of broken files) and ``build_loader``.
+
+Broken files: a video that fails to open or decode is logged once (path and reason),
+marked in a shared-memory flag array, and replaced by another random video (up to
+``max_retries`` draws, then :class:`~laps.errors.DataError`). The flags live in shared
+memory, so marks made inside DataLoader worker processes are seen by the main process:
+``dataset.broken`` (count) and ``dataset.broken_files()`` after or during an epoch give
+the distinct broken files found so far (per process group rank). Files already marked
+are skipped without another decode attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from contextlib import closing
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from laps.data.annotations import VideoRecord, resolve_path
+from laps.data.decoding import BACKENDS, open_video
+from laps.data.sampling import SAMPLINGS, parse_views, sample_indices
+from laps.data.transforms import Norm, TestTransform, TrainTransform
+from laps.errors import ConfigError, DataError, VideoDecodeError
+
+logger = logging.getLogger(__name__)
+
+
+class VideoDataset(Dataset):
+    """Video records -> normalised clips.
+
+    Items: train ``(clip float (T, C, H, W), label)``; test ``(views float (V, T, C, H, W),
+    label, index)`` with ``V = clips x crops`` ordered clip-major, and ``index`` the record
+    actually decoded (another one when the requested file is broken).
+
+    Args:
+        records: videos and labels; paths relative to ``root`` or absolute.
+        num_frames, sampling_rate: frames per clip and their spacing (dense sampling only).
+        train: random clip, scale jitter, crop and flip; else fixed test views.
+        img_size: crop side. sampling: "dense" or "segment" (TSN).
+        views: test views as (clips, crops) or "10x3"; ignored in training.
+        scale_range: training short-side jitter range (pixels, >= img_size).
+        flip: random horizontal flip in training (turn off for direction-sensitive classes).
+        norm: "imagenet", "half", "visformer" or (mean, std).
+        max_retries: replacement draws for a broken file before giving up.
+        backend: video decoder, see :data:`laps.data.decoding.BACKENDS`.
+        randaugment: add RandAugment (same ops for every frame) in training.
+        seed: training augmentation seed; with :meth:`set_epoch`, an item's random draws depend
+            only on ``(seed, epoch, index)``.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        root: str | os.PathLike,
+        num_frames: int = 8,
+        sampling_rate: int = 8,
+        *,
+        train: bool,
+        img_size: int = 224,
+        sampling: str = "dense",
+        views: str | Sequence[int] = (1, 1),
+        scale_range: tuple[int, int] = (256, 320),
+        flip: bool = True,
+        norm: Norm = "imagenet",
+        max_retries: int = 10,
+        backend: str = "pyav",
+        randaugment: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not records:
+            raise DataError("the dataset has no videos; check the annotation file")
+        if sampling not in SAMPLINGS:
+            raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.records = list(records)
+        self.root = str(root)
+        self.num_frames, self.sampling_rate, self.sampling = num_frames, sampling_rate, sampling
+        self.train, self.backend, self.max_retries = train, backend, max_retries
+        self.views = (1, 1) if train else parse_views(views)
+        if train:
+            self.transform = TrainTransform(img_size, scale_range, flip=flip, norm=norm, randaugment=randaugment)
+        else:
+            self.transform = TestTransform(img_size, self.views[1], norm=norm)
+        self._broken = torch.zeros(len(self.records), dtype=torch.bool).share_memory_()
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def broken(self) -> int:
+        """Number of distinct broken files found so far (by any worker process)."""
+        return int(self._broken.sum())
+
+    def broken_files(self) -> list[str]:
+        """Record paths of the broken files found so far."""
+        return [self.records[i].path for i in self._broken.nonzero().flatten().tolist()]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentations :meth:`__getitem__` draws (training only)."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        # an item's randomness depends only on (seed, epoch, index): the same clips whatever the
+        # number of workers or processes, and again after a resume
+        rng = np.random.default_rng([self.seed, self.epoch, index] if self.train else [index])
+        for _ in range(self.max_retries + 1):
+            if self._broken[index]:
+                last_error = f"{self.records[index].path}: found broken before"
+            else:
+                try:
+                    return self._load(index, rng)
+                except VideoDecodeError as err:
+                    self._mark_broken(index, err)
+                    last_error = str(err)
+            index = int(rng.integers(len(self.records)))
+        raise DataError(
+            f"gave up after {self.max_retries + 1} unreadable video(s) in a row (last: {last_error}); "
+            "list the broken files with 'laps data check LIST --root DIR'"
+        )
+
+    def _mark_broken(self, index: int, err: VideoDecodeError) -> None:
+        if not self._broken[index]:
+            self._broken[index] = True
+            logger.warning("skipping broken video %s", err)
+
+    def _indices(self, num_video_frames: int, rng: np.random.Generator, clip: int = 0) -> np.ndarray:
+        return sample_indices(self.sampling, num_video_frames, self.num_frames, self.sampling_rate,
+                              train=self.train, rng=rng, clip_index=clip, num_clips=self.views[0])
+
+    def _load(self, index: int, rng: np.random.Generator):
+        record = self.records[index]
+        path = resolve_path(self.root, record.path)
+        with closing(open_video(path, self.backend, record.start, record.end)) as video:
+            total = video.info.num_frames
+            if self.train:
+                return self.transform(video.get(self._indices(total, rng)), rng), record.label
+            clips = self.views[0]
+            frames = video.get(np.concatenate([self._indices(total, rng, k) for k in range(clips)]))
+        frames = frames.reshape(clips, self.num_frames, *frames.shape[1:])
+        return torch.cat([self.transform(clip) for clip in frames]), record.label, index
+
+
+def build_loader(
+    dataset: VideoDataset,
+    batch_size: int,
+    *,
+    train: bool,
+    num_workers: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+    seed: int = 0,
+) -> DataLoader:
+    """DataLoader over a :class:`VideoDataset`, sharded with a :class:`DistributedSampler`.
+
+    Batches: train ``(clips (B, T, C, H, W), labels (B,))``; test ``(views (B, V, T, C, H, W),
+    labels (B,), indices (B,))``. Training shuffles (seeded) and drops the last partial batch.
+    ``num_replicas``/``rank`` shard the data over processes (1/0: everything). Call
+    :func:`set_epoch` before every epoch: it reshuffles and selects the epoch's augmentations.
+    Workers are started per epoch so they see the dataset's current epoch; memory is pinned
+    only when CUDA is available.
+    """
+    sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed,
+                                 drop_last=train)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=train,
+    )
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Reshuffle a :func:`build_loader` loader and select the epoch's augmentations."""
+    loader.sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)

@@ -1,0 +1,46 @@
+import argparse
+
+import pytest
+
+from laps.data.cli import add_parsers
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="laps")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_check_clean_list_exits_0(index_video, tmp_path, capsys):
+    (tmp_path / "list.txt").write_text(f"{index_video} 0\n{index_video} 1\n")
+    assert run(["data", "check", str(tmp_path / "list.txt"), "--workers", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["checked 2 videos: 0 broken"]
+
+
+def test_check_reports_broken_files_and_exits_1(index_video, broken_videos, capsys):
+    root = broken_videos["empty"].parent
+    listing = root / "list.txt"
+    listing.write_text(f"{index_video} 0\nempty.mp4 0\nmissing.mp4 1\n")
+    assert run(["data", "check", str(listing), "--root", str(root), "--workers", "2"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"BROKEN {root / 'empty.mp4'}: empty file (0 bytes)",
+        f"BROKEN {root / 'missing.mp4'}: file not found",
+        "checked 3 videos: 2 broken",
+    ]
+
+
+def test_make_synthetic_then_check(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert run(["make-synthetic", str(out), "--videos-per-class", "2", "--seed", "1", "--frames", "4",
+                "--size", "16"]) == 0
+    assert run(["data", "check", str(out / "val.txt"), "--workers", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "checked 10 videos: 0 broken"
+
+
+@pytest.mark.parametrize("argv", [["data", "check", "--help"], ["make-synthetic", "--help"]])
+def test_help_has_examples(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(argv)
+    assert exit_info.value.code == 0
+    assert "examples:" in capsys.readouterr().out

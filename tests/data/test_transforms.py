@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from laps.data.transforms import NORMS, TestTransform, TrainTransform
+from laps.errors import ConfigError
+
+
+def same_frames(num=4, height=60, width=80, seed=0):
+    """Identical textured frames -> uint8 (T, H, W, 3)."""
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return np.broadcast_to(image, (num, height, width, 3)).copy()
+
+
+def test_train_output_shape_and_normalisation():
+    frames = np.full((3, 40, 50, 3), (255, 0, 128), dtype=np.uint8)
+    out = TrainTransform(32, (32, 48), norm="imagenet")(frames, np.random.default_rng(0))
+    assert out.shape == (3, 3, 32, 32) and out.dtype == torch.float32
+    mean, std = NORMS["imagenet"]
+    expected = (np.array([255, 0, 128]) / 255 - mean) / std
+    assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.tensor(expected, dtype=torch.float32), atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_train_crop_and_flip_identical_for_every_frame(seed):
+    out = TrainTransform(32, (32, 64), flip=True)(same_frames(), np.random.default_rng(seed))
+    assert all(torch.equal(out[0], frame) for frame in out[1:])
+
+
+def test_flip_switch():
+    frames = same_frames(2)
+    flipped = 0
+    for seed in range(20):
+        plain = TrainTransform(32, (40, 40), flip=False)(frames, np.random.default_rng(seed))
+        maybe = TrainTransform(32, (40, 40), flip=True)(frames, np.random.default_rng(seed))
+        assert torch.equal(maybe, plain) or torch.equal(maybe, plain.flip(-1))
+        flipped += not torch.equal(maybe, plain)
+    assert 0 < flipped < 20
+
+
+def test_randaugment_applies_the_same_op_to_every_frame():
+    torch.manual_seed(0)
+    out = TrainTransform(32, (32, 48), randaugment=True)(same_frames(), np.random.default_rng(0))
+    assert all(torch.equal(out[0], frame) for frame in out[1:])
+
+
+def test_test_transform_three_crops_along_long_side():
+    gradient = np.broadcast_to(np.linspace(0, 255, 90).astype(np.uint8)[None, None, :, None], (2, 30, 90, 3)).copy()
+    out = TestTransform(20, 3, norm="half")(gradient)  # resized to 20x60, crops at x = 0, 20, 40
+    assert out.shape == (3, 2, 3, 20, 20)
+    means = out.mean(dim=(1, 2, 3, 4))
+    assert means[0] < means[1] < means[2]
+    assert torch.equal(TestTransform(20, 1, norm="half")(gradient)[0], out[1])  # one crop = the centre one
+    tall = np.ascontiguousarray(gradient.transpose(0, 2, 1, 3))
+    tall_means = TestTransform(20, 3, norm="half")(tall).mean(dim=(1, 2, 3, 4))
+    assert tall_means[0] < tall_means[1] < tall_means[2]
+
+
+def test_half_norm_range():
+    out = TestTransform(16, 1, norm="half")(np.array([[[[0, 255, 0]] * 16] * 16], dtype=np.uint8))
+    assert (out.min().item(), out.max().item()) == pytest.approx((-1, 1))
+
+
+def test_custom_norm_and_errors():
+    out = TestTransform(8, 1, norm=((0, 0, 0), (1, 1, 1)))(np.full((1, 8, 8, 3), 255, dtype=np.uint8))
+    assert torch.allclose(out, torch.ones_like(out))
+    with pytest.raises(ConfigError, match="unknown normalisation"):
+        TrainTransform(norm="kinetics")
+    with pytest.raises(ConfigError, match="scale_range"):
+        TrainTransform(224, (200, 256))
+    with pytest.raises(ConfigError, match="1 or 3"):
+        TestTransform(224, 2)
+    with pytest.raises(ValueError, match="uint8"):
+        TestTransform(8)(np.zeros((1, 8, 8, 3), dtype=np.float32))
