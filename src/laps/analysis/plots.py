@@ -1,0 +1,58 @@
+"""Plots written as PNG files (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(runs: dict[str, Sequence[dict]], path: str | Path) -> None:
+    """Loss and top-1 per epoch for one or more runs (``{name: metrics.jsonl rows}``)."""
+    plt = _pyplot()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, rows in runs.items():
+        epochs = [r["epoch"] for r in rows]
+        loss_ax.plot(epochs, [r["train_loss"] for r in rows], label=f"{name} train")
+        acc_ax.plot(epochs, [100 * r["train_top1"] for r in rows], "--", label=f"{name} train")
+        if any("val_top1" in r for r in rows):
+            val = [r for r in rows if "val_top1" in r]
+            loss_ax.plot([r["epoch"] for r in val], [r["val_loss"] for r in val], label=f"{name} val")
+            acc_ax.plot([r["epoch"] for r in val], [100 * r["val_top1"] for r in val], label=f"{name} val")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy", ylim=(0, 100))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path) -> None:
+    """Confusion matrix (rows = true class, columns = predicted), counts annotated."""
+    plt = _pyplot()
+    size = max(4.0, 0.5 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true")
+    if len(classes) <= 30:
+        for (i, j), count in np.ndenumerate(confusion):
+            if count:
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                        color="white" if count > confusion.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,82 @@
+"""Build models and datasets from a :class:`~laps.engine.config.Config`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from laps.data import VideoDataset, load_annotations, load_classes
+from laps.data.annotations import Annotations
+from laps.engine.config import Config
+from laps.errors import ConfigError, DataError
+from laps.models import VideoClassifier, create_model
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("runtime.device=cuda but no CUDA device is available; use runtime.device=cpu")
+    return torch.device(name)
+
+
+def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
+    """The video model a config describes; ``pretrained=False`` skips 2D weights (e.g. when a
+    laps checkpoint will be loaded right after)."""
+    m = config.model
+    kwargs = {"img_size": m.img_size, "drop_path_rate": m.drop_path}
+    if m.patch_size:
+        kwargs["patch_size"] = m.patch_size
+    if m.depth:
+        kwargs["depth"] = m.depth
+    weights = (True if m.pretrained == "timm" else m.pretrained or False) if pretrained else False
+    return create_model(m.backbone, temporal=m.temporal, num_frames=m.num_frames, num_classes=num_classes,
+                        pretrained=weights, levels=m.levels, fold_div=m.fold_div, **kwargs)
+
+
+def _path(root: str, name: str, key: str) -> Path:
+    if not name:
+        raise ConfigError(f"{key} is not set; pass it in the config or on the command line")
+    path = Path(name)
+    if not path.is_absolute() and root and not path.exists():
+        path = Path(root) / path
+    if not path.exists():
+        raise DataError(f"{key}: {name} does not exist (looked in the current folder and under data.root={root!r})")
+    return path
+
+
+def read_split(config: Config, list_key: str, classes: list[str] | None = None) -> tuple[Annotations, str]:
+    """Records of ``data.train_list`` or ``data.val_list`` (labelled by ``classes`` if given) and
+    the folder their paths are relative to (data.root, else the list's folder)."""
+    d = config.data
+    path = _path(d.root, getattr(d, list_key), f"data.{list_key}")
+    root = d.root or str(path.parent)
+    subset = "train" if list_key == "train_list" else "test"
+    return load_annotations(path, root, d.format, classes=classes, subset=subset), root
+
+
+def class_names(config: Config, annotations: Annotations) -> list[str]:
+    """Class names: data.classes, else <root>/classes.json, else those the annotations carry,
+    else ``class_0..class_{K-1}`` from the largest label."""
+    d = config.data
+    candidates = [Path(d.classes)] if d.classes else []
+    if d.root:
+        candidates.append(Path(d.root) / "classes.json")
+    for candidate in candidates:
+        if candidate.is_file():
+            return load_classes(candidate)
+    if d.classes:
+        raise DataError(f"data.classes: {d.classes} does not exist")
+    if annotations.classes:
+        return list(annotations.classes)
+    return [f"class_{i}" for i in range(max(r.label for r in annotations) + 1)]
+
+
+def build_dataset(config: Config, annotations: Annotations, root: str, train: bool, views: str = "1x1") -> VideoDataset:
+    d, m = config.data, config.model
+    return VideoDataset(
+        annotations, root, m.num_frames, d.sampling_rate, train=train, img_size=m.img_size,
+        sampling=d.sampling, views=views, scale_range=(d.scale_min, d.scale_max), flip=d.flip, norm=d.norm,
+        seed=config.runtime.seed,
+    )

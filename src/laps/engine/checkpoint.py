@@ -1,0 +1,111 @@
+"""Checkpoints: safetensors weights (self-describing) and a weights_only-loadable training state.
+
+Every write goes to a temporary file in the same folder and is renamed into place, so a
+killed process never leaves a half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from laps.engine.config import Config, config_from_dict
+from laps.errors import CheckpointError
+
+BEST, LAST, STATE = "best.safetensors", "last.safetensors", "state.pt"
+CONFIG, CLASSES = "config.yaml", "classes.json"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_weights(model: nn.Module, path: str | Path, config: Config | None = None, classes: list[str] | None = None) -> None:
+    """Write ``model.state_dict()`` as safetensors; the run config and class names go into the
+    file's metadata so a lone weights file can be loaded and used for prediction."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt"}
+    if config is not None:
+        metadata["laps_config"] = json.dumps(config.to_dict())
+    if classes is not None:
+        metadata["laps_classes"] = json.dumps(classes)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+
+
+def save_state(state: dict[str, Any], path: str | Path) -> None:
+    """Atomically ``torch.save`` a training state made of tensors and plain Python values."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"training state {path} does not exist; nothing to resume") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
+        raise CheckpointError(f"cannot read training state {path}: {exc}") from exc
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """A run directory means its best weights (else last); a file means itself."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"run directory {path} holds no {BEST} or {LAST}; did training finish an epoch?")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a run directory or a .safetensors file")
+    return path
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config | None, list[str] | None]:
+    """Tensors, run config and class names of a weights file (or run directory)."""
+    path = resolve_weights(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - not a safetensors file, truncated, ...
+        raise CheckpointError(f"cannot read weights {path}: {exc}; expected a laps .safetensors file") from exc
+    config = config_from_dict(json.loads(metadata["laps_config"])) if "laps_config" in metadata else None
+    classes = json.loads(metadata["laps_classes"]) if "laps_classes" in metadata else None
+    return tensors, config, classes
+
+
+def load_weights_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Strict load with one clear message when the checkpoint belongs to another model."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = (f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} with other shapes"
+                  + (f" (e.g. {wrong[0]}: {tuple(tensors[wrong[0]].shape)} vs {tuple(expected[wrong[0]].shape)})" if wrong else ""))
+        raise CheckpointError(
+            f"checkpoint {source} does not fit this model: {detail}; it was saved from another "
+            "backbone or class count — build the model from the checkpoint's own config"
+        )
+    model.load_state_dict(tensors)

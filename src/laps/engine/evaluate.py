@@ -1,0 +1,127 @@
+"""Multi-view evaluation: softmax averaged over the views of each video, then accuracy metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from laps.engine.distributed import is_main_process
+
+
+def autocast(device: torch.device, amp: str):
+    """Autocast context for ``amp`` in {none, bf16, fp16} on ``device``."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+@torch.no_grad()
+def predict_views(model: nn.Module, views: torch.Tensor, amp: str = "none", chunk: int = 16) -> torch.Tensor:
+    """Class probabilities ``(B, K)`` of ``views (B, V, T, C, H, W)``: softmax per view, averaged."""
+    batch, num_views = views.shape[:2]
+    flat = views.flatten(0, 1)
+    device = next(model.parameters()).device
+    probs = []
+    for start in range(0, flat.shape[0], chunk):
+        with autocast(device, amp):
+            logits = model(flat[start : start + chunk].to(device, non_blocking=True))
+        probs.append(logits.float().softmax(-1))
+    return torch.cat(probs).unflatten(0, (batch, num_views)).mean(1)
+
+
+def _gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate a tensor from every rank (rank order); identity without distributed."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    world = dist.get_world_size()
+    sizes = [torch.zeros((), dtype=torch.long) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor(tensor.shape[0]))
+    padded = torch.zeros((int(max(sizes)), *tensor.shape[1:]), dtype=tensor.dtype)
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(n)] for p, n in zip(parts, sizes)])
+
+
+def evaluate(model: nn.Module, loader, num_classes: int, amp: str = "none", progress: bool = True,
+             desc: str = "eval") -> dict[str, Any]:
+    """Run ``model`` over a test-mode loader of ``(views (B,V,T,C,H,W), labels, indices)``.
+
+    Returns metrics with fractions in [0, 1] plus ``probs (num_videos, K)``, ``labels`` and
+    ``indices`` (dataset order), gathered over all ranks; duplicates from padded distributed
+    samplers are dropped.
+    """
+    was_training = model.training
+    model.eval()
+    probs, labels, indices = [], [], []
+    for views, label, index in tqdm(loader, desc=desc, leave=False, disable=not (progress and is_main_process())):
+        probs.append(predict_views(model, views, amp).cpu())
+        labels.append(label)
+        indices.append(index)
+    model.train(was_training)
+    probs_t = _gather(torch.cat(probs)) if probs else torch.zeros(0, num_classes)
+    labels_t = _gather(torch.cat(labels)) if labels else torch.zeros(0, dtype=torch.long)
+    indices_t = _gather(torch.cat(indices)) if indices else torch.zeros(0, dtype=torch.long)
+    order = np.unique(indices_t.numpy(), return_index=True)[1]
+    probs_t, labels_t, indices_t = probs_t[order], labels_t[order], indices_t[order]
+    return {**accuracy_metrics(probs_t, labels_t, num_classes), "probs": probs_t, "labels": labels_t, "indices": indices_t}
+
+
+def accuracy_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    """top1, top5, mean class accuracy, per-class accuracy and confusion matrix (rows = truth)."""
+    num = labels.shape[0]
+    if num == 0:
+        return {"top1": 0.0, "top5": 0.0, "mean_class_acc": 0.0, "per_class_acc": [0.0] * num_classes,
+                "confusion": np.zeros((num_classes, num_classes), dtype=int), "num_videos": 0, "loss": 0.0}
+    top = probs.topk(min(5, num_classes), dim=-1).indices
+    pred = top[:, 0]
+    confusion = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(confusion, (labels.numpy(), pred.numpy()), 1)
+    support = confusion.sum(1)
+    per_class = np.divide(np.diag(confusion), support, out=np.zeros(num_classes), where=support > 0)
+    return {
+        "top1": float((pred == labels).float().mean()),
+        "top5": float((top == labels[:, None]).any(1).float().mean()),
+        "mean_class_acc": float(per_class[support > 0].mean()),
+        "per_class_acc": per_class.tolist(),
+        "confusion": confusion,
+        "num_videos": int(num),
+        "loss": float(torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels)),
+    }
+
+
+def write_eval_outputs(result: dict[str, Any], out_dir: str | Path, classes: list[str], views: str,
+                       paths: list[str]) -> dict[str, Any]:
+    """Write eval.json, confusion.csv/png, per_class.csv and predictions.csv; return eval.json's dict."""
+    from laps.analysis.plots import plot_confusion
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "top1": result["top1"], "top5": result["top5"], "mean_class_acc": result["mean_class_acc"],
+        "num_videos": result["num_videos"], "views": views,
+        "per_class_acc": dict(zip(classes, result["per_class_acc"])),
+    }
+    (out / "eval.json").write_text(json.dumps(summary, indent=2))
+    confusion = result["confusion"]
+    with open(out / "confusion.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true\\pred", *classes])
+        writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
+    plot_confusion(confusion, classes, out / "confusion.png")
+    with open(out / "predictions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "pred", "prob"])
+        for index, label, prob in zip(result["indices"].tolist(), result["labels"].tolist(), result["probs"]):
+            pred = int(prob.argmax())
+            writer.writerow([paths[index], classes[label], classes[pred], f"{float(prob[pred]):.4f}"])
+    return summary

@@ -1,0 +1,77 @@
+"""Load a trained model from a run directory or weights file; predict and evaluate with it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from laps.data import VideoDataset, VideoRecord, load_classes
+from laps.data.annotations import VIDEO_SUFFIXES
+from laps.engine import checkpoint as ckpt
+from laps.engine.builders import build_model, resolve_device
+from laps.engine.config import Config, config_from_dict
+from laps.engine.evaluate import predict_views
+from laps.errors import CheckpointError, DataError, LapsError
+from laps.models import VideoClassifier
+
+
+@dataclass
+class TrainedModel:
+    model: VideoClassifier
+    config: Config
+    classes: list[str]
+
+
+def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
+    """A run directory (its best weights, config.yaml, classes.json) or a laps weights file
+    (config and classes from its metadata) -> an eval-mode model on ``device``."""
+    weights = ckpt.resolve_weights(checkpoint)
+    tensors, config, classes = ckpt.read_weights(weights)
+    run_dir = weights.parent
+    if config is None and (run_dir / ckpt.CONFIG).is_file():
+        config = config_from_dict(yaml.safe_load((run_dir / ckpt.CONFIG).read_text()))
+    if config is None:
+        raise CheckpointError(f"{weights} carries no laps config and has no config.yaml beside it; was it written by laps train?")
+    if classes is None:
+        classes = load_classes(run_dir / ckpt.CLASSES) if (run_dir / ckpt.CLASSES).is_file() else None
+    if classes is None:
+        raise CheckpointError(f"{weights} carries no class names and has no classes.json beside it; was it written by laps train?")
+    model = build_model(config, len(classes), pretrained=False)
+    ckpt.load_weights_into(model, tensors, weights)
+    return TrainedModel(model.to(resolve_device(device)).eval(), config, classes)
+
+
+def expand_videos(inputs: list[str]) -> list[str]:
+    """Files as given; folders expanded to the videos under them (sorted)."""
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            paths.extend(sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES))
+        else:
+            paths.append(item)
+    return paths
+
+
+def predict_files(trained: TrainedModel, paths: list[str], views: str = "1x3", top_k: int = 5,
+                  amp: str = "none") -> list[dict[str, Any]]:
+    """``[{"path", "top": [{"label", "prob"}, ...]}]`` per video, or ``{"path", "error"}``."""
+    c = trained.config
+    dataset = VideoDataset([VideoRecord(os.path.abspath(p), 0) for p in paths], ".", c.model.num_frames,
+                           c.data.sampling_rate, train=False, img_size=c.model.img_size, sampling=c.data.sampling,
+                           views=views, norm=c.data.norm, max_retries=0)
+    results = []
+    for index, path in enumerate(paths):
+        try:
+            views_tensor, _, _ = dataset[index]
+        except (DataError, LapsError) as exc:
+            results.append({"path": path, "error": str(exc)})
+            continue
+        probs = predict_views(trained.model, views_tensor.unsqueeze(0), amp)[0]
+        top = probs.topk(min(top_k, probs.numel()))
+        results.append({"path": path, "top": [{"label": trained.classes[i], "prob": float(p)}
+                                              for p, i in zip(top.values.tolist(), top.indices.tolist())]})
+    return results

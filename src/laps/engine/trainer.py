@@ -1,0 +1,310 @@
+"""The training loop: AMP, accumulation, clipping, schedules, mixup, EMA, DDP, checkpoints, logs.
+
+Determinism and resume: every epoch's randomness (data order, augmentation, dropout) is
+derived from ``(seed, epoch)``, and a checkpoint is written atomically after every epoch, so
+a run killed at any point and resumed with ``--resume`` ends with the same metrics as an
+uninterrupted one (the interrupted epoch is redone from its start).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.utils import ModelEmaV3
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from laps.analysis.flops import count_flops, count_params
+from laps.analysis.plots import plot_training_curves
+from laps.data import build_loader, save_classes, set_epoch
+from laps.engine import checkpoint as ckpt
+from laps.engine.builders import build_dataset, build_model, class_names, read_split, resolve_device
+from laps.engine.config import Config, save_config
+from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
+from laps.engine.evaluate import autocast, evaluate
+from laps.errors import CheckpointError, ConfigError
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(config: Config, steps_per_epoch: int):
+    """Per-step LR multiplier: linear warm-up, then cosine / step (milestones in epochs) / constant."""
+    o = config.optim
+    warmup = o.warmup_epochs * steps_per_epoch
+    total = max(1, o.epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if o.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        if o.schedule == "step":
+            return o.gamma ** sum(step >= m * steps_per_epoch for m in o.milestones)
+        return 1.0
+
+    return factor
+
+
+def mix_batch(clips: torch.Tensor, labels: torch.Tensor, num_classes: int, config: Config,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or CutMix (chosen at random when both are on) on ``(B, T, C, H, W)``; the same box
+    for every frame. Returns mixed clips and soft targets ``(B, K)`` with label smoothing."""
+    o = config.optim
+    smooth = o.label_smoothing
+    targets = F.one_hot(labels, num_classes).float() * (1 - smooth) + smooth / num_classes
+    alphas = [a for a in (o.mixup, o.cutmix) if a > 0]
+    if not alphas:
+        return clips, targets
+    use_cutmix = o.cutmix > 0 and (o.mixup == 0 or torch.rand((), generator=generator) < 0.5)
+    alpha = o.cutmix if use_cutmix else o.mixup
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha else 1.0
+    partner = clips.flip(0)
+    if use_cutmix:
+        height, width = clips.shape[-2:]
+        cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
+        cy = int(torch.randint(height, (), generator=generator))
+        cx = int(torch.randint(width, (), generator=generator))
+        y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+        x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+        clips = clips.clone()
+        clips[..., y0:y1, x0:x1] = partner[..., y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (height * width)
+    else:
+        clips = lam * clips + (1 - lam) * partner
+    return clips, lam * targets + (1 - lam) * targets.flip(0)
+
+
+class Trainer:
+    """One training run, configured by a :class:`Config`; call :meth:`fit`."""
+
+    def __init__(self, config: Config, resume: bool = False) -> None:
+        self.config = config
+        self.out = Path(config.runtime.output)
+        self.device = resolve_device(config.runtime.device)
+        if config.runtime.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError("runtime.amp=fp16 needs CUDA; use runtime.amp=bf16 on CPU")
+        self.distributed = init_distributed(self.device)
+        if self.device.type == "cuda" and self.distributed:
+            torch.cuda.set_device(rank() % torch.cuda.device_count())
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.resume = resume
+        seed_everything(config.runtime.seed)
+        self._build_data()
+        self._build_model()
+
+    def _build_data(self) -> None:
+        c = self.config
+        train_records, train_root = read_split(c, "train_list")
+        self.classes = class_names(c, train_records)
+        val_records, val_root = read_split(c, "val_list", self.classes) if c.data.val_list else (None, "")
+        self.num_classes = len(self.classes)
+        self.train_set = build_dataset(c, train_records, train_root, train=True)
+        self.val_set = build_dataset(c, val_records, val_root, train=False, views=c.data.val_views) if val_records else None
+        per_rank = c.optim.batch_size // world_size()
+        if per_rank * world_size() != c.optim.batch_size:
+            raise ConfigError(f"optim.batch_size={c.optim.batch_size} must be divisible by the {world_size()} processes")
+        if len(self.train_set) < c.optim.batch_size:
+            raise ConfigError(f"optim.batch_size={c.optim.batch_size} is larger than the {len(self.train_set)} training videos")
+        self.train_loader = build_loader(self.train_set, per_rank, train=True, num_workers=c.data.num_workers,
+                                         num_replicas=world_size(), rank=rank(), seed=c.runtime.seed)
+        if self.val_set is not None:
+            self.val_loader = build_loader(self.val_set, max(1, per_rank), train=False,
+                                           num_workers=c.data.num_workers, num_replicas=world_size(), rank=rank())
+
+    def _build_model(self) -> None:
+        c = self.config
+        self.model = build_model(c, self.num_classes, pretrained=not self.resume).to(self.device)
+        self.params = count_params(self.model)
+        clip = torch.zeros(1, c.model.num_frames, self.model.in_chans, c.model.img_size, c.model.img_size)
+        self.gflops = count_flops(self.model.cpu(), clip) / 1e9
+        self.model.to(self.device)
+        self.optimizer = create_optimizer_v2(
+            self.model.backbone, opt="momentum" if c.optim.optimizer == "sgd" else "adamw", lr=c.optim.lr,
+            weight_decay=c.optim.weight_decay, momentum=c.optim.momentum,
+            layer_decay=c.optim.layer_decay if c.optim.layer_decay < 1 else None,
+        )
+        self.steps_per_epoch = max(1, len(self.train_loader) // c.optim.accum_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(c, self.steps_per_epoch))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.runtime.amp == "fp16")
+        self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay) if c.optim.ema_decay > 0 else None
+        self.net = DistributedDataParallel(self.model) if self.distributed else self.model
+        if c.runtime.compile:
+            self.net = torch.compile(self.net)
+
+    # ------------------------------------------------------------------ state
+    def _state(self, epoch: int, best: dict[str, Any], wall: float) -> dict[str, Any]:
+        state = {
+            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "best": best, "wall_time_s": wall,
+            "config": self.config.to_dict(),
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.module.state_dict()
+        return state
+
+    def _restore(self) -> tuple[int, dict[str, Any], float]:
+        state = ckpt.load_state(self.out / ckpt.STATE)
+        ckpt.load_weights_into(self.model, state["model"], self.out / ckpt.STATE)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        return state["epoch"] + 1, state["best"], state["wall_time_s"]
+
+    def _write_epoch(self, epoch: int, row: dict[str, Any], best: dict[str, Any], wall: float, improved: bool) -> None:
+        """Metrics row, weights, then the training state: the state is the commit point of an
+        epoch, so a process killed anywhere in here redoes exactly this epoch on resume."""
+        eval_model = self.ema.module if self.ema is not None else self.model
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        ckpt.save_weights(eval_model, self.out / ckpt.LAST, self.config, self.classes)
+        if improved:
+            ckpt.save_weights(eval_model, self.out / ckpt.BEST, self.config, self.classes)
+        ckpt.save_state(self._state(epoch, best, wall), self.out / ckpt.STATE)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict[str, Any]:
+        c = self.config
+        start_epoch, best, wall = 0, {"top1": -1.0, "epoch": -1}, 0.0
+        if self.resume and (self.out / ckpt.STATE).is_file():
+            start_epoch, best, wall = self._restore()
+        elif self.resume:
+            raise CheckpointError(f"--resume: {self.out / ckpt.STATE} does not exist; start without --resume")
+        if is_main_process():
+            self._prepare_output(start_epoch)
+        writer = self._tensorboard()
+        try:
+            for epoch in range(start_epoch, c.optim.epochs):
+                began = time.perf_counter()
+                row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
+                if self.val_set is not None and ((epoch + 1) % c.runtime.eval_every == 0 or epoch + 1 == c.optim.epochs):
+                    result = evaluate(self.ema.module if self.ema is not None else self.model, self.val_loader,
+                                      self.num_classes, c.runtime.amp, c.runtime.progress, desc=f"val {epoch + 1}")
+                    row.update(val_loss=result["loss"], val_top1=result["top1"], val_top5=result["top5"],
+                               val_mean_class_acc=result["mean_class_acc"])
+                wall += time.perf_counter() - began
+                row["wall_time_s"] = wall
+                score = row.get("val_top1", -row["train_loss"])
+                improved = score > best["top1"]
+                if improved:
+                    best = {"top1": score, "epoch": epoch + 1}
+                if is_main_process():
+                    self._write_epoch(epoch, row, best, wall, improved)
+                    if writer is not None:
+                        for key, value in row.items():
+                            if key != "epoch":
+                                writer.add_scalar(key, value, epoch + 1)
+            return self._finish(best, wall) if is_main_process() else {}
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def _prepare_output(self, start_epoch: int) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if start_epoch == 0:
+            (self.out / "metrics.jsonl").write_text("")
+        else:  # drop rows of epochs that will be redone
+            rows = _read_rows(self.out / "metrics.jsonl")
+            (self.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["epoch"] <= start_epoch))
+        save_config(self.config, self.out / ckpt.CONFIG)
+        save_classes(self.out / ckpt.CLASSES, self.classes)
+
+    def _tensorboard(self):
+        if not is_main_process():
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is a dependency, but stay usable without it
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        c = self.config
+        torch.manual_seed(c.runtime.seed * 1000 + epoch)  # dropout and drop-path
+        mix_generator = torch.Generator().manual_seed(c.runtime.seed * 1000 + epoch)
+        set_epoch(self.train_loader, epoch)
+        self.net.train()
+        sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+        clips_seen, began = 0, time.perf_counter()
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{c.optim.epochs}", leave=False,
+                   disable=not (c.runtime.progress and is_main_process()), dynamic_ncols=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        for step, (clips, labels) in enumerate(bar):
+            clips, labels = clips.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            mixed, targets = mix_batch(clips, labels, self.num_classes, c, mix_generator)
+            with autocast(self.device, c.runtime.amp):
+                logits = self.net(mixed)
+            loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
+            self.scaler.scale(loss / c.optim.accum_steps).backward()
+            if (step + 1) % c.optim.accum_steps == 0:
+                self._optimizer_step()
+            sums["loss"] += float(loss.detach()) * labels.shape[0]
+            sums["correct"] += float((logits.argmax(-1) == labels).sum())
+            sums["count"] += labels.shape[0]
+            clips_seen += labels.shape[0] * world_size()
+            bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
+                            clips_s=f"{clips_seen / (time.perf_counter() - began):.1f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+        loss_sum, correct, count = all_reduce_sum([sums["loss"], sums["correct"], sums["count"]])
+        return {
+            "train_loss": loss_sum / max(count, 1), "train_top1": correct / max(count, 1),
+            "lr": self.scheduler.get_last_lr()[0], "train_clips_per_s": clips_seen / (time.perf_counter() - began),
+            "broken_files": self.train_set.broken,
+        }
+
+    def _optimizer_step(self) -> None:
+        c = self.config
+        if c.optim.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def _finish(self, best: dict[str, Any], wall: float) -> dict[str, Any]:
+        rows = _read_rows(self.out / "metrics.jsonl")
+        last = rows[-1] if rows else {}
+        summary = {
+            "best_val_top1": best["top1"] if self.val_set is not None else None,
+            "best_epoch": best["epoch"], "final_val_top1": last.get("val_top1"),
+            "params": self.params, "gflops_per_view": self.gflops, "wall_time_s": wall,
+            "train_clips_per_s": float(np.median([r["train_clips_per_s"] for r in rows])) if rows else None,
+            "epochs": len(rows), "backbone": self.config.model.backbone, "temporal": self.config.model.temporal,
+            "num_frames": self.config.model.num_frames, "num_classes": self.num_classes,
+            "broken_files": self.train_set.broken,
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        if rows:
+            plot_training_curves({self.config.model.temporal: rows}, self.out / "curves.png")
+        return summary
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def train(config: Config, resume: bool = False) -> dict[str, Any]:
+    """Train as ``config`` says; returns summary.json's content (empty on ranks other than 0)."""
+    try:
+        return Trainer(config, resume=resume).fit()
+    finally:
+        cleanup()

@@ -1,0 +1,157 @@
+"""End to end on tiny generated data: train, eval, predict; resume after SIGKILL; DDP; errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from laps.cli import main
+from laps.engine.checkpoint import load_state
+from laps.engine.trainer import train
+from tests.engine.conftest import tiny_config
+
+RUN_FILES = ("best.safetensors", "last.safetensors", "state.pt", "config.yaml", "classes.json", "metrics.jsonl",
+             "summary.json", "curves.png")
+CLI_FLAGS = ["--model", "vit_tiny_patch16_224", "--img-size", "32", "--num-frames", "4", "--sampling-rate", "2",
+             "--batch-size", "4", "--lr", "0.001", "--seed", "0", "--train-list", "train.txt", "--val-list", "val.txt",
+             "model.patch_size=16", "model.depth=1", "data.scale_min=32", "data.scale_max=36", "data.num_workers=0",
+             "runtime.progress=false"]
+
+
+def _metrics(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in ("wall_time_s", "train_clips_per_s")} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    summary = train(tiny_config(tiny_data, out))
+    return out, summary
+
+
+def test_train_writes_a_complete_run_directory(trained_run):
+    out, summary = trained_run
+    for name in RUN_FILES:
+        assert (out / name).is_file(), name
+    assert len(_metrics(out)) == 2
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == summary
+    assert {"best_val_top1", "best_epoch", "params", "gflops_per_view", "wall_time_s"} <= set(summary)
+    assert 0 <= summary["best_val_top1"] <= 1 and summary["params"] > 0 and summary["gflops_per_view"] > 0
+    state = load_state(out / "state.pt")  # weights_only=True inside
+    assert state["epoch"] == 1 and "optimizer" in state and "scheduler" in state
+    weights = load_file(out / "last.safetensors")
+    assert weights.keys() == state["model"].keys()
+    assert any((out / "tensorboard").iterdir())
+
+
+def test_eval_cli_writes_metrics(trained_run, tiny_data, tmp_path, capsys):
+    out, _ = trained_run
+    code = main(["eval", "--checkpoint", str(out), "--data-root", str(tiny_data), "--list", str(tiny_data / "val.txt"),
+                 "--views", "2x3", "--output", str(tmp_path), "--workers", "0"])
+    assert code == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["views"] == "2x3" and result["num_videos"] == 10
+    for key in ("top1", "top5", "mean_class_acc"):
+        assert 0 <= result[key] <= 1
+    assert result["top5"] >= result["top1"]
+    for name in ("confusion.csv", "confusion.png", "predictions.csv"):
+        assert (tmp_path / name).is_file()
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 11
+
+
+def test_predict_cli_json_reports_broken_files_and_exit_1(trained_run, tiny_data, tmp_path, capsys):
+    out, _ = trained_run
+    video = tiny_data / "videos" / "moving_left" / "moving_left_0002.mp4"
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    code = main(["predict", "--checkpoint", str(out / "best.safetensors"), "--json", "--top-k", "3", str(video), str(broken)])
+    results = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert results[0]["path"] == str(video) and len(results[0]["top"]) == 3
+    assert abs(sum(t["prob"] for t in results[0]["top"])) <= 1.0 + 1e-6
+    assert results[0]["top"][0]["label"] in json.loads((out / "classes.json").read_text())
+    assert "error" in results[1]
+    assert main(["predict", "--checkpoint", str(out), str(video)]) == 0
+
+
+def test_checkpoint_from_another_model_gives_clear_error(trained_run, tiny_data, tmp_path, capsys):
+    out, _ = trained_run
+    weights = load_file(out / "best.safetensors")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(out / "best.safetensors"), "pt") as f:
+        metadata = f.metadata()
+    config = json.loads(metadata["laps_config"])
+    config["model"]["depth"] = 2  # claims a deeper model than the weights hold
+    save_file(weights, str(tmp_path / "other.safetensors"), metadata={**metadata, "laps_config": json.dumps(config)})
+    video = tiny_data / "videos" / "moving_left" / "moving_left_0002.mp4"
+    assert main(["predict", "--checkpoint", str(tmp_path / "other.safetensors"), str(video)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not fit this model" in err and "\n" not in err
+
+
+def test_bad_configs_and_missing_files_fail_with_one_line_and_code_2(tiny_data, tmp_path, capsys):
+    cases = [
+        (["train", "--data-root", str(tiny_data), "--train-list", "missing.txt"], "does not exist"),
+        (["train", "--data-root", str(tiny_data), "--num-frames", "0"], "model.num_frames=0 must be >= 1"),
+        (["train", "--data-root", str(tiny_data), "optim.bogus=1"], "unknown config key"),
+        (["train", "--data-root", str(tiny_data), "--epochs", "two"], "optim.epochs must be an integer"),
+        (["eval", "--checkpoint", str(tmp_path), "--list", "x.txt"], "holds no best.safetensors"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+
+
+def _train_cmd(data, out, *extra):
+    return [sys.executable, "-m", "laps", "train", "--data-root", str(data), "--output", str(out), *CLI_FLAGS, *extra]
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = tmp_path / "full"
+    subprocess.run(_train_cmd(tiny_data, full, "--epochs", "3"), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(tiny_data, killed, "--epochs", "3"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "state.pt").is_file():
+        time.sleep(0.05)
+    assert (killed / "state.pt").is_file(), "first epoch never finished"
+    proc.send_signal(signal.SIGKILL)  # in epoch 2 (or while writing epoch 1's files)
+    proc.wait()
+    assert len(_metrics(killed)) < 3
+    subprocess.run(_train_cmd(tiny_data, killed, "--epochs", "3", "--resume"), check=True, env=env, capture_output=True)
+    assert _metrics(killed) == _metrics(full)
+    for name in ("best.safetensors", "last.safetensors"):
+        a, b = load_file(killed / name), load_file(full / name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_process_ddp_matches_one_process(tiny_data, tmp_path):
+    """Same global batch (4 = 2 ranks x 2), same data order and augmentation: the losses of the
+    gloo run must equal the single-process run's up to float summation order (1e-4 relative)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = tmp_path / "single"
+    subprocess.run(_train_cmd(tiny_data, single, "--epochs", "2"), check=True, env=env, capture_output=True)
+    ddp = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "laps", "train", "--data-root", str(tiny_data), "--output", str(ddp), *CLI_FLAGS, "--epochs", "2"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    one, two = _metrics(single), _metrics(ddp)
+    assert len(one) == len(two) == 2
+    for a, b in zip(one, two):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["val_top1"] == pytest.approx(a["val_top1"], abs=1e-6)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
