@@ -35,12 +35,15 @@ _POLYGONS = {
     "bar": np.array([[1.0, 0.4], [-1.0, 0.4], [-1.0, -0.4], [1.0, -0.4]]),
 }
 _SHAPES = ("circle", *_POLYGONS)
+# A rotating shape must look different turned either way by one sampled step: no circle, and no
+# square (turned 45 degrees clockwise it equals turned 45 degrees anticlockwise).
+_ROTATING = ("triangle", "bar")
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Static textured background: float (size, size, 3) in [0, 1]; blocky noise or stripes."""
+    """Static low-contrast textured background: float (size, size, 3) in [0, 1]; blocky noise or stripes."""
     base = rng.uniform(0.2, 0.8, 3)
-    amplitude = rng.uniform(0.05, 0.2)
+    amplitude = rng.uniform(0.015, 0.06)  # low contrast: the moving object, not the texture, carries the label
     if rng.random() < 0.5:
         block = int(rng.integers(4, 9))
         cells = rng.uniform(-1, 1, (size // block + 1, size // block + 1))
@@ -81,11 +84,11 @@ def _forward_motion(pair: int, rng: np.random.Generator, progress: np.ndarray, s
         distance = rng.uniform(0.4, 0.6) * size
         start = rng.uniform(radius + distance, size - radius)
         motion["cx" if pair == 0 else "cy"] = start - distance * progress
-    elif pair == 2:  # rotating clockwise by 90-180 degrees, a large shape near the centre
+    elif pair == 2:  # rotating clockwise by 60-120 degrees, a large shape near the centre
         radius = rng.uniform(0.25, 0.35) * size
         motion["radius"] = radius * ones
         motion["cx"], motion["cy"] = (size / 2 + rng.uniform(-0.1, 0.1, 2) * size)[:, None] * ones
-        motion["angle"] = motion["angle"] + np.deg2rad(rng.uniform(90, 180)) * progress
+        motion["angle"] = motion["angle"] + np.deg2rad(rng.uniform(60, 120)) * progress
     elif pair == 3:  # growing from 5-10% to 28-38% of the frame
         small, large = rng.uniform(0.05, 0.1) * size, rng.uniform(0.28, 0.38) * size
         motion["radius"] = small + (large - small) * progress
@@ -104,7 +107,7 @@ def synthetic_clip(label: int, seed: int, num_frames: int = 16, size: int = 64) 
     background = _background(rng, size)
     bright = background.mean(axis=(0, 1)) > 0.5  # contrast in every channel
     colour = np.where(bright, rng.uniform(0.0, 0.3, 3), rng.uniform(0.7, 1.0, 3))
-    shape = _SHAPES[int(rng.integers(1 if label // 2 == 2 else 0, len(_SHAPES)))]  # circles do not show rotation
+    shape = _SHAPES[int(rng.integers(len(_SHAPES)))] if label // 2 != 2 else _ROTATING[int(rng.integers(len(_ROTATING)))]
     motion = _forward_motion(label // 2, rng, np.linspace(0, 1, num_frames), size)
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
     for t in range(num_frames):

@@ -26,10 +26,9 @@ def build_model(config: Config, num_classes: int, pretrained: bool = True) -> Vi
     laps checkpoint will be loaded right after)."""
     m = config.model
     kwargs = {"img_size": m.img_size, "drop_path_rate": m.drop_path}
-    if m.patch_size:
-        kwargs["patch_size"] = m.patch_size
-    if m.depth:
-        kwargs["depth"] = m.depth
+    for key in ("patch_size", "depth", "embed_dim", "num_heads", "global_pool"):
+        if getattr(m, key):
+            kwargs[key] = getattr(m, key)
     weights = (True if m.pretrained == "timm" else m.pretrained or False) if pretrained else False
     return create_model(m.backbone, temporal=m.temporal, num_frames=m.num_frames, num_classes=num_classes,
                         pretrained=weights, levels=m.levels, fold_div=m.fold_div, **kwargs)

@@ -71,20 +71,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from laps.engine.config import load_config
+    from laps.engine.config import load_config, parse_overrides
     from laps.engine.trainer import train
 
-    overrides = {key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items()}
-    config = load_config(args.config, args.overrides)
-    config = load_config(None, {**_flatten(config.to_dict()), **overrides})
+    flags = {key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items()}
+    config = load_config(args.config, {**flags, **parse_overrides(args.overrides)})
     summary = train(config, resume=args.resume)
     if summary:
         print(json.dumps(summary, indent=2))
     return 0
-
-
-def _flatten(raw: dict) -> dict:
-    return {f"{section}.{key}": value for section, values in raw.items() for key, value in values.items()}
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -25,6 +25,9 @@ class ModelConfig:
     img_size: int = 224
     patch_size: int | None = None
     depth: int | None = None
+    embed_dim: int | None = None
+    num_heads: int | None = None
+    global_pool: str = ""  # "" = the backbone's default; "avg" or "token" for ViTs
     pretrained: str = ""  # "" none, "timm" hub weights, or a path to a 2D checkpoint
     levels: list[int | None] | None = None
     fold_div: int = 4
@@ -217,17 +220,22 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list
             raise ConfigError(f"config file {path} must hold a mapping of sections")
         _apply(config, raw, f"config file {path}")
     if isinstance(overrides, list):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like key=value, e.g. optim.lr=0.01")
-            key, value = item.split("=", 1)
-            pairs[key.strip()] = value
-        overrides = pairs
+        overrides = parse_overrides(overrides)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set(config, key, value)
     return validate(config)
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["optim.lr=0.1", "epochs=3"]`` -> ``{"optim.lr": "0.1", "epochs": "3"}``."""
+    pairs = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. optim.lr=0.01")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value
+    return pairs
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -1,0 +1,31 @@
+"""`laps demo --quick`: the whole demo path in seconds, through the same engine as `laps train`."""
+
+import json
+
+from laps.cli import main
+
+
+def test_quick_demo_writes_report_table_and_run_directories(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| variant | val top-1 | params | GFLOPs/view | train clips/s | inference clips/s |" in printed
+    demo = json.loads((out / "demo.json").read_text())
+    rows = {row["variant"]: row for row in demo["rows"]}
+    assert set(rows) == {"base2d", "laps"}
+    for row in rows.values():
+        assert set(row) >= {"val_top1", "params", "gflops", "train_clips_per_s", "infer_clips_per_s"}
+        assert 0 <= row["val_top1"] <= 1 and row["gflops"] > 0 and row["infer_clips_per_s"] > 0
+    assert rows["base2d"]["params"] == rows["laps"]["params"]
+    assert rows["laps"]["gflops"] > rows["base2d"]["gflops"]
+    for variant in rows:  # ordinary run directories plus the demo's eval.json
+        for name in ("summary.json", "metrics.jsonl", "best.safetensors", "eval.json", "confusion.png"):
+            assert (out / variant / name).is_file(), (variant, name)
+    report = (out / "report.md").read_text()
+    assert "| base2d |" in report and "| laps |" in report and "50%" in report
+    assert (out / "curves.png").is_file()
+    assert [p["path"].split("/")[-2] for p in demo["predictions"]] == ["moving_left", "moving_right"]
+    assert all("top" in p for p in demo["predictions"])
+    # a second run reuses the generated dataset
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    assert "dataset: reusing" in capsys.readouterr().out
