@@ -183,3 +183,84 @@ def test_ops_under_torch_compile_match_eager():
 
     compiled = torch.compile(layer, backend="eager", fullgraph=False)
     torch.testing.assert_close(compiled(q, k, v), layer(q, k, v))
+
+
+# --- temporal_mix: the fast path of a temporal attention block (attention, heads merged, shift) ---
+
+
+def reference_mix(q, k, v, num_frames, groups, shift, fold_div):
+    """Reference of ops.temporal_mix: masked joint attention, heads merged, looped shift."""
+    out = masked_joint_attention(q, k, v, num_frames, groups).transpose(1, 2)  # (B*T, N, h, d)
+    if shift == "periodic":
+        out = looped_shift(out, num_frames, out.shape[-1] // fold_div)
+    out = out.flatten(2)
+    if shift == "plain":
+        out = looped_shift(out, num_frames, out.shape[-1] // fold_div)
+    return out
+
+
+def _timm_qkv(frames, dtype, heads=2, tokens=3, dim=8):
+    """q, k, v as timm makes them: strided views of one (B*T, N, 3, h, d) leaf tensor."""
+    base = torch.randn(frames, tokens, 3, heads, dim, dtype=dtype, requires_grad=True)
+    return base, base.permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def _mix_and_grad(mix, num_frames, groups, shift, fold_div, base, qkv, weight):
+    out = mix(*qkv, num_frames, groups, shift, fold_div)
+    (out * weight).sum().backward()
+    grad, base.grad = base.grad, None
+    return out, grad
+
+
+SHIFTS = [("none", 4), ("periodic", 2), ("periodic", 4), ("periodic", 8), ("plain", 4)]
+
+
+@pytest.mark.parametrize("num_frames", [1, 2, 3, 5, 6, 7, 8, 12, 16])
+@pytest.mark.parametrize("level", [None, 1, 2, 3, -1])
+@pytest.mark.parametrize("shift, fold_div", SHIFTS)
+def test_temporal_mix_equals_reference_forward_and_backward(num_frames, level, shift, fold_div):
+    groups = ops.frame_groups(num_frames, level)
+    base, qkv = _timm_qkv(2 * num_frames, torch.float64)
+    weight = torch.randn(2 * num_frames, 3, 16, dtype=torch.float64)
+    got = _mix_and_grad(ops.temporal_mix, num_frames, groups, shift, fold_div, base, qkv, weight)
+    want = _mix_and_grad(reference_mix, num_frames, groups, shift, fold_div, base, qkv, weight)
+    assert got[0].is_contiguous() and got[0].shape == (2 * num_frames, 3, 16)
+    for fast, ref in zip(got, want):
+        torch.testing.assert_close(fast, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 3), (5, 1), (12, 2), (16, 2), (7, -1), (6, None)])
+@pytest.mark.parametrize("shift, fold_div", SHIFTS)
+def test_temporal_mix_low_precision_forward_and_backward(dtype, num_frames, level, shift, fold_div):
+    """Same attention as frame_group_attention to the bit, the shift exact; close to fp64."""
+    groups = ops.frame_groups(num_frames, level)
+    base, qkv = _timm_qkv(num_frames, dtype)
+    weight = torch.randn(num_frames, 3, 16, dtype=dtype)
+    got, grad = _mix_and_grad(ops.temporal_mix, num_frames, groups, shift, fold_div, base, qkv, weight)
+    assert got.dtype == dtype and grad.dtype == dtype
+    attention = ops.frame_group_attention(*qkv, num_frames, groups).detach()
+    unshifted = ops.temporal_mix(*qkv, num_frames, groups, "none").detach()
+    torch.testing.assert_close(unshifted, attention.transpose(1, 2).flatten(2), rtol=0, atol=0)
+    if shift == "periodic":
+        shifted = looped_shift(attention.transpose(1, 2), num_frames, 8 // fold_div).flatten(2)
+        torch.testing.assert_close(got.detach(), shifted, rtol=0, atol=0)
+    wide = base.detach().double().requires_grad_()
+    want, want_grad = _mix_and_grad(
+        reference_mix, num_frames, groups, shift, fold_div, wide,
+        wide.permute(2, 0, 3, 1, 4).unbind(0), weight.double(),
+    )
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-5
+    torch.testing.assert_close(got.double(), want, atol=tol, rtol=tol)
+    torch.testing.assert_close(grad.double(), want_grad, atol=5 * tol, rtol=5 * tol)
+
+
+def test_temporal_mix_under_torch_compile_matches_eager():
+    groups = ops.frame_groups(8, 2)
+    base, qkv = _timm_qkv(8, torch.float32)
+    weight = torch.randn(8, 3, 16)
+    compiled = torch.compile(ops.temporal_mix, backend="eager", fullgraph=True)
+    got = _mix_and_grad(compiled, 8, groups, "periodic", 4, base, qkv, weight)
+    want = _mix_and_grad(ops.temporal_mix, 8, groups, "periodic", 4, base, qkv, weight)
+    for fast, ref in zip(got, want):
+        torch.testing.assert_close(fast, ref)

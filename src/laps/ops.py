@@ -148,10 +148,47 @@ def group_frames(x: torch.Tensor, batch: int, layout: _StridedLayout) -> torch.T
 
 def ungroup_frames(y: torch.Tensor, batch: int, layout: _StridedLayout) -> torch.Tensor:
     """Inverse of :func:`group_frames` as a view: ``(B*T/g, h, g*N, d)`` ->
-    ``(B, blocks, g, s, h, N, d)``; flattening dims 1-3 gives the frames in clip order."""
+    ``(B, blocks, g, s, N, h, d)``, whose frame dims ``(blocks, g, s)`` flattened row-major are
+    the frames in clip order (they cannot be merged into one dim without a copy)."""
     g, s = layout.size, layout.stride
     y = y.unflatten(0, (batch, -1, s)).unflatten(4, (g, -1))  # (B, blocks, s, h, g, N, d)
-    return y.permute(0, 1, 4, 2, 3, 5, 6)
+    return y.permute(0, 1, 4, 2, 5, 3, 6)
+
+
+def _split_frame_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    num_frames: int,
+    groups: Groups,
+    dropout_p: float,
+    scale: float | None,
+) -> torch.Tensor:
+    """Frame-group attention whose output frames are left where the attention wrote them.
+
+    ``q, k, v (B*T, h, N, d)`` -> ``(B, *F, N, h, d_v)``, a view of the attention output (no
+    copy) where the frame dims ``F`` (``(T,)`` or ``(blocks, g, s)``), flattened row-major,
+    index the frames of a clip in order. :func:`frame_group_attention` and
+    :func:`temporal_mix` put it in their layouts with at most one copy.
+    """
+    _check_qkv(q, k, v)
+    batch, _ = split_clips(q, num_frames, "q")
+    groups = _validate_groups(groups, num_frames)
+    layout = _layout(groups, num_frames)
+    if layout is None:
+        out = _irregular_group_attention(q, k, v, batch, num_frames, groups, dropout_p, scale)
+        return out.transpose(2, 3)
+    if layout.size == 1:
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
+        return out.unflatten(0, (batch, num_frames)).transpose(2, 3)
+    out = F.scaled_dot_product_attention(
+        group_frames(q, batch, layout),
+        group_frames(k, batch, layout),
+        group_frames(v, batch, layout),
+        dropout_p=dropout_p,
+        scale=scale,
+    )
+    return ungroup_frames(out, batch, layout)
 
 
 def frame_group_attention(
@@ -177,25 +214,40 @@ def frame_group_attention(
     per distinct group size; regular schedules (per-frame, leap pairs with ``T % 2s == 0``,
     joint) are pure reshapes, irregular ones gather frames with one index per group size.
     """
-    _check_qkv(q, k, v)
-    batch, _ = split_clips(q, num_frames, "q")
-    groups = _validate_groups(groups, num_frames)
-    layout = _layout(groups, num_frames)
-    if layout is not None:
-        if layout.size == 1:
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
-        out = F.scaled_dot_product_attention(
-            group_frames(q, batch, layout),
-            group_frames(k, batch, layout),
-            group_frames(v, batch, layout),
-            dropout_p=dropout_p,
-            scale=scale,
-        )
-        return ungroup_frames(out, batch, layout).flatten(1, 3).flatten(0, 1)
-    return _irregular_group_attention(q, k, v, batch, num_frames, groups, dropout_p, scale)
+    out = _split_frame_attention(q, k, v, num_frames, groups, dropout_p, scale).transpose(-3, -2)
+    return out.reshape(q.shape[0], *out.shape[-3:])  # a copy only for groups of several frames
+
+
+def temporal_mix(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    num_frames: int,
+    groups: Groups,
+    shift: str = "none",
+    fold_div: int = 4,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """The token mixing of a temporal attention block, before its output projection.
+
+    ``q, k, v (B*T, h, N, d)`` -> ``(B*T, N, h*d_v)``, contiguous: :func:`frame_group_attention`
+    over ``groups``, heads merged into channels, then ``shift`` (``"none"``, ``"periodic"`` as in
+    :func:`periodic_shift` or ``"plain"`` as in :func:`plain_shift`). The frames are put back in
+    clip order and shifted while being written, in one copy, where the separate functions
+    would take up to three.
+    """
+    out = _split_frame_attention(q, k, v, num_frames, groups, dropout_p, scale)  # (B, *F, N, h, d)
+    frame_dims = out.dim() - 4
+    if shift == "plain":
+        out = out.flatten(-2)  # (B, *F, N, C); a copy unless the heads are already adjacent
+    if shift != "none" and num_frames > 1:
+        out = _ShiftedCopy.apply(out, frame_dims, shift_fold(out.shape[-1], fold_div))
+    return out.reshape(q.shape[0], q.shape[2], -1)  # a view after a shift or per-frame attention
 
 
 def _irregular_group_attention(q, k, v, batch, num_frames, groups, dropout_p, scale):
+    """Frame-group attention by index gathers, one SDPA per group size -> ``(B, T, h, N, d_v)``."""
     heads, tokens, dim_v = v.shape[1], v.shape[2], v.shape[3]
     out = v.new_empty((batch, num_frames, heads, tokens, dim_v))
     for size in sorted({len(g) for g in groups}):
@@ -209,7 +261,7 @@ def _irregular_group_attention(q, k, v, batch, num_frames, groups, dropout_p, sc
             gather(q), gather(k), gather(v), dropout_p=dropout_p, scale=scale
         )
         out[:, index] = o.unflatten(0, (batch, -1)).unflatten(3, (size, tokens)).transpose(2, 3)
-    return out.flatten(0, 1)
+    return out
 
 
 def leap_attention(
@@ -235,7 +287,7 @@ def shift_fold(channels: int, fold_div: int) -> int:
     """Channels moved in each direction: ``channels // fold_div``; raises if that is zero."""
     if not isinstance(fold_div, int) or fold_div < 2:
         raise ConfigError(f"fold_div must be an integer >= 2, got {fold_div!r}")
-    fold = channels // fold_div
+    fold = int(channels) // fold_div  # int(): torch.jit tracing (fvcore) gives sizes as tensors
     if fold < 1:
         raise ConfigError(
             f"fold_div={fold_div} leaves no channel to shift in {channels} channels; "
@@ -244,21 +296,63 @@ def shift_fold(channels: int, fold_div: int) -> int:
     return fold
 
 
+def _move_frames(dst: torch.Tensor, src: torch.Tensor, frame_dims: int, step: int) -> None:
+    """``dst[frame t] = src[frame t + step]`` for ``step`` = +1 or -1, zeros where ``t + step``
+    leaves the clip, on ``(B, *F, ...)`` tensors whose ``frame_dims`` dims ``F`` (row-major) hold
+    the frame index. One slice copy per frame dim: when ``t + step`` carries over to frame dim
+    ``j``, every later frame dim jumps from its last index to its first (or back)."""
+    dst_inner, src_inner = (slice(-1, None), slice(0, 1)) if step > 0 else (slice(0, 1), slice(-1, None))
+    dst_j, src_j = (slice(None, -1), slice(1, None)) if step > 0 else (slice(1, None), slice(None, -1))
+    for j in range(1, frame_dims + 1):
+        later = frame_dims - j
+        if dst.shape[j] > 1:
+            outer = (slice(None),) * j
+            dst[outer + (dst_j,) + (dst_inner,) * later] = src[outer + (src_j,) + (src_inner,) * later]
+    dst[(slice(None),) + (dst_inner,) * frame_dims] = 0
+
+
+def _copy_shifted(dst: torch.Tensor, src: torch.Tensor, frame_dims: int, fold: int, reverse: bool) -> None:
+    """Write the temporal shift of ``src`` into ``dst`` (same shape ``(B, *F, ..., C)``): channels
+    ``[0, fold)`` from the next frame, ``[fold, 2*fold)`` from the previous one (the other way
+    round if ``reverse``: the adjoint, used for the gradient), the rest unchanged."""
+    ahead, behind = slice(0, fold), slice(fold, 2 * fold)
+    _move_frames(dst[..., ahead], src[..., ahead], frame_dims, -1 if reverse else 1)
+    _move_frames(dst[..., behind], src[..., behind], frame_dims, 1 if reverse else -1)
+    dst[..., 2 * fold :] = src[..., 2 * fold :]
+
+
+class _ShiftedCopy(torch.autograd.Function):
+    """Temporal shift of ``(B, *F, ..., C)`` (any strides) into a new contiguous tensor: one
+    copy forward, one copy backward (the adjoint shift, written in the input's memory layout)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, frame_dims: int, fold: int) -> torch.Tensor:
+        ctx.frame_dims, ctx.fold = frame_dims, fold
+        # the gradient goes back in x's memory layout (a dense one like it if x is not dense),
+        # so the attention output x is a view of gets its gradient without another copy
+        ctx.layout = (x.shape, torch.empty_like(x, device="meta").stride())
+        out = x.new_empty(x.shape)
+        _copy_shifted(out, x, frame_dims, fold, reverse=False)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        grad_x = grad.new_empty_strided(*ctx.layout)
+        _copy_shifted(grad_x, grad, ctx.frame_dims, ctx.fold, reverse=True)
+        return grad_x, None, None
+
+
 def shift_frames(x: torch.Tensor, fold: int) -> torch.Tensor:
     """Temporal shift on ``(B, T, ..., C)``: channels ``[0, fold)`` of frame t take frame t+1's
     values, ``[fold, 2*fold)`` take frame t-1's, the rest stay; zeros at the clip's ends.
+    Returns a new contiguous tensor.
 
     A single-frame clip (T=1) is an image with no neighbours and is returned unchanged
     (ours), so a T=1 video model computes exactly its image backbone."""
     if x.shape[1] == 1:
         return x
-    out = x.new_empty(x.shape)  # contiguous, so callers can flatten it as a view
-    out[:, :-1, ..., :fold] = x[:, 1:, ..., :fold]
-    out[:, -1:, ..., :fold] = 0
-    out[:, 1:, ..., fold : 2 * fold] = x[:, :-1, ..., fold : 2 * fold]
-    out[:, :1, ..., fold : 2 * fold] = 0
-    out[..., 2 * fold :] = x[..., 2 * fold :]
-    return out
+    return _ShiftedCopy.apply(x, 1, fold)
 
 
 def periodic_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4) -> torch.Tensor:

@@ -100,16 +100,9 @@ class TemporalAttention(nn.Module):
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
         """``q, k, v (B*T, heads, N, d)`` -> ``(B*T, N, heads*d)``: grouped attention, then shift."""
-        out = ops.frame_group_attention(q, k, v, self.num_frames, self.groups, dropout_p=dropout_p)
-        out = out.transpose(1, 2)  # (B*T, N, heads, d)
-        if self.shift == "periodic":
-            fold = self.head_dim // self.fold_div
-            out = ops.shift_frames(out.unflatten(0, (-1, self.num_frames)), fold).flatten(0, 1)
-            return out.flatten(2)
-        out = out.flatten(2)
-        if self.shift == "plain":
-            return ops.plain_shift(out, self.num_frames, self.fold_div)
-        return out
+        return ops.temporal_mix(
+            q, k, v, self.num_frames, self.groups, self.shift, self.fold_div, dropout_p=dropout_p
+        )
 
     def extra_repr(self) -> str:
         return f"heads={self.num_heads}, frames={self.num_frames}, level={self.level}, shift={self.shift}"

@@ -1,0 +1,226 @@
+"""``laps bench model``: speed, memory and cost of LAPS variants side by side, and of peers.
+
+Contenders are measured in *groups*: the variants of one backbone at one clip length T (plus
+the peer models, which join the group of :data:`PEER_REFERENCE`). Within a group every job is
+interleaved round by round and ratios are taken round by round, so a load that comes and goes
+on a shared machine affects a ratio far less than the times themselves.
+
+Metrics (``--metrics``): ``latency`` (inference forward at B=1), ``throughput`` (clips/s at
+``--batch``), ``train`` (forward + backward + SGD step at ``--batch``), ``memory`` (peak memory
+of a training step, see :mod:`laps.analysis.measure`), ``flops`` (fvcore GFLOPs per clip) and
+always ``params``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from laps.analysis.contenders import Contender, build, peer
+from laps.analysis.flops import count_flops, count_params
+from laps.analysis.measure import inference_job, peak_train_memory, time_interleaved, train_job
+
+BACKBONES = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "visformer_small")
+VARIANTS = ("base2d", "ps", "la", "laps", "joint")
+METRICS = ("latency", "throughput", "train", "memory", "flops")
+PEER_REFERENCE = ("vit_base_patch16_224", "laps")  # the LAPS row peers are compared with
+REFERENCES = ("base2d", "laps")  # every row gets its ratios to these rows of its group
+#: metric -> (row field, True if larger is better); ratios are "x reference" of the field
+RATIO_FIELDS = {
+    "latency": ("latency_ms", False), "throughput": ("throughput_clips_s", True),
+    "train": ("train_step_ms", False), "memory": ("peak_train_mem_mib", False),
+    "flops": ("gflops", False), "params": ("params", False),
+}
+
+
+@dataclass
+class BenchOptions:
+    """What ``laps bench model`` measures; see ``laps bench --help``."""
+
+    backbones: list[str] = field(default_factory=lambda: list(BACKBONES))
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    frames: list[int] = field(default_factory=lambda: [8])
+    img_size: int = 224
+    batch: int = 4
+    repeats: int = 5
+    metrics: list[str] = field(default_factory=lambda: list(METRICS))
+    peers: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    compile: bool = False
+
+    @classmethod
+    def quick(cls, **overrides) -> BenchOptions:
+        """vit_tiny at 32 px, 4 frames, batch 2, 2 repeats: a smoke test of seconds."""
+        return cls(**{"backbones": ["vit_tiny_patch16_224"], "frames": [4], "img_size": 32,
+                      "batch": 2, "repeats": 2, **overrides})
+
+
+def groups(options: BenchOptions) -> list[list[Contender]]:
+    """The contenders, one group per backbone and clip length; peers join the group of
+    :data:`PEER_REFERENCE` (added, LAPS variant only, if it is not benchmarked anyway)."""
+    result = [
+        [Contender(backbone, variant, frames, options.img_size) for variant in options.variants]
+        for backbone in options.backbones
+        for frames in options.frames
+    ]
+    if options.peers:
+        reference = Contender(PEER_REFERENCE[0], PEER_REFERENCE[1], 8, options.img_size)
+        home = next((g for g in result if reference in g), None)
+        if home is None:
+            home = [reference]
+            result.append(home)
+        home.extend(peer(name, options.img_size) for name in options.peers)
+    return result
+
+
+def _prepare(contender: Contender, device: torch.device, compile_model: bool) -> torch.nn.Module:
+    model = build(contender).to(device)
+    return torch.compile(model) if compile_model else model
+
+
+def measure_group(group: list[Contender], options: BenchOptions) -> list[dict]:
+    """One row per contender with every requested metric, each timed job interleaved."""
+    device = torch.device(options.device)
+    models = {c: _prepare(c, device, options.compile) for c in group}
+    rows = {c: {**c.to_dict(), "label": c.label, "params": count_params(models[c])} for c in group}
+    if "flops" in options.metrics:
+        for c in group:  # fvcore jit-traces an eager CPU model; the count is the same on any device
+            rows[c]["gflops"] = count_flops(build(c), c.clips(1)) / 1e9
+    timed = {
+        "latency": lambda c: inference_job(models[c], c.clips(1, device)),
+        "throughput": lambda c: inference_job(models[c], c.clips(options.batch, device)),
+        "train": lambda c: train_job(models[c], c.clips(options.batch, device)),
+    }
+    for metric, make_job in timed.items():
+        if metric not in options.metrics:
+            continue
+        times = time_interleaved({c: make_job(c) for c in group}, options.repeats, device)
+        for c in group:
+            _record_times(rows[c], metric, times[c], options.batch)
+    if "memory" in options.metrics:
+        peaks = peak_train_memory(group, options.batch, device, options.compile)
+        for c, peak in zip(group, peaks):
+            rows[c]["peak_train_mem_mib"] = peak
+    _add_ratios(list(rows.values()))
+    return list(rows.values())
+
+
+def _record_times(row: dict, metric: str, seconds: list[float], batch: int) -> None:
+    name, larger_is_better = RATIO_FIELDS[metric]
+    median = statistics.median(seconds)
+    row[name] = batch / median if larger_is_better else 1000 * median
+    row[f"{metric}_rounds_s"] = seconds
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    """``vs_<reference>``: each metric as a multiple of the reference row's. Timed metrics use
+    the median over rounds of the per-round ratio (interleaved rounds share the machine's load)."""
+    for reference in REFERENCES:
+        ref = next((r for r in rows if r["variant"] == reference), None)
+        if ref is None:
+            continue
+        for row in rows:
+            ratios = {}
+            for metric, (name, larger_is_better) in RATIO_FIELDS.items():
+                if name not in row:
+                    continue
+                rounds = f"{metric}_rounds_s"
+                if rounds in row:
+                    per_round = [b / a if larger_is_better else a / b for a, b in zip(row[rounds], ref[rounds])]
+                    ratios[metric] = statistics.median(per_round)
+                else:
+                    ratios[metric] = row[name] / ref[name]
+            row[f"vs_{reference}"] = ratios
+
+
+def machine() -> dict:
+    """CPU model, cores, torch version and, on CUDA, the GPU."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def run_model_bench(options: BenchOptions, command: str = "") -> dict:
+    """Measure every group: ``{"benchmark", "date", "command", "machine", "options", "seconds", "rows"}``."""
+    started = time.time()
+    rows = [row for group in groups(options) for row in measure_group(group, options)]
+    return {
+        "benchmark": "model",
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "command": command,
+        "machine": machine(),
+        "options": vars(options).copy(),
+        "seconds": time.time() - started,
+        "rows": rows,
+    }
+
+
+def _cell(row: dict, metric: str, fmt: str) -> str:
+    name, _ = RATIO_FIELDS[metric]
+    if name not in row:
+        return "-"
+    value = format(row[name] / (1e6 if metric == "params" else 1), fmt)
+    reference = "vs_base2d" if row["variant"] is not None and "vs_base2d" in row else "vs_laps"
+    ratio = row.get(reference, {}).get(metric)
+    return value if ratio is None else f"{value} ({ratio:.2f}x)"
+
+
+def format_table(result: dict) -> str:
+    """A Markdown table of a :func:`run_model_bench` result: values with their ratio to base2d
+    in parentheses (peers, and groups without base2d: to the group's laps row)."""
+    batch = result["options"]["batch"]
+    header = ["model", "T", "params M", "GFLOPs", "latency ms (B=1)", f"clips/s (B={batch})",
+              f"train step ms (B={batch})", f"peak train MiB (B={batch})"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in result["rows"]:
+        cells = [row["label"], str(row["frames"]), _cell(row, "params", ".1f"), _cell(row, "flops", ".1f"),
+                 _cell(row, "latency", ".0f"), _cell(row, "throughput", ".2f"), _cell(row, "train", ".0f"),
+                 _cell(row, "memory", ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_frames_sweep(result: dict, path: str | Path) -> None:
+    """Latency and peak training memory against T (log-log), one line per model and variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    lines: dict[str, list[dict]] = {}
+    for row in result["rows"]:
+        lines.setdefault(row["label"], []).append(row)
+    for ax, metric, title in ((axes[0], "latency", "inference latency (B=1), ms"),
+                              (axes[1], "memory", "peak training-step memory, MiB")):
+        name, _ = RATIO_FIELDS[metric]
+        ax.set(xlabel="frames T", title=title)
+        curves = {label: sorted((r["frames"], r[name]) for r in rows if name in r) for label, rows in lines.items()}
+        curves = {label: points for label, points in curves.items() if len(points) > 1}
+        if not curves:
+            ax.text(0.5, 0.5, "not measured", ha="center", transform=ax.transAxes)
+            continue
+        for label, points in curves.items():
+            ax.plot(*zip(*points), marker="o", label=label)
+        ax.set(xscale="log", yscale="log")
+        ax.set_xticks(sorted({r["frames"] for r in result["rows"]}))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"time and memory against clip length ({result['machine']['cpu']}, {result['options']['device']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,128 @@
+"""``laps bench model|data|all``: the model benchmark (:mod:`laps.analysis.bench`) and the data
+pipeline benchmark (``laps.analysis.bench_data``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from laps.analysis.bench import BACKBONES, METRICS, VARIANTS, BenchOptions
+from laps.analysis.contenders import PEERS
+from laps.errors import ConfigError
+
+EXAMPLES = """examples:
+  laps bench model --quick --json bench.json
+  laps bench model --backbones vit_small_patch16_224 --variants base2d,ps,la,laps,joint --batch 2
+  laps bench model --backbones vit_base_patch16_224 --variants base2d,laps --peers timesformer,videomae
+  laps bench model --backbones vit_small_patch16_224 --variants base2d,laps,joint \\
+      --frames 8,16,32,64 --metrics latency,memory --batch 1 --repeats 3 --plot frames.png
+  laps bench data --quick
+"""
+
+
+def _names(choices: tuple[str, ...] | None = None):
+    """argparse type: a comma-separated list, each item checked against ``choices``."""
+
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        bad = [item for item in items if choices is not None and item not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices or ())}, got {text!r}")
+        return items
+
+    return parse
+
+
+def _frames(text: str) -> list[int]:
+    try:
+        frames = [int(item) for item in text.split(",")]
+    except ValueError:
+        frames = []
+    if not frames or min(frames) < 1:
+        raise argparse.ArgumentTypeError(f"expected frame counts like 8 or 8,16,32,64, got {text!r}")
+    return frames
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark models (speed, memory, FLOPs vs base2d and peers) or the data pipeline",
+        description="Benchmark LAPS models side by side (every variant of a backbone interleaved in one "
+        "run, warm-up excluded, medians of repeats, ratios to base2d) or the data pipeline.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("what", choices=("model", "data", "all"), help="which benchmark to run")
+    p.add_argument("--backbones", type=_names(), default=",".join(BACKBONES),
+                   help="comma-separated timm backbones (default: %(default)s)")
+    p.add_argument("--variants", type=_names(VARIANTS + ("plain_shift",)), default=",".join(VARIANTS),
+                   help="comma-separated temporal variants (default: %(default)s)")
+    p.add_argument("--frames", type=_frames, default="8", help="frames per clip, or a sweep like 8,16,32,64")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=4, help="batch of the throughput and training measurements")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up (medians are reported)")
+    p.add_argument("--metrics", type=_names(METRICS), default=",".join(METRICS), help="subset of %(default)s")
+    p.add_argument("--peers", type=_names(tuple(PEERS)), default=[],
+                   help=f"Hugging Face peers measured with LAPS-ViT-B/16 ({', '.join(PEERS)}; needs transformers)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (bf16 autocast on cuda); default: %(default)s")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model")
+    p.add_argument("--quick", action="store_true",
+                   help="vit_tiny, 4 frames at 32 px, batch 2, 2 repeats: a smoke test of seconds")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--plot", metavar="PATH", help="with a --frames sweep: PNG of time and memory vs T")
+    p.set_defaults(func=run_bench)
+
+
+def _options(args: argparse.Namespace) -> BenchOptions:
+    chosen = {"variants": args.variants, "metrics": args.metrics, "peers": args.peers,
+              "device": args.device, "compile": args.compile}
+    if args.quick:
+        return BenchOptions.quick(**chosen)
+    return BenchOptions(backbones=args.backbones, frames=args.frames, img_size=args.img_size,
+                        batch=args.batch, repeats=args.repeats, **chosen)
+
+
+def _model(args: argparse.Namespace) -> dict:
+    from laps.analysis.bench import format_table, plot_frames_sweep, run_model_bench
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    result = run_model_bench(_options(args), command=shlex.join(sys.argv))
+    print(format_table(result))
+    if args.plot:
+        plot_frames_sweep(result, args.plot)
+        print(f"plot written to {args.plot}")
+    return result
+
+
+def _data(args: argparse.Namespace) -> dict:
+    try:
+        from laps.analysis.bench_data import run_data_bench
+    except ModuleNotFoundError as exc:
+        if exc.name != "laps.analysis.bench_data":
+            raise
+        raise ConfigError("the data benchmark is not available in this install (laps.analysis.bench_data is missing)") from exc
+    return run_data_bench(quick=args.quick)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    threads = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        results = {}
+        if args.what in ("model", "all"):
+            results["model"] = _model(args)
+        if args.what in ("data", "all"):
+            results["data"] = _data(args)
+    finally:
+        torch.set_num_threads(threads)
+    if args.json:
+        payload = results if args.what == "all" else next(iter(results.values()))
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    return 0

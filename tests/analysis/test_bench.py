@@ -1,0 +1,73 @@
+"""``laps bench``: the quick model benchmark writes every field; peers, plot and errors."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from laps.analysis import contenders
+from laps.analysis.bench import RATIO_FIELDS, VARIANTS, BenchOptions, groups, plot_frames_sweep
+from laps.cli import main
+from laps.errors import ConfigError
+
+ROW_FIELDS = ("model", "variant", "frames", "img_size", "label", "params", "gflops", "latency_ms",
+              "throughput_clips_s", "train_step_ms", "peak_train_mem_mib", "vs_base2d", "vs_laps")
+
+
+def test_quick_model_bench_writes_json_with_every_field(tmp_path):
+    path = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
+    assert main(["bench", "model", "--quick", "--threads", "1", "--json", str(path)]) == 0
+    assert torch.get_num_threads() == threads
+    result = json.loads(path.read_text())
+    assert {"benchmark", "date", "command", "machine", "options", "seconds", "rows"} <= set(result)
+    assert result["options"]["img_size"] == 32 and result["machine"]["threads"] == 1
+    assert [row["variant"] for row in result["rows"]] == list(VARIANTS)
+    for row in result["rows"]:
+        assert all(field in row for field in ROW_FIELDS), set(ROW_FIELDS) - set(row)
+        assert row["model"] == "vit_tiny_patch16_224" and row["frames"] == 4
+        assert len(row["latency_rounds_s"]) == 2
+        assert set(row["vs_base2d"]) == set(RATIO_FIELDS)
+        assert all(value > 0 for value in row["vs_base2d"].values())
+        assert row["peak_train_mem_mib"] > 0 and row["params"] == result["rows"][0]["params"]
+    assert all(value == 1 for value in result["rows"][0]["vs_base2d"].values())
+
+
+def test_peers_join_the_group_of_laps_vit_base():
+    with_base = groups(BenchOptions(backbones=["vit_base_patch16_224"], variants=["base2d", "laps"],
+                                    peers=["timesformer", "videomae"]))
+    assert [(c.model, c.variant, c.frames) for c in with_base[0]] == [
+        ("vit_base_patch16_224", "base2d", 8), ("vit_base_patch16_224", "laps", 8),
+        ("timesformer", None, 8), ("videomae", None, 16)]
+    without = groups(BenchOptions(backbones=["vit_tiny_patch16_224"], variants=["laps"], peers=["timesformer"]))
+    assert [c.label for c in without[1]] == ["vit_base_patch16_224 laps", "TimeSformer-base (HF)"]
+
+
+def test_peer_builds_from_transformers_config():
+    pytest.importorskip("transformers")
+    timesformer = contenders.peer("timesformer", img_size=32)
+    model = contenders.build(timesformer).eval()
+    with torch.no_grad():
+        assert model(timesformer.clips(1)).shape == (1, contenders.NUM_CLASSES)
+
+
+def test_missing_transformers_gives_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ConfigError, match="pip install transformers"):
+        contenders.build(contenders.peer("videomae", img_size=32))
+
+
+def test_frames_sweep_plot_is_written(tmp_path):
+    rows = [{"label": f"vit_small {variant}", "frames": frames, "latency_ms": frames * scale,
+             "peak_train_mem_mib": frames * scale} for variant, scale in (("laps", 1.0), ("joint", 3.0))
+            for frames in (8, 16, 32)]
+    result = {"rows": rows, "machine": {"cpu": "test"}, "options": {"device": "cpu"}}
+    plot_frames_sweep(result, tmp_path / "frames.png")
+    assert (tmp_path / "frames.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_bench_missing_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "laps.analysis.bench_data", None)
+    assert main(["bench", "data", "--quick"]) == 2
+    assert "laps.analysis.bench_data is missing" in capsys.readouterr().err
