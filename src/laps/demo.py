@@ -25,23 +25,23 @@ from laps.engine.inference import load_trained, predict_files
 from laps.engine.trainer import train
 
 DEMO_CONFIG = "demo.yaml"
-QUICK = {"optim.epochs": 1, "optim.batch_size": 4, "model.depth": 1, "model.num_frames": 4,
-         "data.num_workers": 0, "runtime.progress": False}
+QUICK = {"optim.epochs": 1, "optim.batch_size": 4, "model.depth": 1, "data.num_workers": 0,
+         "runtime.progress": False}
 
 
 def demo_config_path() -> Path:
     return Path(str(resources.files("laps") / "configs" / DEMO_CONFIG))
 
 
-def ensure_dataset(data_dir: Path, videos_per_class: int, seed: int) -> Path:
-    """Generate the synthetic dataset unless the same one is already there."""
+def ensure_dataset(data_dir: Path, videos_per_class: int, seed: int, size: int = 32) -> Path:
+    """Generate the synthetic dataset (16-frame videos of ``size`` px) unless the same one is there."""
     stamp = data_dir / "synthetic.json"
-    wanted = {"videos_per_class": videos_per_class, "seed": seed}
+    wanted = {"videos_per_class": videos_per_class, "seed": seed, "size": size}
     if stamp.is_file() and json.loads(stamp.read_text()) == wanted and (data_dir / "val.txt").is_file():
         print(f"dataset: reusing {data_dir}")
         return data_dir
     began = time.perf_counter()
-    make_synthetic(data_dir, videos_per_class=videos_per_class, seed=seed)
+    make_synthetic(data_dir, videos_per_class=videos_per_class, seed=seed, num_frames=16, size=size)
     stamp.write_text(json.dumps(wanted))
     print(f"dataset: wrote {videos_per_class * len(CLASSES)} videos to {data_dir} in {time.perf_counter() - began:.0f}s")
     return data_dir
@@ -156,7 +156,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, ablation: bool 
     """Run the whole demo; returns the table rows, the report path and the predictions."""
     began = time.perf_counter()
     out = Path(out)
-    data_dir = ensure_dataset(out / "data", videos_per_class or (4 if quick else 60), seed=0)
+    data_dir = ensure_dataset(out / "data", videos_per_class or (4 if quick else 150), seed=0)
     overrides = dict(QUICK) if quick else {}
     variants = ["base2d", "laps"] + (["ps", "la"] if ablation else [])
     rows = [run_variant(v, data_dir, out, overrides, "1x1" if quick else views) for v in variants]

@@ -133,7 +133,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one epoch: a smoke test in seconds")
     p.add_argument("--ablation", action="store_true", help="also train ps and la")
-    p.add_argument("--videos-per-class", type=int, default=None, help="synthetic videos per class (default 60)")
+    p.add_argument("--videos-per-class", type=int, default=None, help="synthetic videos per class (default 150)")
     p.add_argument("--views", default="2x1", help="evaluation views, clips x crops (default 2x1)")
     p.set_defaults(func=run_demo_command)
 

@@ -77,6 +77,7 @@ class RuntimeConfig:
     output: str = "runs/train"
     seed: int = 0
     device: str = "auto"
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
     amp: str = "none"
     compile: bool = False
     progress: bool = True
@@ -106,7 +107,7 @@ CHOICES = {
 POSITIVE = ("model.num_frames", "model.img_size", "data.sampling_rate", "optim.epochs", "optim.batch_size",
             "optim.accum_steps", "runtime.eval_every", "model.fold_div")
 NON_NEGATIVE = ("optim.lr", "optim.weight_decay", "optim.warmup_epochs", "optim.clip_grad", "optim.mixup",
-                "optim.cutmix", "data.num_workers", "optim.ema_decay", "model.drop_path")
+                "optim.cutmix", "data.num_workers", "runtime.threads", "optim.ema_decay", "model.drop_path")
 
 
 def _sections(config: Config) -> dict[str, Any]:

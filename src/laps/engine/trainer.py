@@ -102,6 +102,8 @@ class Trainer:
             torch.cuda.set_device(rank() % torch.cuda.device_count())
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.resume = resume
+        if config.runtime.threads:
+            torch.set_num_threads(config.runtime.threads)
         seed_everything(config.runtime.seed)
         self._build_data()
         self._build_model()
