@@ -134,7 +134,8 @@ def write_report(out: Path, rows: list[dict[str, Any]], predictions: list[dict[s
         "## Training curves", "", "![training curves](curves.png)", "",
         "## Confusion matrices (validation, rows = true class)", "",
         *[f"### {r['variant']}\n\n![{r['variant']} confusion]({r['variant']}/confusion.png)\n" for r in rows],
-        "## Predictions of the LAPS model on a reversed pair", "",
+        "## Predictions of the LAPS model on a reversed pair",
+        "", "The pair LAPS separates best on validation; true classes are the folder names.", "",
         *[f"- `{p['path']}`: " + (p.get("error") or ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in p["top"][:2]))
           for p in predictions],
         "", f"Total demo time: {total_s / 60:.1f} min on {torch.get_num_threads()} CPU threads.",
@@ -144,10 +145,13 @@ def write_report(out: Path, rows: list[dict[str, Any]], predictions: list[dict[s
     return path
 
 
-def reversed_pair(data_dir: Path) -> list[str]:
-    """The first validation video of 'moving_left' and the first of 'moving_right'."""
+def reversed_pair(data_dir: Path, per_class_acc: dict[str, float]) -> list[str]:
+    """The first validation video of each class of the reversed pair that the model separates
+    best on validation (highest accuracy of the pair's weaker class)."""
+    pairs = [(CLASSES[i], CLASSES[i + 1]) for i in range(0, len(CLASSES), 2)]
+    best = max(pairs, key=lambda pair: min(per_class_acc[name] for name in pair))
     records = load_annotations(data_dir / "val.txt", data_dir)
-    picks = [next(r for r in records if r.label == label) for label in (0, 1)]
+    picks = [next(r for r in records if r.label == CLASSES.index(name)) for name in best]
     return [str(data_dir / r.path) for r in picks]
 
 
@@ -160,12 +164,13 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, ablation: bool 
     overrides = dict(QUICK) if quick else {}
     variants = ["base2d", "laps"] + (["ps", "la"] if ablation else [])
     rows = [run_variant(v, data_dir, out, overrides, "1x1" if quick else views) for v in variants]
-    pair = reversed_pair(data_dir)
+    pair = reversed_pair(data_dir, json.loads((out / "laps" / "eval.json").read_text())["per_class_acc"])
     predictions = predict_files(load_trained(out / "laps", device="cpu"), pair, views="1x1", top_k=3)
     report = write_report(out, rows, predictions, time.perf_counter() - began)
     print("\n" + format_table(rows))
     print("\n" + reading(rows))
-    print("\nLAPS predictions on a reversed pair (true: moving_left, moving_right):")
+    truth = ", ".join(Path(p).parent.name for p in pair)
+    print(f"\nLAPS predictions on the reversed pair it separates best on validation (true: {truth}):")
     for p in predictions:
         print(f"  {p['path']}: " + (p.get("error") or ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in p["top"][:2])))
     print(f"\nreport: {report}  (total {(time.perf_counter() - began) / 60:.1f} min)")
