@@ -155,3 +155,46 @@ def test_two_process_ddp_matches_one_process(tiny_data, tmp_path):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
         assert b["val_top1"] == pytest.approx(a["val_top1"], abs=1e-6)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+
+
+def test_training_comforts_run_together(tiny_data, tmp_path):
+    """SGD + step schedule with warm-up, accumulation, clipping, mixup/cutmix, layer decay, EMA and
+    bf16 autocast in one short run: it finishes, logs finite losses, and the LR follows the schedule."""
+    config = tiny_config(tiny_data, tmp_path / "run", **{
+        "optim.optimizer": "sgd", "optim.schedule": "step", "optim.milestones": [1], "optim.warmup_epochs": 0,
+        "optim.accum_steps": 2, "optim.clip_grad": 1.0, "optim.mixup": 0.8, "optim.cutmix": 1.0,
+        "optim.label_smoothing": 0.1, "optim.layer_decay": 0.75, "optim.ema_decay": 0.9, "runtime.amp": "bf16",
+        "optim.lr": 0.01,
+    })
+    summary = train(config)
+    rows = _metrics(tmp_path / "run")
+    assert len(rows) == 2 and all(torch.isfinite(torch.tensor(r["train_loss"])) for r in rows)
+    assert rows[1]["lr"] == pytest.approx(0.001, rel=1e-6)  # x0.1 from the epoch-1 milestone on
+    assert "ema" in load_state(tmp_path / "run" / "state.pt")
+    assert summary["params"] > 0
+
+
+def test_lr_schedules():
+    from laps.engine.trainer import lr_lambda
+
+    step = lr_lambda(tiny_config(".", ".", **{"optim.schedule": "step", "optim.milestones": [1, 2]}), 10)
+    assert [step(s) for s in (0, 9, 10, 19, 20)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    cosine = lr_lambda(tiny_config(".", ".", **{"optim.warmup_epochs": 1, "optim.epochs": 3}), 10)
+    assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
+    assert cosine(10) == pytest.approx(1.0) and cosine(20) == pytest.approx(0.5) and cosine(30) == pytest.approx(0.0)
+
+
+def test_mix_batch_keeps_shapes_and_mixes_targets():
+    from laps.engine.trainer import mix_batch
+
+    clips = torch.arange(2 * 3 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 3, 1, 4, 4)
+    labels = torch.tensor([0, 1])
+    generator = torch.Generator().manual_seed(0)
+    for mixup, cutmix in ((0.8, 0.0), (0.0, 1.0)):
+        config = tiny_config(".", ".", **{"optim.mixup": mixup, "optim.cutmix": cutmix, "optim.label_smoothing": 0.0})
+        mixed, targets = mix_batch(clips, labels, 2, config, generator)
+        assert mixed.shape == clips.shape and targets.shape == (2, 2)
+        torch.testing.assert_close(targets.sum(1), torch.ones(2))
+        if cutmix:  # the same box in every frame: frame differences are those of a single clip
+            box = mixed[0] != clips[0]
+            assert torch.equal(box[0], box[1]) and torch.equal(box[1], box[2])
