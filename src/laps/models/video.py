@@ -64,7 +64,7 @@ class VideoClassifier(nn.Module):
             raise UnsupportedBackboneError(f"{type(backbone).__name__} has no attention block to convert")
         self.in_chans = next(m for m in backbone.modules() if isinstance(m, nn.Conv2d)).in_channels
         self.num_frames = num_frames
-        self.block_levels = self._configure(num_frames)
+        self._configure(num_frames)
         self._register_state_dict_hook(_strip_prefix)
         self._register_load_state_dict_pre_hook(_add_prefix)
 
@@ -76,13 +76,13 @@ class VideoClassifier(nn.Module):
     def attention_modules(self) -> list[TemporalAttention]:
         return [m for m in self.backbone.modules() if isinstance(m, TemporalAttention)]
 
-    def _configure(self, num_frames: int) -> list[int | None]:
+    def _configure(self, num_frames: int) -> None:
+        """Set every attention block's frame groups for clips of ``num_frames`` frames."""
         modules = self.attention_modules
-        levels = block_levels(self.temporal, num_frames, len(modules), self.levels)
-        for module, level in zip(modules, levels):
+        self.block_levels = block_levels(self.temporal, num_frames, len(modules), self.levels)
+        for module, level in zip(modules, self.block_levels):
             module.set_frames(num_frames, level)
         self._frames_configured = num_frames
-        return levels
 
     def frames(self, clips: torch.Tensor) -> torch.Tensor:
         """Check ``(B, T, C, H, W)`` clips, configure for their T and return ``(B*T, C, H, W)``."""
