@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from laps.analysis.plots import plot_training_curves
 from laps.data import load_annotations, make_synthetic
 from laps.data.synthetic import CLASSES
-from laps.engine.builders import build_dataset
 from laps.engine.config import Config, load_config
-from laps.engine.evaluate import evaluate, write_eval_outputs
-from laps.engine.inference import load_trained, predict_files
+from laps.engine.inference import evaluate_checkpoint, format_prediction, load_trained, predict_files
 from laps.engine.trainer import train
 
 DEMO_CONFIG = "demo.yaml"
@@ -70,11 +67,8 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
     print(f"\n== {variant}: training {config.model.backbone} ({config.optim.epochs} epochs) -> {run_dir}")
     summary = train(config)
     trained = load_trained(run_dir, device="cpu")
-    records = load_annotations(data_dir / "val.txt", data_dir, classes=trained.classes)
-    loader = DataLoader(build_dataset(config, records, str(data_dir), train=False, views=views), batch_size=8,
-                        num_workers=config.data.num_workers)
-    result = evaluate(trained.model, loader, len(trained.classes), progress=config.runtime.progress, desc=f"eval {variant}")
-    evaluation = write_eval_outputs(result, run_dir, trained.classes, views, [r.path for r in records])
+    evaluation = evaluate_checkpoint(trained, data_dir / "val.txt", data_dir, run_dir, views,
+                                     num_workers=config.data.num_workers, progress=config.runtime.progress)
     return {
         "variant": variant, "val_top1": evaluation["top1"], "params": summary["params"],
         "gflops": summary["gflops_per_view"], "train_clips_per_s": summary["train_clips_per_s"],
@@ -136,8 +130,7 @@ def write_report(out: Path, rows: list[dict[str, Any]], predictions: list[dict[s
         *[f"### {r['variant']}\n\n![{r['variant']} confusion]({r['variant']}/confusion.png)\n" for r in rows],
         "## Predictions of the LAPS model on a reversed pair",
         "", "The pair LAPS separates best on validation; true classes are the folder names.", "",
-        *[f"- `{p['path']}`: " + (p.get("error") or ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in p["top"][:2]))
-          for p in predictions],
+        *[f"- {format_prediction(p, top_k=2)}" for p in predictions],
         "", f"Total demo time: {total_s / 60:.1f} min on {torch.get_num_threads()} CPU threads.",
     ]
     path = out / "report.md"
@@ -172,7 +165,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, ablation: bool 
     truth = ", ".join(Path(p).parent.name for p in pair)
     print(f"\nLAPS predictions on the reversed pair it separates best on validation (true: {truth}):")
     for p in predictions:
-        print(f"  {p['path']}: " + (p.get("error") or ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in p["top"][:2])))
+        print(f"  {format_prediction(p, top_k=2)}")
     print(f"\nreport: {report}  (total {(time.perf_counter() - began) / 60:.1f} min)")
     (out / "demo.json").write_text(json.dumps({"rows": rows, "predictions": predictions}, indent=2))
     return {"rows": rows, "report": str(report), "predictions": predictions}

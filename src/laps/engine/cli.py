@@ -83,29 +83,21 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from torch.utils.data import DataLoader
-
-    from laps.data import load_annotations
-    from laps.engine.builders import build_dataset
     from laps.engine.checkpoint import resolve_weights
-    from laps.engine.evaluate import evaluate, write_eval_outputs
-    from laps.engine.inference import load_trained
+    from laps.engine.inference import evaluate_checkpoint, load_trained
 
     trained = load_trained(args.checkpoint, args.device)
     root = args.data_root or str(Path(args.list).parent)
-    records = load_annotations(args.list, root, args.format, classes=trained.classes, subset="test")
-    dataset = build_dataset(trained.config, records, root, train=False, views=args.views)
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
-    result = evaluate(trained.model, loader, len(trained.classes), args.amp)
     out = Path(args.output) if args.output else resolve_weights(args.checkpoint).parent / "eval"
-    summary = write_eval_outputs(result, out, trained.classes, args.views, [r.path for r in records])
+    summary = evaluate_checkpoint(trained, args.list, root, out, args.views, args.format, args.batch_size,
+                                  args.workers, args.amp)
     print(f"top1 {100 * summary['top1']:.2f}%  top5 {100 * summary['top5']:.2f}%  "
           f"mean class {100 * summary['mean_class_acc']:.2f}%  ({summary['num_videos']} videos, {args.views} views) -> {out}")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from laps.engine.inference import expand_videos, load_trained, predict_files
+    from laps.engine.inference import expand_videos, format_prediction, load_trained, predict_files
 
     trained = load_trained(args.checkpoint, args.device)
     results = predict_files(trained, expand_videos(args.videos), args.views, args.top_k)
@@ -113,10 +105,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         for item in results:
-            if "error" in item:
-                print(f"{item['path']}: ERROR {item['error']}")
-            else:
-                print(f"{item['path']}: " + ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in item["top"]))
+            print(format_prediction(item))
     return 1 if any("error" in item for item in results) else 0
 
 

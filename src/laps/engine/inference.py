@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from torch.utils.data import DataLoader
 
-from laps.data import VideoDataset, VideoRecord, load_classes
+from laps.data import VideoDataset, VideoRecord, load_annotations, load_classes
 from laps.data.annotations import VIDEO_SUFFIXES
 from laps.engine import checkpoint as ckpt
-from laps.engine.builders import build_model, resolve_device
+from laps.engine.builders import build_dataset, build_model, resolve_device
 from laps.engine.config import Config, config_from_dict
-from laps.engine.evaluate import predict_views
+from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
 from laps.errors import CheckpointError, LapsError
 from laps.models import VideoClassifier
 
@@ -43,6 +44,25 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     model = build_model(config, len(classes), pretrained=False)
     ckpt.load_weights_into(model, tensors, weights)
     return TrainedModel(model.to(resolve_device(device)).eval(), config, classes)
+
+
+def evaluate_checkpoint(trained: TrainedModel, list_path: str | Path, root: str | Path, out_dir: str | Path,
+                        views: str = "1x1", fmt: str = "auto", batch_size: int = 8, num_workers: int = 0,
+                        amp: str = "none", progress: bool = True) -> dict[str, Any]:
+    """Multi-view evaluation of ``trained`` on an annotation file; writes eval.json, the confusion
+    matrix and predictions into ``out_dir`` and returns eval.json's content."""
+    records = load_annotations(list_path, root, fmt, classes=trained.classes, subset="test")
+    dataset = build_dataset(trained.config, records, str(root), train=False, views=views)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    result = evaluate(trained.model, loader, len(trained.classes), amp, progress)
+    return write_eval_outputs(result, out_dir, trained.classes, views, [r.path for r in records])
+
+
+def format_prediction(item: dict[str, Any], top_k: int | None = None) -> str:
+    """One line ``path: label p%, label p%`` (or ``path: ERROR reason``) of :func:`predict_files`."""
+    if "error" in item:
+        return f"{item['path']}: ERROR {item['error']}"
+    return f"{item['path']}: " + ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in item["top"][:top_k])
 
 
 def expand_videos(inputs: list[str]) -> list[str]:

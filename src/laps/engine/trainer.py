@@ -147,6 +147,11 @@ class Trainer:
         if c.runtime.compile:
             self.net = torch.compile(self.net)
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model that is evaluated and saved: the EMA model when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
     # ------------------------------------------------------------------ state
     def _state(self, epoch: int, best: dict[str, Any], wall: float) -> dict[str, Any]:
         state = {
@@ -171,7 +176,7 @@ class Trainer:
     def _write_epoch(self, epoch: int, row: dict[str, Any], best: dict[str, Any], wall: float, improved: bool) -> None:
         """Metrics row, weights, then the training state: the state is the commit point of an
         epoch, so a process killed anywhere in here redoes exactly this epoch on resume."""
-        eval_model = self.ema.module if self.ema is not None else self.model
+        eval_model = self.eval_model
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         ckpt.save_weights(eval_model, self.out / ckpt.LAST, self.config, self.classes)
@@ -195,7 +200,7 @@ class Trainer:
                 began = time.perf_counter()
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
                 if self.val_set is not None and ((epoch + 1) % c.runtime.eval_every == 0 or epoch + 1 == c.optim.epochs):
-                    result = evaluate(self.ema.module if self.ema is not None else self.model, self.val_loader,
+                    result = evaluate(self.eval_model, self.val_loader,
                                       self.num_classes, c.runtime.amp, c.runtime.progress, desc=f"val {epoch + 1}")
                     row.update(val_loss=result["loss"], val_top1=result["top1"], val_top5=result["top5"],
                                val_mean_class_acc=result["mean_class_acc"])
