@@ -69,7 +69,7 @@ def test_eval_cli_writes_metrics(trained_run, tiny_data, tmp_path, capsys):
 
 def test_predict_cli_json_reports_broken_files_and_exit_1(trained_run, tiny_data, tmp_path, capsys):
     out, _ = trained_run
-    video = tiny_data / "videos" / "moving_left" / "moving_left_0002.mp4"
+    video = tiny_data / "videos" / "drifting_left" / "drifting_left_0002.mp4"
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     code = main(["predict", "--checkpoint", str(out / "best.safetensors"), "--json", "--top-k", "3", str(video), str(broken)])
@@ -93,7 +93,7 @@ def test_checkpoint_from_another_model_gives_clear_error(trained_run, tiny_data,
     config = json.loads(metadata["laps_config"])
     config["model"]["depth"] = 2  # claims a deeper model than the weights hold
     save_file(weights, str(tmp_path / "other.safetensors"), metadata={**metadata, "laps_config": json.dumps(config)})
-    video = tiny_data / "videos" / "moving_left" / "moving_left_0002.mp4"
+    video = tiny_data / "videos" / "drifting_left" / "drifting_left_0002.mp4"
     assert main(["predict", "--checkpoint", str(tmp_path / "other.safetensors"), str(video)]) == 2
     err = capsys.readouterr().err.strip()
     assert "does not fit this model" in err and "\n" not in err

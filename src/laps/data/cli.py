@@ -64,8 +64,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
     synthetic = subparsers.add_parser(
         "make-synthetic", help="write the synthetic temporal dataset (H.264 mp4 + lists)",
-        description="Write ten classes in time-reversed pairs (moving left/right, up/down, rotating, "
-                    "growing/shrinking, appearing/vanishing) as real H.264 videos.",
+        description="Write ten classes in time-reversed pairs (a plaid drifting left/right, "
+                    "up/down, fading in/out, focusing/blurring, brightening/darkening) as real H.264 videos.",
         epilog=SYNTHETIC_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     synthetic.add_argument("out", help="output directory")
     synthetic.add_argument("--videos-per-class", type=int, default=40, help="videos per class (default: 40)")
