@@ -18,17 +18,20 @@ def _pyplot():
 
 
 def plot_training_curves(runs: dict[str, Sequence[dict]], path: str | Path) -> None:
-    """Loss and top-1 per epoch for one or more runs (``{name: metrics.jsonl rows}``)."""
+    """Loss and top-1 per epoch for one or more runs (``{name: metrics.jsonl rows}``): one colour per
+    run, train dashed, validation solid."""
     plt = _pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, rows in runs.items():
+    for index, (name, rows) in enumerate(runs.items()):
+        colour = f"C{index % 10}"
         epochs = [r["epoch"] for r in rows]
-        loss_ax.plot(epochs, [r["train_loss"] for r in rows], label=f"{name} train")
-        acc_ax.plot(epochs, [100 * r["train_top1"] for r in rows], "--", label=f"{name} train")
+        loss_ax.plot(epochs, [r["train_loss"] for r in rows], "--", color=colour, label=f"{name} train")
+        acc_ax.plot(epochs, [100 * r["train_top1"] for r in rows], "--", color=colour, label=f"{name} train")
         if any("val_top1" in r for r in rows):
             val = [r for r in rows if "val_top1" in r]
-            loss_ax.plot([r["epoch"] for r in val], [r["val_loss"] for r in val], label=f"{name} val")
-            acc_ax.plot([r["epoch"] for r in val], [100 * r["val_top1"] for r in val], label=f"{name} val")
+            loss_ax.plot([r["epoch"] for r in val], [r["val_loss"] for r in val], color=colour, label=f"{name} val")
+            acc_ax.plot([r["epoch"] for r in val], [100 * r["val_top1"] for r in val], color=colour,
+                        label=f"{name} val")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy", ylim=(0, 100))
     for ax in (loss_ax, acc_ax):
