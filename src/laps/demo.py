@@ -33,7 +33,7 @@ def demo_config_path() -> Path:
 def ensure_dataset(data_dir: Path, videos_per_class: int, seed: int, size: int = 32) -> Path:
     """Generate the synthetic dataset (16-frame videos of ``size`` px) unless the same one is there."""
     stamp = data_dir / "synthetic.json"
-    wanted = {"videos_per_class": videos_per_class, "seed": seed, "size": size}
+    wanted = {"videos_per_class": videos_per_class, "seed": seed, "size": size, "classes": list(CLASSES)}
     if stamp.is_file() and json.loads(stamp.read_text()) == wanted and (data_dir / "val.txt").is_file():
         print(f"dataset: reusing {data_dir}")
         return data_dir
@@ -91,7 +91,7 @@ def reading(rows: list[dict[str, Any]]) -> str:
     base, laps_row = by.get("base2d"), by.get("laps")
     text = [
         "Every class of this dataset has a twin that is the same kind of video played backwards "
-        "(moving left / right, growing / shrinking, ...). Single frames are identically distributed "
+        "(drifting left / right, fading in / out, ...). Single frames are identically distributed "
         "in both classes of a pair, so only the order of frames tells them apart."
     ]
     if base:
