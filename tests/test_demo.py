@@ -4,6 +4,7 @@ import json
 
 from laps.cli import main
 from laps.data import SYNTHETIC_CLASSES
+from laps.demo import ensure_dataset
 
 
 def test_quick_demo_writes_report_table_and_run_directories(tmp_path, capsys):
@@ -31,3 +32,12 @@ def test_quick_demo_writes_report_table_and_run_directories(tmp_path, capsys):
     # a second run reuses the generated dataset
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     assert "dataset: reusing" in capsys.readouterr().out
+
+    # a dataset stamped with other settings (e.g. an older generator) is replaced whole
+    stamp = out / "data" / "synthetic.json"
+    stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "classes": ["moving_left"]}))
+    (out / "data" / "videos" / "moving_left").mkdir()
+    ensure_dataset(out / "data", videos_per_class=4, seed=0)
+    assert "dataset: wrote 40 videos" in capsys.readouterr().out
+    assert not (out / "data" / "videos" / "moving_left").exists()
+    assert sorted(p.name for p in (out / "data" / "videos").iterdir()) == sorted(SYNTHETIC_CLASSES)

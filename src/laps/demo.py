@@ -7,6 +7,7 @@ Every variant's run is an ordinary ``laps train`` run directory, ``<out>/<varian
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from importlib import resources
 from pathlib import Path
@@ -37,6 +38,9 @@ def ensure_dataset(data_dir: Path, videos_per_class: int, seed: int, size: int =
     if stamp.is_file() and json.loads(stamp.read_text()) == wanted and (data_dir / "val.txt").is_file():
         print(f"dataset: reusing {data_dir}")
         return data_dir
+    if stamp.is_file():  # a demo dataset made with other settings or an older generator: replace it whole
+        stamp.unlink()
+        shutil.rmtree(data_dir / "videos", ignore_errors=True)
     began = time.perf_counter()
     make_synthetic(data_dir, videos_per_class=videos_per_class, seed=seed, num_frames=16, size=size)
     stamp.write_text(json.dumps(wanted))
