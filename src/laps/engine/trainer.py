@@ -265,7 +265,8 @@ class Trainer:
             sums["count"] += labels.shape[0]
             clips_seen += labels.shape[0] * world_size()
             bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
-                            clips_s=f"{clips_seen / (time.perf_counter() - began):.1f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                            clips_s=f"{clips_seen / (time.perf_counter() - began):.1f}",
+                            lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)  # tqdm's own rate
         loss_sum, correct, count = all_reduce_sum([sums["loss"], sums["correct"], sums["count"]])
         return {
             "train_loss": loss_sum / max(count, 1), "train_top1": correct / max(count, 1),
