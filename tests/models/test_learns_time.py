@@ -1,28 +1,28 @@
 """End to end on the synthetic data: LAPS learns the direction of time from random weights in a
 few seconds; base2d, the same backbone run per frame, cannot separate a clip from its reverse."""
 
-import numpy as np
 import pytest
 import torch
 
 from laps import create_model
 from laps.data.synthetic import CLASSES, synthetic_clip, video_seed
+from laps.data.transforms import Normalize, as_clip
 
 PAIRS = ("drifting_left", "drifting_right", "brightening", "darkening")
 
 
 def _clips(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 4, 3, 32, 32) clips in [-1, 1] and labels in [0, 4); video i of every class shares its seed
-    with its pair partner, so the set holds every clip together with its reverse."""
-    clips, labels = [], []
+    """(N, 4, 3, 32, 32) clips normalised as the demo does ("half": [-1, 1]) and labels in [0, 4);
+    video i of every class shares its seed with its pair partner, so the set holds every clip
+    together with its reverse."""
+    normalize, clips, labels = Normalize("half"), [], []
     for i in range(per_class):
         for label, name in enumerate(PAIRS):
-            forward = CLASSES.index(name) // 2 * 2
-            frames = synthetic_clip(CLASSES.index(name), video_seed(seed, forward, i), num_frames=4, size=32)
-            clips.append(frames)
+            synthetic_label = CLASSES.index(name)
+            frames = synthetic_clip(synthetic_label, video_seed(seed, synthetic_label // 2 * 2, i), num_frames=4, size=32)
+            clips.append(normalize(as_clip(frames)))
             labels.append(label)
-    x = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
-    return x, torch.tensor(labels)
+    return torch.stack(clips), torch.tensor(labels)
 
 
 def _train_and_score(temporal: str, epochs: int = 12) -> float:
