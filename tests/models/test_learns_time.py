@@ -19,7 +19,8 @@ def _clips(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     for i in range(per_class):
         for label, name in enumerate(PAIRS):
             synthetic_label = CLASSES.index(name)
-            frames = synthetic_clip(synthetic_label, video_seed(seed, synthetic_label // 2 * 2, i), num_frames=4, size=32)
+            pair_seed = video_seed(seed, synthetic_label // 2 * 2, i)
+            frames = synthetic_clip(synthetic_label, pair_seed, num_frames=4, size=32)
             clips.append(normalize(as_clip(frames)))
             labels.append(label)
     return torch.stack(clips), torch.tensor(labels)
