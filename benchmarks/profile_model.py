@@ -1,8 +1,9 @@
-"""Top ops (torch.profiler self CPU time, ms per step) of LAPS variants side by side.
+"""Top ops (torch.profiler self time, ms per step) of LAPS variants side by side.
 
 Usage: python benchmarks/profile_model.py vit_small_patch16_224 base2d,laps [--train] [--frames 8]
-       [--img-size 224] [--threads 1] [--steps 2] [--top 16]
-Prints a Markdown table: the ops that explain a time ratio of ``laps bench model``."""
+       [--img-size 224] [--batch 1] [--threads 1] [--steps 2] [--top 16] [--device cuda]
+Prints a Markdown table: the ops that explain a time ratio of ``laps bench model``. On CUDA the
+times are the GPU time of each op's kernels (bf16 autocast, as ``laps bench``)."""
 
 import argparse
 
@@ -10,17 +11,22 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from laps.analysis.contenders import Contender, build
-from laps.analysis.measure import inference_job, train_job
+from laps.analysis.measure import inference_job, synchronize, train_job
 
 
-def op_times(contender: Contender, train: bool, steps: int) -> dict[str, float]:
-    """Self CPU milliseconds per step of every op, after one warm-up step."""
-    model, clips = build(contender), contender.clips(1)
+def op_times(contender: Contender, train: bool, steps: int, batch: int, device: torch.device) -> dict[str, float]:
+    """Self milliseconds per step of every op (CPU time, or GPU time on CUDA), after a warm-up step."""
+    model, clips = build(contender).to(device), contender.clips(batch, device)
     job = train_job(model, clips) if train else inference_job(model, clips)
     job()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
         for _ in range(steps):
             job()
+        synchronize(device)
+    if device.type == "cuda":
+        return {event.key: event.self_device_time_total / 1e3 / steps for event in prof.key_averages()
+                if event.self_device_time_total > 0}
     return {event.key: event.self_cpu_time_total / 1e3 / steps for event in prof.key_averages()}
 
 
@@ -31,14 +37,17 @@ if __name__ == "__main__":
     parser.add_argument("--train", action="store_true", help="profile a training step instead of a forward")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--top", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     variants = args.variants.split(",")
-    times = {v: op_times(Contender(args.backbone, v, args.frames, args.img_size), args.train, args.steps)
-             for v in variants}
+    device = torch.device(args.device)
+    times = {v: op_times(Contender(args.backbone, v, args.frames, args.img_size), args.train, args.steps,
+                         args.batch, device) for v in variants}
     ops = sorted(set().union(*times.values()), key=lambda op: -max(t.get(op, 0.0) for t in times.values()))
     print("| op | " + " | ".join(f"{v} ms" for v in variants) + " |")
     print("|---|" + "---|" * len(variants))

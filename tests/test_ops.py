@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from laps import ops
+from laps.analysis.dispatch import OpCounter
 from laps.errors import ConfigError, ShapeError
 
 
@@ -17,7 +18,7 @@ def masked_joint_attention(q, k, v, num_frames, groups):
     def joint(x):
         return x.reshape(batch, num_frames, heads, tokens, -1).permute(0, 2, 1, 3, 4).reshape(batch, heads, num_frames * tokens, -1)
 
-    group_of = torch.empty(num_frames, dtype=torch.long)
+    group_of = torch.empty(num_frames, dtype=torch.long, device=q.device)
     for index, group in enumerate(groups):
         group_of[list(group)] = index
     token_group = group_of.repeat_interleave(tokens)
@@ -185,18 +186,7 @@ def test_ops_under_torch_compile_match_eager():
     torch.testing.assert_close(compiled(q, k, v), layer(q, k, v))
 
 
-# --- temporal_mix: the fast path of a temporal attention block (attention, heads merged, shift) ---
-
-
-def reference_mix(q, k, v, num_frames, groups, shift, fold_div):
-    """Reference of ops.temporal_mix: masked joint attention, heads merged, looped shift."""
-    out = masked_joint_attention(q, k, v, num_frames, groups).transpose(1, 2)  # (B*T, N, h, d)
-    if shift == "periodic":
-        out = looped_shift(out, num_frames, out.shape[-1] // fold_div)
-    out = out.flatten(2)
-    if shift == "plain":
-        out = looped_shift(out, num_frames, out.shape[-1] // fold_div)
-    return out
+# --- the fast path: group order, attention on views, one copy back with the shift -------------
 
 
 def _timm_qkv(frames, dtype, heads=2, tokens=3, dim=8):
@@ -205,11 +195,178 @@ def _timm_qkv(frames, dtype, heads=2, tokens=3, dim=8):
     return base, base.permute(2, 0, 3, 1, 4).unbind(0)
 
 
-def _mix_and_grad(mix, num_frames, groups, shift, fold_div, base, qkv, weight):
-    out = mix(*qkv, num_frames, groups, shift, fold_div)
-    (out * weight).sum().backward()
-    grad, base.grad = base.grad, None
-    return out, grad
+def group_order_frames(layout, num_frames):
+    """Reference: the frame at each row of a clip in group order, by the definition's loops."""
+    g, s = layout.size, layout.step
+    return [b * g * s + m * s + j for b in range(num_frames // (g * s)) for j in range(s) for m in range(g)]
+
+
+def reorder_rows(x, num_frames, rows):
+    """Reference: (B*T, ...) with row p of every clip taken from row rows[p]."""
+    clips = x.reshape(-1, num_frames, *x.shape[1:])
+    return torch.stack([clips[:, r] for r in rows], 1).reshape(x.shape)
+
+
+def _inverse(rows):
+    return [rows.index(p) for p in range(len(rows))]
+
+
+@pytest.mark.parametrize(
+    "num_frames, groups, expected",
+    [
+        (8, ops.leap_groups(8, 1), ops.GroupLayout(2, 4)),
+        (8, ops.leap_groups(8, 2), ops.GroupLayout(2, 2)),
+        (8, ops.leap_groups(8, 3), ops.GroupLayout(2, 1)),
+        (12, ops.leap_groups(12, 2), ops.GroupLayout(2, 3)),
+        (4, ops.frame_groups(4, None), ops.GroupLayout(1, 1)),
+        (4, ops.frame_groups(4, -1), ops.GroupLayout(4, 1)),
+        (5, ops.leap_groups(5, 1), None),
+        (6, ((0, 3), (1, 4), (2, 5)), ops.GroupLayout(2, 3)),
+        (6, ((5,), (0, 2, 4), (1, 3)), None),
+    ],
+)
+def test_group_layout(num_frames, groups, expected):
+    assert ops.group_layout(groups, num_frames) == expected
+    if expected is not None:  # group order really puts every group's frames side by side
+        rows = group_order_frames(expected, num_frames)
+        chunks = {tuple(rows[i : i + expected.size]) for i in range(0, num_frames, expected.size)}
+        assert chunks == set(groups)
+
+
+@pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 2), (16, 2), (4, None), (4, -1)])
+def test_group_attention_on_timm_qkv_is_a_view_of_the_frames(num_frames, level):
+    """In group order, timm's q, k, v go to the attention kernel as views: nothing is copied."""
+    groups = ops.frame_groups(num_frames, level)
+    layout = ops.group_layout(groups, num_frames)
+    _, (q, k, v) = _timm_qkv(2 * num_frames, torch.float64)  # rows taken as group order
+    with OpCounter() as counter:
+        out = ops.group_attention(q, k, v, num_frames, groups, layout)
+    assert counter.copies == 0, counter.ops
+    to_clip_order = _inverse(group_order_frames(layout, num_frames))
+    natural = [reorder_rows(x, num_frames, to_clip_order) for x in (q, k, v)]
+    expected = masked_joint_attention(*natural, num_frames, groups)
+    torch.testing.assert_close(reorder_rows(out, num_frames, to_clip_order), expected)
+
+
+REORDERS = [(8, 1), (8, 2), (8, 3), (12, 2), (16, 3), (6, None), (1, None)]
+
+
+@pytest.mark.parametrize("num_frames, level", REORDERS)
+@pytest.mark.parametrize("fold", [0, 1, 3])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_from_group_order_equals_reorder_then_looped_shift(num_frames, level, fold, dtype):
+    layout = ops.group_layout(ops.frame_groups(num_frames, level), num_frames)
+    to_clip_order = _inverse(group_order_frames(layout, num_frames))
+    y = torch.randn(2 * num_frames, 3, 2, 8, dtype=dtype, requires_grad=True)
+    weight = torch.randn(2 * num_frames, 3, 2, 8, dtype=dtype)
+    got = ops.from_group_order(y, num_frames, layout, fold)
+    (got * weight).sum().backward()
+
+    def reference(x):
+        return looped_shift(reorder_rows(x, num_frames, to_clip_order), num_frames, fold)
+
+    torch.testing.assert_close(got, reference(y.detach()), rtol=0, atol=0)  # only copies: exact in any dtype
+    wide = y.detach().clone().requires_grad_()
+    (reference(wide) * weight).sum().backward()
+    torch.testing.assert_close(y.grad, wide.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("num_frames, level", REORDERS)
+def test_to_group_order_reorders_and_casts_in_one_copy(num_frames, level):
+    layout = ops.group_layout(ops.frame_groups(num_frames, level), num_frames)
+    x = torch.randn(2 * num_frames, 3, 8, requires_grad=True)
+    with OpCounter() as counter:
+        got = ops.to_group_order(x, num_frames, layout, torch.bfloat16)
+    assert counter.copies == 1 and got.dtype == torch.bfloat16
+    expected = reorder_rows(x.detach(), num_frames, group_order_frames(layout, num_frames)).bfloat16()
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    weight = torch.randn(2 * num_frames, 3, 8, dtype=torch.bfloat16)
+    (got * weight).float().sum().backward()
+    back = reorder_rows(weight.float(), num_frames, _inverse(group_order_frames(layout, num_frames)))
+    assert x.grad.dtype == torch.float32
+    torch.testing.assert_close(x.grad, back, rtol=0, atol=0)
+
+
+def test_from_group_order_writes_the_asked_memory_order_and_the_gradient_in_the_input_layout():
+    layout = ops.group_layout(ops.leap_groups(4, 1), 4)
+    y = torch.randn(8, 4, 2, 8).transpose(1, 2).requires_grad_()  # (B*T, 2, 4, 8), not contiguous
+    out = ops.from_group_order(y, 4, layout, 2, memory_order=(0, 2, 3, 1))  # channels first, as Visformer's
+    assert out.permute(0, 2, 3, 1).is_contiguous()
+    to_clip_order = _inverse(group_order_frames(layout, 4))
+    torch.testing.assert_close(out, looped_shift(reorder_rows(y.detach(), 4, to_clip_order), 4, 2))
+    out.backward(torch.ones_like(out))
+    assert y.grad.stride() == y.stride()
+
+
+def test_moves_that_change_nothing_return_their_input():
+    x = torch.randn(8, 3, 4)
+    assert ops.to_group_order(x, 4, ops.CLIP_ORDER) is x
+    assert ops.to_group_order(x, 4, ops.GroupLayout(2, 1)) is x  # adjacent pairs: group order is clip order
+    assert ops.from_group_order(x, 4, ops.GroupLayout(4, 1)) is x
+    assert ops.from_group_order(x, 1, ops.CLIP_ORDER, fold=1) is x  # one frame: nothing to shift
+
+
+def test_moves_reject_batches_of_partial_clips():
+    with pytest.raises(ShapeError, match="multiple of num_frames"):
+        ops.from_group_order(torch.randn(6, 2), 4, ops.GroupLayout(2, 2))
+    with pytest.raises(ShapeError, match="multiple of num_frames"):
+        ops.to_group_order(torch.randn(6, 2), 4, ops.GroupLayout(2, 2))
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_temporal_block_ops_under_torch_compile(backend):
+    groups = ops.leap_groups(8, 2)
+    layout = ops.group_layout(groups, 8)
+
+    def block(x, weight):
+        qkv = (ops.to_group_order(x, 8, layout) @ weight).unflatten(-1, (3, 2, 8)).permute(2, 0, 3, 1, 4)
+        out = ops.group_attention(*qkv.unbind(0), 8, groups, layout).transpose(1, 2)
+        return ops.from_group_order(out, 8, layout, 2)
+
+    x, weight = torch.randn(16, 3, 16, requires_grad=True), torch.randn(16, 48, requires_grad=True)
+    eager = block(x, weight)
+    eager.square().sum().backward()
+    grads = [x.grad, weight.grad]
+    x.grad = weight.grad = None
+    got = torch.compile(block, backend=backend, fullgraph=True)(x, weight)
+    got.square().sum().backward()
+    torch.testing.assert_close(got, eager)
+    torch.testing.assert_close([x.grad, weight.grad], grads)
+
+
+# --- the whole path of a temporal ViT block against the oracle ---------------------------------
+
+
+def fast_block(x, weight, num_frames, groups, shift, fold_div, dtype=None):
+    """What ViTTemporalAttention does between its input tokens and its projection."""
+    layout = ops.group_layout(groups, num_frames)
+    order = layout or ops.CLIP_ORDER
+    qkv = ops.to_group_order(x, num_frames, order, dtype) @ weight.to(dtype or x.dtype)
+    q, k, v = qkv.unflatten(-1, (3, 2, 8)).permute(2, 0, 3, 1, 4).unbind(0)  # timm's layout, 2 heads of 8
+    out = ops.group_attention(q, k, v, num_frames, groups, layout).transpose(1, 2)  # (B*T, N, h, d)
+    if shift == "plain":
+        out = out.flatten(2)
+    fold = {"none": 0, "periodic": 8 // fold_div, "plain": 16 // fold_div}[shift]
+    return ops.from_group_order(out, num_frames, order, fold).flatten(2)
+
+
+def reference_block(x, weight, num_frames, groups, shift, fold_div):
+    """Masked joint attention over the clip, heads merged, looped shift."""
+    q, k, v = (x @ weight).unflatten(-1, (3, 2, 8)).permute(2, 0, 3, 1, 4).unbind(0)
+    out = masked_joint_attention(q, k, v, num_frames, groups).transpose(1, 2)
+    if shift == "periodic":
+        out = looped_shift(out, num_frames, 8 // fold_div)
+    out = out.flatten(2)
+    if shift == "plain":
+        out = looped_shift(out, num_frames, 16 // fold_div)
+    return out
+
+
+def _run(block, x, weight, *args, **kwargs):
+    x, weight = x.detach().requires_grad_(), weight.detach().requires_grad_()
+    out = block(x, weight, *args, **kwargs)
+    (out.float() * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+    return out, x.grad, weight.grad
 
 
 SHIFTS = [("none", 4), ("periodic", 2), ("periodic", 4), ("periodic", 8), ("plain", 4)]
@@ -218,49 +375,24 @@ SHIFTS = [("none", 4), ("periodic", 2), ("periodic", 4), ("periodic", 8), ("plai
 @pytest.mark.parametrize("num_frames", [1, 2, 3, 5, 6, 7, 8, 12, 16])
 @pytest.mark.parametrize("level", [None, 1, 2, 3, -1])
 @pytest.mark.parametrize("shift, fold_div", SHIFTS)
-def test_temporal_mix_equals_reference_forward_and_backward(num_frames, level, shift, fold_div):
+def test_block_path_equals_masked_attention_and_looped_shift(num_frames, level, shift, fold_div):
     groups = ops.frame_groups(num_frames, level)
-    base, qkv = _timm_qkv(2 * num_frames, torch.float64)
-    weight = torch.randn(2 * num_frames, 3, 16, dtype=torch.float64)
-    got = _mix_and_grad(ops.temporal_mix, num_frames, groups, shift, fold_div, base, qkv, weight)
-    want = _mix_and_grad(reference_mix, num_frames, groups, shift, fold_div, base, qkv, weight)
+    x, weight = torch.randn(2 * num_frames, 3, 16, dtype=torch.float64), torch.randn(16, 48, dtype=torch.float64)
+    got = _run(fast_block, x, weight, num_frames, groups, shift, fold_div)
+    want = _run(reference_block, x, weight, num_frames, groups, shift, fold_div)
     assert got[0].is_contiguous() and got[0].shape == (2 * num_frames, 3, 16)
     for fast, ref in zip(got, want):
         torch.testing.assert_close(fast, ref)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 3), (5, 1), (12, 2), (16, 2), (7, -1), (6, None)])
-@pytest.mark.parametrize("shift, fold_div", SHIFTS)
-def test_temporal_mix_low_precision_forward_and_backward(dtype, num_frames, level, shift, fold_div):
-    """Same attention as frame_group_attention to the bit, the shift exact; close to fp64."""
+@pytest.mark.parametrize("shift, fold_div", [("none", 4), ("periodic", 4), ("plain", 4)])
+def test_block_path_in_bf16_autocast_style_is_close_to_fp64(num_frames, level, shift, fold_div):
+    """fp32 tokens cast to bf16 in the reordering copy, as under autocast."""
     groups = ops.frame_groups(num_frames, level)
-    base, qkv = _timm_qkv(num_frames, dtype)
-    weight = torch.randn(num_frames, 3, 16, dtype=dtype)
-    got, grad = _mix_and_grad(ops.temporal_mix, num_frames, groups, shift, fold_div, base, qkv, weight)
-    assert got.dtype == dtype and grad.dtype == dtype
-    attention = ops.frame_group_attention(*qkv, num_frames, groups).detach()
-    unshifted = ops.temporal_mix(*qkv, num_frames, groups, "none").detach()
-    torch.testing.assert_close(unshifted, attention.transpose(1, 2).flatten(2), rtol=0, atol=0)
-    if shift == "periodic":
-        shifted = looped_shift(attention.transpose(1, 2), num_frames, 8 // fold_div).flatten(2)
-        torch.testing.assert_close(got.detach(), shifted, rtol=0, atol=0)
-    wide = base.detach().double().requires_grad_()
-    want, want_grad = _mix_and_grad(
-        reference_mix, num_frames, groups, shift, fold_div, wide,
-        wide.permute(2, 0, 3, 1, 4).unbind(0), weight.double(),
-    )
-    tol = 2e-2 if dtype == torch.bfloat16 else 1e-5
-    torch.testing.assert_close(got.double(), want, atol=tol, rtol=tol)
-    torch.testing.assert_close(grad.double(), want_grad, atol=5 * tol, rtol=5 * tol)
-
-
-def test_temporal_mix_under_torch_compile_matches_eager():
-    groups = ops.frame_groups(8, 2)
-    base, qkv = _timm_qkv(8, torch.float32)
-    weight = torch.randn(8, 3, 16)
-    compiled = torch.compile(ops.temporal_mix, backend="eager", fullgraph=True)
-    got = _mix_and_grad(compiled, 8, groups, "periodic", 4, base, qkv, weight)
-    want = _mix_and_grad(ops.temporal_mix, 8, groups, "periodic", 4, base, qkv, weight)
-    for fast, ref in zip(got, want):
-        torch.testing.assert_close(fast, ref)
+    x, weight = torch.randn(num_frames, 3, 16), torch.randn(16, 48) / 4
+    out, x_grad, w_grad = _run(fast_block, x, weight, num_frames, groups, shift, fold_div, dtype=torch.bfloat16)
+    assert out.dtype == torch.bfloat16 and x_grad.dtype == torch.float32
+    want = _run(reference_block, x.double(), weight.double(), num_frames, groups, shift, fold_div)
+    torch.testing.assert_close(out.double(), want[0], atol=5e-2, rtol=5e-2)
+    torch.testing.assert_close(x_grad.double(), want[1], atol=2e-1, rtol=1e-1)

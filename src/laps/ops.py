@@ -1,14 +1,21 @@
-"""Pure tensor functions of LAPS: frame-group attention, leap attention and the shifts.
+"""Pure tensor functions of LAPS: frame-group attention, leap attention and the temporal shifts.
 
-Layout conventions (see ``LAPS_SPEC.md``):
+Layout conventions:
 
-* attention tensors are ``(B*T, heads, N, d)``, row ``b*T + t`` being frame ``t`` of clip ``b``;
-* a *group schedule* is a partition of the ``T`` frames of a clip into groups; the tokens of a
-  group attend jointly. Per-frame 2D attention is ``T`` groups of one frame, Leap Attention is
-  pairs, joint space-time attention is one group of all ``T`` frames.
+* attention tensors are ``(B*T, heads, N, d)``; the ``T`` rows of a clip are consecutive;
+* a *group schedule* is a partition of the ``T`` frames of a clip into groups whose tokens attend
+  jointly. Per-frame 2D attention is ``T`` groups of one frame, Leap Attention is pairs, joint
+  space-time attention is one group of all ``T`` frames;
+* a *regular* schedule (:class:`GroupLayout`) is one a reshape can express: per-frame, joint, and
+  leap pairs when ``T`` is a multiple of ``2s``. Its *group order* puts the frames of every group
+  next to each other; in timm's token-major ``qkv`` layout a group of ``g`` frames in that order is
+  a view ``(B*T/g, heads, g*N, d)``: no copy.
 
-Every function here is differentiable, dtype-agnostic and free of Python loops over frames,
-pairs or clips, so it runs under ``torch.compile``.
+The fast path of a temporal block is therefore: :func:`to_group_order` (one copy, which can be the
+dtype cast that autocast makes anyway), :func:`group_attention` on views, and
+:func:`from_group_order`, which writes the output back in clip order with the shift applied in the
+same copy. The natural-order functions (:func:`frame_group_attention`, :func:`leap_attention`,
+:func:`periodic_shift`, :func:`plain_shift`) are built from the same pieces.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import torch.nn.functional as F
 from laps.errors import ConfigError, ShapeError
 
 Groups = tuple[tuple[int, ...], ...]
+SHIFTS = ("none", "periodic", "plain")
 
 
 def _check_num_frames(num_frames: int) -> None:
@@ -75,32 +83,9 @@ def frame_groups(num_frames: int, level: int | None) -> Groups:
     return leap_groups(num_frames, level)
 
 
-@dataclass(frozen=True)
-class _StridedLayout:
-    """Groups that a reshape can express: blocks of ``size * stride`` consecutive frames, each
-    split into ``stride`` groups ``(j, j + stride, ..., j + (size-1) * stride)``."""
-
-    size: int
-    stride: int
-
-
-def _layout(groups: Groups, num_frames: int) -> _StridedLayout | None:
-    """The strided layout equal to ``groups``, or ``None`` if the groups are irregular."""
-    size = len(groups[0])
-    if any(len(g) != size for g in groups) or num_frames % size:
-        return None
-    stride = groups[0][1] - groups[0][0] if size > 1 else 1
-    if stride < 1 or num_frames % (size * stride):
-        return None
-    expected = {
-        tuple(block * size * stride + j + i * stride for i in range(size))
-        for block in range(num_frames // (size * stride))
-        for j in range(stride)
-    }
-    return _StridedLayout(size, stride) if expected == set(groups) else None
-
-
-def _validate_groups(groups: Groups, num_frames: int) -> Groups:
+def check_groups(groups: Groups, num_frames: int) -> Groups:
+    """``groups`` as tuples of ints; raises ConfigError unless they partition ``range(num_frames)``."""
+    _check_num_frames(num_frames)
     groups = tuple(tuple(int(t) for t in g) for g in groups)
     flat = sorted(t for g in groups for t in g)
     if flat != list(range(num_frames)) or any(len(g) == 0 for g in groups):
@@ -111,13 +96,52 @@ def _validate_groups(groups: Groups, num_frames: int) -> Groups:
     return groups
 
 
+@dataclass(frozen=True)
+class GroupLayout:
+    """A regular schedule: blocks of ``size * step`` consecutive frames, each split into ``step``
+    groups ``(j, j + step, ..., j + (size-1) * step)``. Clip order views a clip as
+    ``(blocks, size, step)``; group order is ``(blocks, step, size)``, the frames of a group adjacent."""
+
+    size: int
+    step: int
+
+    @property
+    def is_clip_order(self) -> bool:
+        """True when group order and clip order coincide (one frame a group, or adjacent frames)."""
+        return self.size == 1 or self.step == 1
+
+
+CLIP_ORDER = GroupLayout(1, 1)
+
+
+def group_layout(groups: Groups, num_frames: int) -> GroupLayout | None:
+    """The :class:`GroupLayout` equal to ``groups``, or ``None`` if the groups are irregular.
+
+    >>> group_layout(leap_groups(8, 2), 8)
+    GroupLayout(size=2, step=2)
+    """
+    groups = check_groups(groups, num_frames)
+    size = len(groups[0])
+    if any(len(g) != size for g in groups):
+        return None
+    step = groups[0][1] - groups[0][0] if size > 1 else 1
+    if step < 1 or num_frames % (size * step):
+        return None
+    expected = {
+        tuple(block * size * step + j + i * step for i in range(size))
+        for block in range(num_frames // (size * step))
+        for j in range(step)
+    }
+    return GroupLayout(size, step) if expected == set(groups) else None
+
+
 def split_clips(x: torch.Tensor, num_frames: int, name: str = "x") -> tuple[int, torch.Tensor]:
     """View ``(B*T, ...)`` as ``(B, T, ...)``; raises if the leading size is not a multiple of T."""
     _check_num_frames(num_frames)
-    if x.shape[0] % num_frames:
+    if x.dim() < 1 or x.shape[0] % num_frames:
         raise ShapeError(
-            f"{name} has leading size {x.shape[0]}, which is not a multiple of num_frames="
-            f"{num_frames}; pass frames as (B*T, ...) with T={num_frames} frames per clip"
+            f"{name} has leading size {x.shape[0] if x.dim() else None}, which is not a multiple of "
+            f"num_frames={num_frames}; pass frames as (B*T, ...) with T={num_frames} frames per clip"
         )
     batch = x.shape[0] // num_frames
     return batch, x.unflatten(0, (batch, num_frames))
@@ -136,59 +160,169 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         )
 
 
-def group_frames(x: torch.Tensor, batch: int, layout: _StridedLayout) -> torch.Tensor:
-    """``(B*T, h, N, d)`` (any strides) -> ``(B*T/g, h, g*N, d)``, the frames of each group
-    concatenated along tokens. One reshape, no index gather."""
-    num_frames = x.shape[0] // batch
-    g, s = layout.size, layout.stride
-    x = x.unflatten(0, (batch, num_frames // (g * s), g, s))  # (B, blocks, g, s, h, N, d)
-    x = x.permute(0, 1, 3, 4, 2, 5, 6)  # (B, blocks, s, h, g, N, d)
-    return x.flatten(0, 2).flatten(2, 3)
+def _attend(q, k, v, size: int, dropout_p: float, scale: float | None) -> torch.Tensor:
+    """Attention within groups of ``size`` adjacent rows: ``(R, h, N, d)`` -> ``(R, h, N, d_v)``.
+
+    ``(R, h, N, d)`` -> ``(R/g, h, g*N, d)`` is a view when a row's stride is ``N`` token strides
+    (timm's token-major ``qkv``), a copy otherwise; so is the way back for the fused kernels'
+    token-major output."""
+    grouped = [x.unflatten(0, (-1, size)).transpose(1, 2).flatten(2, 3) for x in (q, k, v)]
+    out = F.scaled_dot_product_attention(*grouped, dropout_p=dropout_p, scale=scale)
+    return out.unflatten(2, (size, -1)).transpose(1, 2).flatten(0, 1)
 
 
-def ungroup_frames(y: torch.Tensor, batch: int, layout: _StridedLayout) -> torch.Tensor:
-    """Inverse of :func:`group_frames` as a view: ``(B*T/g, h, g*N, d)`` ->
-    ``(B, blocks, g, s, N, h, d)``, whose frame dims ``(blocks, g, s)`` flattened row-major are
-    the frames in clip order (they cannot be merged into one dim without a copy)."""
-    g, s = layout.size, layout.stride
-    y = y.unflatten(0, (batch, -1, s)).unflatten(4, (g, -1))  # (B, blocks, s, h, g, N, d)
-    return y.permute(0, 1, 4, 2, 5, 3, 6)
+def _gather_attention(q, k, v, num_frames: int, groups: Groups, dropout_p: float, scale: float | None):
+    """Irregular schedules, in clip order: one attention per group size, on gathered copies."""
+    batch, _ = split_clips(q, num_frames, "q")
+    heads, tokens, dim_v = v.shape[1:]
+    out = v.new_empty(batch, num_frames, tokens, heads, dim_v).transpose(2, 3)  # token-major
+    for size in sorted({len(g) for g in groups}):
+        index = torch.tensor([g for g in groups if len(g) == size], device=q.device)
+        part = [x.unflatten(0, (batch, num_frames))[:, index].transpose(2, 3).flatten(3, 4).flatten(0, 1) for x in (q, k, v)]
+        o = F.scaled_dot_product_attention(*part, dropout_p=dropout_p, scale=scale)  # (B*G, h, size*N, d)
+        out[:, index] = o.unflatten(0, (batch, -1)).unflatten(3, (size, tokens)).transpose(2, 3)
+    return out.flatten(0, 1)
 
 
-def _split_frame_attention(
+def group_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     num_frames: int,
     groups: Groups,
-    dropout_p: float,
-    scale: float | None,
+    layout: GroupLayout | None,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
 ) -> torch.Tensor:
-    """Frame-group attention whose output frames are left where the attention wrote them.
+    """Frame-group attention on frames already in the order the schedule computes in.
 
-    ``q, k, v (B*T, h, N, d)`` -> ``(B, *F, N, h, d_v)``, a view of the attention output (no
-    copy) where the frame dims ``F`` (``(T,)`` or ``(blocks, g, s)``), flattened row-major,
-    index the frames of a clip in order. :func:`frame_group_attention` and
-    :func:`temporal_mix` put it in their layouts with at most one copy.
+    Args:
+        q, k, v: ``(B*T, heads, N, d)``: in the group order of ``layout`` for a regular schedule,
+            in clip order for an irregular one (``layout`` None).
+        groups, layout: the schedule and its :func:`group_layout`.
+    Returns:
+        ``(B*T, heads, N, d_v)`` in the same frame order.
+
+    A regular schedule is one ``scaled_dot_product_attention`` call on views of timm-layout
+    ``q, k, v``; an irregular one takes one call per group size, on gathered copies.
     """
     _check_qkv(q, k, v)
-    batch, _ = split_clips(q, num_frames, "q")
-    groups = _validate_groups(groups, num_frames)
-    layout = _layout(groups, num_frames)
+    split_clips(q, num_frames, "q")
     if layout is None:
-        out = _irregular_group_attention(q, k, v, batch, num_frames, groups, dropout_p, scale)
-        return out.transpose(2, 3)
-    if layout.size == 1:
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
-        return out.unflatten(0, (batch, num_frames)).transpose(2, 3)
-    out = F.scaled_dot_product_attention(
-        group_frames(q, batch, layout),
-        group_frames(k, batch, layout),
-        group_frames(v, batch, layout),
-        dropout_p=dropout_p,
-        scale=scale,
+        return _gather_attention(q, k, v, num_frames, groups, dropout_p, scale)
+    return _attend(q, k, v, layout.size, dropout_p, scale)
+
+
+def shift_fold(channels: int, fold_div: int) -> int:
+    """Channels moved in each direction: ``channels // fold_div``; raises if that is zero."""
+    if not isinstance(fold_div, int) or fold_div < 2:
+        raise ConfigError(f"fold_div must be an integer >= 2, got {fold_div!r}")
+    fold = int(channels) // fold_div  # int(): torch.jit tracing (fvcore) gives sizes as tensors
+    if fold < 1:
+        raise ConfigError(
+            f"fold_div={fold_div} leaves no channel to shift in {channels} channels; "
+            f"use fold_div <= {channels}"
+        )
+    return fold
+
+
+def _frame_digits(x: torch.Tensor, num_frames: int, size: int, step: int, group_order: bool) -> torch.Tensor:
+    """View ``(B*T, ...)`` as ``(B, blocks, size, step, ...)``: frame ``t`` of a clip at the digits
+    of ``t = (block * size + member) * step + j``. For a tensor in group order, a permuted view."""
+    if group_order:
+        return x.unflatten(0, (-1, num_frames // (size * step), step, size)).transpose(2, 3)
+    return x.unflatten(0, (-1, num_frames // (size * step), size, step))
+
+
+def _shift_frames(dst: torch.Tensor, src: torch.Tensor, step: int) -> None:
+    """``dst[frame t] = src[frame t + step]`` (``step`` +1 or -1) on ``(B, blocks, size, step, ...)``
+    digit views, zeros where ``t + step`` leaves the clip: frames of different clips never mix.
+
+    One slice copy per digit: the frames whose later digits are all at their last value (first
+    value, for -1) move up (down) one in digit ``j`` while the later digits wrap round."""
+    last, first = (slice(-1, None), slice(0, 1)) if step > 0 else (slice(0, 1), slice(-1, None))
+    keep, move = (slice(None, -1), slice(1, None)) if step > 0 else (slice(1, None), slice(None, -1))
+    for digit in (3, 2, 1):
+        if dst.shape[digit] > 1:
+            outer, later = (slice(None),) * digit, 3 - digit
+            dst[outer + (keep,) + (last,) * later] = src[outer + (move,) + (first,) * later]
+    dst[(slice(None), last, last, last)] = 0
+
+
+def _write_frames(dst: torch.Tensor, src: torch.Tensor, fold: int, direction: int) -> None:
+    """``dst = src`` on digit views, channels ``[0, fold)`` taken from frame ``t + direction`` and
+    ``[fold, 2*fold)`` from ``t - direction`` (``direction`` -1: the adjoint, for the gradient)."""
+    if not fold:
+        dst.copy_(src)
+        return
+    _shift_frames(dst[..., :fold], src[..., :fold], direction)
+    _shift_frames(dst[..., fold : 2 * fold], src[..., fold : 2 * fold], -direction)
+    dst[..., 2 * fold :] = src[..., 2 * fold :]
+
+
+def _memory_order(x: torch.Tensor) -> tuple[int, ...]:
+    """The dims of ``x`` from the slowest- to the fastest-varying in memory."""
+    return tuple(sorted(range(x.dim()), key=lambda dim: -x.stride(dim)))
+
+
+def _reorder(x, num_frames, size, step, to_groups, fold, direction, dtype, memory_order) -> torch.Tensor:
+    out = torch.empty_permuted(x.shape, memory_order, dtype=dtype, device=x.device)
+    _write_frames(
+        _frame_digits(out, num_frames, size, step, group_order=to_groups),
+        _frame_digits(x, num_frames, size, step, group_order=not to_groups),
+        fold,
+        direction,
     )
-    return ungroup_frames(out, batch, layout)
+    return out
+
+
+class _Reorder(torch.autograd.Function):
+    """Frames from clip order into group order, or back with a shift: one copy forward, the
+    adjoint copy backward (in the input's dtype and memory order)."""
+
+    @staticmethod
+    def forward(ctx, x, num_frames, size, step, to_groups, fold, dtype, memory_order):
+        ctx.args = (num_frames, size, step, not to_groups, fold, -1, x.dtype, _memory_order(x))
+        return _reorder(x, num_frames, size, step, to_groups, fold, 1, dtype, memory_order)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        return (_reorder(grad, *ctx.args),) + (None,) * 7
+
+
+def to_group_order(
+    x: torch.Tensor, num_frames: int, layout: GroupLayout, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """``(B*T, ...)`` with each clip's frames in clip order -> the group order of ``layout``, cast
+    to ``dtype``: one copy (under autocast, the cast the next layer would make anyway), or ``x``
+    itself when neither order nor dtype changes."""
+    split_clips(x, num_frames)
+    dtype = x.dtype if dtype is None else dtype
+    if layout.is_clip_order and dtype == x.dtype:
+        return x
+    return _Reorder.apply(x, num_frames, layout.size, layout.step, True, 0, dtype, tuple(range(x.dim())))
+
+
+def from_group_order(
+    y: torch.Tensor,
+    num_frames: int,
+    layout: GroupLayout,
+    fold: int = 0,
+    memory_order: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """``(B*T, ..., C)`` in the group order of ``layout`` -> clip order, shifted on the way.
+
+    With ``fold > 0`` and ``T > 1``, channels ``[0, fold)`` of frame t take frame t+1's values,
+    ``[fold, 2*fold)`` frame t-1's, the rest stay; zeros past the clip's ends. The result is laid
+    out with its dims in ``memory_order`` (default: contiguous). One copy (a slice copy per
+    channel group and frame digit); ``y`` itself when nothing changes."""
+    split_clips(y, num_frames, "y")
+    fold = fold if num_frames > 1 else 0  # a single frame has no neighbour: its image stays
+    if layout.is_clip_order and not fold and memory_order is None:
+        return y
+    memory_order = tuple(range(y.dim())) if memory_order is None else tuple(memory_order)
+    return _Reorder.apply(y, num_frames, layout.size, layout.step, False, fold, y.dtype, memory_order)
 
 
 def frame_group_attention(
@@ -203,65 +337,24 @@ def frame_group_attention(
     """Attention where the tokens of each frame group attend jointly over the group's tokens.
 
     Args:
-        q, k, v: ``(B*T, heads, N, d)``; any strides.
+        q, k, v: ``(B*T, heads, N, d)`` in clip order; any strides.
         num_frames: ``T``, frames per clip.
         groups: a partition of ``range(T)``, e.g. ``leap_groups(T, level)``.
     Returns:
         ``(B*T, heads, N, d_v)``, each frame's output in its own row.
 
     Equals joint attention over all ``T*N`` tokens of a clip with a block mask that allows a
-    token to see only the tokens of its own group. One ``scaled_dot_product_attention`` call
-    per distinct group size; regular schedules (per-frame, leap pairs with ``T % 2s == 0``,
-    joint) are pure reshapes, irregular ones gather frames with one index per group size.
+    token to see only the tokens of its own group: :func:`to_group_order`,
+    :func:`group_attention` and :func:`from_group_order`.
     """
-    out = _split_frame_attention(q, k, v, num_frames, groups, dropout_p, scale).transpose(-3, -2)
-    return out.reshape(q.shape[0], *out.shape[-3:])  # a copy only for groups of several frames
-
-
-def temporal_mix(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    num_frames: int,
-    groups: Groups,
-    shift: str = "none",
-    fold_div: int = 4,
-    dropout_p: float = 0.0,
-    scale: float | None = None,
-) -> torch.Tensor:
-    """The token mixing of a temporal attention block, before its output projection.
-
-    ``q, k, v (B*T, h, N, d)`` -> ``(B*T, N, h*d_v)``, contiguous: :func:`frame_group_attention`
-    over ``groups``, heads merged into channels, then ``shift`` (``"none"``, ``"periodic"`` as in
-    :func:`periodic_shift` or ``"plain"`` as in :func:`plain_shift`). The frames are put back in
-    clip order and shifted while being written, in one copy, where the separate functions
-    would take up to three.
-    """
-    out = _split_frame_attention(q, k, v, num_frames, groups, dropout_p, scale)  # (B, *F, N, h, d)
-    frame_dims = out.dim() - 4
-    if shift == "plain":
-        out = out.flatten(-2)  # (B, *F, N, C); a copy unless the heads are already adjacent
-    if shift != "none" and num_frames > 1:
-        out = _ShiftedCopy.apply(out, frame_dims, shift_fold(out.shape[-1], fold_div))
-    return out.reshape(q.shape[0], q.shape[2], -1)  # a view after a shift or per-frame attention
-
-
-def _irregular_group_attention(q, k, v, batch, num_frames, groups, dropout_p, scale):
-    """Frame-group attention by index gathers, one SDPA per group size -> ``(B, T, h, N, d_v)``."""
-    heads, tokens, dim_v = v.shape[1], v.shape[2], v.shape[3]
-    out = v.new_empty((batch, num_frames, heads, tokens, dim_v))
-    for size in sorted({len(g) for g in groups}):
-        index = torch.tensor([g for g in groups if len(g) == size], device=q.device)
-
-        def gather(x: torch.Tensor) -> torch.Tensor:
-            x = x.unflatten(0, (batch, num_frames))[:, index]  # (B, G, size, h, N, d)
-            return x.transpose(2, 3).flatten(3, 4).flatten(0, 1)  # (B*G, h, size*N, d)
-
-        o = F.scaled_dot_product_attention(
-            gather(q), gather(k), gather(v), dropout_p=dropout_p, scale=scale
-        )
-        out[:, index] = o.unflatten(0, (batch, -1)).unflatten(3, (size, tokens)).transpose(2, 3)
-    return out
+    _check_qkv(q, k, v)
+    split_clips(q, num_frames, "q")
+    groups = check_groups(groups, num_frames)
+    layout = group_layout(groups, num_frames)
+    order = layout or CLIP_ORDER
+    grouped = [to_group_order(x.transpose(1, 2), num_frames, order).transpose(1, 2) for x in (q, k, v)]
+    out = group_attention(*grouped, num_frames, groups, layout, dropout_p=dropout_p, scale=scale)
+    return from_group_order(out.transpose(1, 2), num_frames, order).transpose(1, 2)
 
 
 def leap_attention(
@@ -283,93 +376,20 @@ def leap_attention(
     )
 
 
-def shift_fold(channels: int, fold_div: int) -> int:
-    """Channels moved in each direction: ``channels // fold_div``; raises if that is zero."""
-    if not isinstance(fold_div, int) or fold_div < 2:
-        raise ConfigError(f"fold_div must be an integer >= 2, got {fold_div!r}")
-    fold = int(channels) // fold_div  # int(): torch.jit tracing (fvcore) gives sizes as tensors
-    if fold < 1:
-        raise ConfigError(
-            f"fold_div={fold_div} leaves no channel to shift in {channels} channels; "
-            f"use fold_div <= {channels}"
-        )
-    return fold
-
-
-def _move_frames(dst: torch.Tensor, src: torch.Tensor, frame_dims: int, step: int) -> None:
-    """``dst[frame t] = src[frame t + step]`` for ``step`` = +1 or -1, zeros where ``t + step``
-    leaves the clip, on ``(B, *F, ...)`` tensors whose ``frame_dims`` dims ``F`` (row-major) hold
-    the frame index. One slice copy per frame dim: when ``t + step`` carries over to frame dim
-    ``j``, every later frame dim jumps from its last index to its first (or back)."""
-    dst_inner, src_inner = (slice(-1, None), slice(0, 1)) if step > 0 else (slice(0, 1), slice(-1, None))
-    dst_j, src_j = (slice(None, -1), slice(1, None)) if step > 0 else (slice(1, None), slice(None, -1))
-    for j in range(1, frame_dims + 1):
-        later = frame_dims - j
-        if dst.shape[j] > 1:
-            outer = (slice(None),) * j
-            dst[outer + (dst_j,) + (dst_inner,) * later] = src[outer + (src_j,) + (src_inner,) * later]
-    dst[(slice(None),) + (dst_inner,) * frame_dims] = 0
-
-
-def _copy_shifted(dst: torch.Tensor, src: torch.Tensor, frame_dims: int, fold: int, reverse: bool) -> None:
-    """Write the temporal shift of ``src`` into ``dst`` (same shape ``(B, *F, ..., C)``): channels
-    ``[0, fold)`` from the next frame, ``[fold, 2*fold)`` from the previous one (the other way
-    round if ``reverse``: the adjoint, used for the gradient), the rest unchanged."""
-    ahead, behind = slice(0, fold), slice(fold, 2 * fold)
-    _move_frames(dst[..., ahead], src[..., ahead], frame_dims, -1 if reverse else 1)
-    _move_frames(dst[..., behind], src[..., behind], frame_dims, 1 if reverse else -1)
-    dst[..., 2 * fold :] = src[..., 2 * fold :]
-
-
-class _ShiftedCopy(torch.autograd.Function):
-    """Temporal shift of ``(B, *F, ..., C)`` (any strides) into a new contiguous tensor: one
-    copy forward, one copy backward (the adjoint shift, written in the input's memory layout)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, frame_dims: int, fold: int) -> torch.Tensor:
-        ctx.frame_dims, ctx.fold = frame_dims, fold
-        # the gradient goes back in x's memory layout (a dense one like it if x is not dense),
-        # so the attention output x is a view of gets its gradient without another copy
-        ctx.layout = (x.shape, torch.empty_like(x, device="meta").stride())
-        out = x.new_empty(x.shape)
-        _copy_shifted(out, x, frame_dims, fold, reverse=False)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        grad_x = grad.new_empty_strided(*ctx.layout)
-        _copy_shifted(grad_x, grad, ctx.frame_dims, ctx.fold, reverse=True)
-        return grad_x, None, None
-
-
-def shift_frames(x: torch.Tensor, fold: int) -> torch.Tensor:
-    """Temporal shift on ``(B, T, ..., C)``: channels ``[0, fold)`` of frame t take frame t+1's
-    values, ``[fold, 2*fold)`` take frame t-1's, the rest stay; zeros at the clip's ends.
-    Returns a new contiguous tensor.
-
-    A single-frame clip (T=1) is an image with no neighbours and is returned unchanged
-    (ours), so a T=1 video model computes exactly its image backbone."""
-    if x.shape[1] == 1:
-        return x
-    return _ShiftedCopy.apply(x, 1, fold)
-
-
 def periodic_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4) -> torch.Tensor:
-    """Periodic Shift on ``(B*T, heads, N, d)``: the shift of :func:`shift_frames` applied inside
-    every head (``fold = d // fold_div``), so shifted channels recur every ``d`` channels."""
+    """Periodic Shift on ``(B*T, heads, N, d)``: inside every head, channels ``[0, fold)`` of frame
+    t take frame t+1's values and ``[fold, 2*fold)`` frame t-1's (``fold = d // fold_div``), zeros
+    at the clip's ends; so the shifted channels recur every ``d`` channels. A single-frame clip
+    (T=1) is returned unchanged (ours): a T=1 video model computes exactly its image backbone."""
     if x.dim() != 4:
         raise ShapeError(f"periodic_shift expects (B*T, heads, N, d), got shape {tuple(x.shape)}")
-    fold = shift_fold(x.shape[-1], fold_div)
-    _, clips = split_clips(x, num_frames)
-    return shift_frames(clips, fold).flatten(0, 1)
+    return from_group_order(x, num_frames, CLIP_ORDER, shift_fold(x.shape[-1], fold_div))
 
 
 def plain_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4) -> torch.Tensor:
     """TSM-style shift on ``(B*T, ..., C)`` (channels last, e.g. ``(B*T, N, C)``): the first
-    ``2 * (C // fold_div)`` channels of the whole channel axis move by one frame."""
+    ``2 * (C // fold_div)`` channels of the whole channel axis move by one frame, as in
+    :func:`periodic_shift`."""
     if x.dim() < 2:
         raise ShapeError(f"plain_shift expects (B*T, ..., C), got shape {tuple(x.shape)}")
-    fold = shift_fold(x.shape[-1], fold_div)
-    _, clips = split_clips(x, num_frames)
-    return shift_frames(clips, fold).flatten(0, 1)
+    return from_group_order(x, num_frames, CLIP_ORDER, shift_fold(x.shape[-1], fold_div))

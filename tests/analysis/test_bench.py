@@ -12,7 +12,8 @@ from laps.cli import main
 from laps.errors import ConfigError
 
 ROW_FIELDS = ("model", "variant", "frames", "img_size", "label", "params", "gflops", "latency_ms",
-              "throughput_clips_s", "train_step_ms", "peak_train_mem_mib", "vs_base2d", "vs_laps")
+              "throughput_clips_s", "train_step_ms", "peak_train_mem_mib", "vs_base2d", "vs_laps",
+              "forward_copies", "forward_copy_mib", "attention")
 
 
 def test_quick_model_bench_writes_json_with_every_field(tmp_path):
@@ -32,6 +33,16 @@ def test_quick_model_bench_writes_json_with_every_field(tmp_path):
         assert all(value > 0 for value in row["vs_base2d"].values())
         assert row["peak_train_mem_mib"] > 0 and row["params"] == result["rows"][0]["params"]
     assert all(value == 1 for value in result["rows"][0]["vs_base2d"].values())
+    by_variant = {row["variant"]: row for row in result["rows"]}
+    assert by_variant["base2d"]["attention"] == ["flash (cpu)"]
+    # laps writes its attention output back once more than base2d, in more (slice) copies
+    assert by_variant["laps"]["forward_copy_mib"] > by_variant["base2d"]["forward_copy_mib"]
+    assert by_variant["laps"]["forward_copies"] > by_variant["la"]["forward_copies"] > by_variant["base2d"]["forward_copies"]
+
+
+def test_cuda_graphs_need_a_cuda_device(capsys):
+    assert main(["bench", "model", "--quick", "--device", "cpu", "--cuda-graphs"]) == 2
+    assert "--cuda-graphs needs --device cuda" in capsys.readouterr().err
 
 
 def test_peers_join_the_group_of_laps_vit_base():

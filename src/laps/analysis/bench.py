@@ -8,7 +8,8 @@ on a shared machine affects a ratio far less than the times themselves.
 Metrics (``--metrics``): ``latency`` (inference forward at B=1), ``throughput`` (clips/s at
 ``--batch``), ``train`` (forward + backward + SGD step at ``--batch``), ``memory`` (peak memory
 of a training step, see :mod:`laps.analysis.measure`), ``flops`` (fvcore GFLOPs per clip) and
-always ``params``.
+always ``params`` and the structure of one inference forward at ``--batch`` (see
+:mod:`laps.analysis.dispatch`): its copy ops, the bytes they write and the attention kernels used.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from pathlib import Path
 import torch
 
 from laps.analysis.contenders import Contender, build, peer
+from laps.analysis.dispatch import OpCounter
 from laps.analysis.flops import count_flops, count_params
-from laps.analysis.measure import inference_job, peak_train_memory, time_interleaved, train_job
+from laps.analysis.measure import autocast, inference_job, peak_train_memory, time_interleaved, train_job
 
 BACKBONES = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "visformer_small")
 VARIANTS = ("base2d", "ps", "la", "laps", "joint")
@@ -53,6 +55,7 @@ class BenchOptions:
     peers: list[str] = field(default_factory=list)
     device: str = "cpu"
     compile: bool = False
+    cuda_graphs: bool = False
 
     @classmethod
     def quick(cls, **overrides) -> BenchOptions:
@@ -92,9 +95,11 @@ def measure_group(group: list[Contender], options: BenchOptions) -> list[dict]:
     if "flops" in options.metrics:
         for c in group:  # fvcore jit-traces an eager CPU model; the count is the same on any device
             rows[c]["gflops"] = count_flops(build(c), c.clips(1)) / 1e9
+    for c in group:
+        rows[c].update(forward_structure(models[c], c.clips(options.batch, device)))
     timed = {
-        "latency": lambda c: inference_job(models[c], c.clips(1, device)),
-        "throughput": lambda c: inference_job(models[c], c.clips(options.batch, device)),
+        "latency": lambda c: inference_job(models[c], c.clips(1, device), options.cuda_graphs),
+        "throughput": lambda c: inference_job(models[c], c.clips(options.batch, device), options.cuda_graphs),
         "train": lambda c: train_job(models[c], c.clips(options.batch, device)),
     }
     for metric, make_job in timed.items():
@@ -109,6 +114,15 @@ def measure_group(group: list[Contender], options: BenchOptions) -> list[dict]:
             rows[c]["peak_train_mem_mib"] = peak
     _add_ratios(list(rows.values()))
     return list(rows.values())
+
+
+def forward_structure(model: torch.nn.Module, clips: torch.Tensor) -> dict:
+    """Copy ops, the MiB they write and the attention backends of one inference forward."""
+    model.eval()
+    with torch.no_grad(), autocast(clips.device), OpCounter() as counter:  # inference_mode hides backends
+        model(clips)
+    return {"forward_copies": counter.copies, "forward_copy_mib": counter.copy_bytes / 2**20,
+            "attention": sorted(set(counter.attention)) or ["math"]}
 
 
 def _record_times(row: dict, metric: str, seconds: list[float], batch: int) -> None:
@@ -177,17 +191,24 @@ def _cell(row: dict, metric: str, fmt: str) -> str:
     return value if ratio is None else f"{value} ({ratio:.2f}x)"
 
 
+def _structure_cell(row: dict) -> str:
+    if "forward_copies" not in row:
+        return "-"
+    return f"{row['forward_copies']} ({row['forward_copy_mib']:.1f})"
+
+
 def format_table(result: dict) -> str:
     """A Markdown table of a :func:`run_model_bench` result: values with their ratio to base2d
     in parentheses (peers, and groups without base2d: to the group's laps row)."""
     batch = result["options"]["batch"]
     header = ["model", "T", "params M", "GFLOPs", "latency ms (B=1)", f"clips/s (B={batch})",
-              f"train step ms (B={batch})", f"peak train MiB (B={batch})"]
+              f"train step ms (B={batch})", f"peak train MiB (B={batch})", f"forward copies (MiB, B={batch})",
+              "attention"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in result["rows"]:
         cells = [row["label"], str(row["frames"]), _cell(row, "params", ".1f"), _cell(row, "flops", ".1f"),
-                 _cell(row, "latency", ".0f"), _cell(row, "throughput", ".2f"), _cell(row, "train", ".0f"),
-                 _cell(row, "memory", ".0f")]
+                 _cell(row, "latency", ".1f"), _cell(row, "throughput", ".2f"), _cell(row, "train", ".1f"),
+                 _cell(row, "memory", ".0f"), _structure_cell(row), ", ".join(row.get("attention", ["-"]))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -71,6 +71,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="cpu or cuda (bf16 autocast on cuda); default: %(default)s")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--compile", action="store_true", help="torch.compile every model")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="time inference as the replay of a captured CUDA graph (no launch overhead; needs cuda)")
     p.add_argument("--quick", action="store_true",
                    help="vit_tiny, 4 frames at 32 px, batch 2, 2 repeats: a smoke test of seconds")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
@@ -80,7 +82,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def _options(args: argparse.Namespace) -> BenchOptions:
     chosen = {"variants": args.variants, "metrics": args.metrics, "peers": args.peers,
-              "device": args.device, "compile": args.compile}
+              "device": args.device, "compile": args.compile, "cuda_graphs": args.cuda_graphs}
     if args.quick:
         return BenchOptions.quick(**chosen)
     return BenchOptions(backbones=args.backbones, frames=args.frames, img_size=args.img_size,
@@ -92,6 +94,8 @@ def _model(args: argparse.Namespace) -> dict:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    if args.cuda_graphs and not args.device.startswith("cuda"):
+        raise ConfigError("--cuda-graphs needs --device cuda (CUDA graphs replay GPU work only)")
     result = run_model_bench(_options(args), command=shlex.join(sys.argv))
     print(format_table(result))
     if args.plot:

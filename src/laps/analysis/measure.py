@@ -42,15 +42,29 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def inference_job(model: nn.Module, clips: torch.Tensor) -> Callable[[], None]:
-    """One forward of ``model`` (eval mode, inference mode) on ``clips``."""
+def inference_job(model: nn.Module, clips: torch.Tensor, cuda_graph: bool = False) -> Callable[[], None]:
+    """One forward of ``model`` (eval mode, inference mode) on ``clips``; with ``cuda_graph``, the
+    replay of a CUDA graph captured from it (no per-kernel launch cost: what a server would run)."""
     model.eval()
 
     def run() -> None:
         with torch.inference_mode(), autocast(clips.device):
             model(clips)
 
-    return run
+    if not cuda_graph:
+        return run
+    if clips.device.type != "cuda":
+        raise LapsError("CUDA graphs need a CUDA device; drop --cuda-graphs or use --device cuda")
+    side = torch.cuda.Stream(clips.device)
+    side.wait_stream(torch.cuda.current_stream(clips.device))
+    with torch.cuda.stream(side):
+        for _ in range(3):  # warm-up outside the capture: cuDNN/cuBLAS plans, allocator pools
+            run()
+    torch.cuda.current_stream(clips.device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        run()
+    return graph.replay
 
 
 def train_job(model: nn.Module, clips: torch.Tensor) -> Callable[[], None]:

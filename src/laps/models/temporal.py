@@ -26,7 +26,6 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "la": ("leap", "none"),
     "laps": ("leap", "periodic"),
 }
-SHIFTS = ("none", "periodic", "plain")
 JOINT_LEVEL = -1  # level value meaning "one group of all frames" (see ops.frame_groups)
 
 
@@ -72,37 +71,47 @@ def block_levels(
 class TemporalAttention(nn.Module):
     """Shared machinery of the temporal attention modules.
 
-    Subclasses turn the block input into ``q, k, v`` of shape ``(B*T, heads, N, d)`` and the
-    mixed output back; :meth:`mix` does frame-group attention and the shift.
+    Subclasses turn the block input into ``q, k, v`` of shape ``(B*T, heads, N, d)`` with the
+    frames in :attr:`order` (the group order of a regular schedule, see :mod:`laps.ops`), and the
+    mixed output back; :meth:`mix` does frame-group attention and writes the output in clip
+    order with the shift applied, in one copy.
     """
 
     def __init__(self, num_heads: int, head_dim: int, shift: str, fold_div: int) -> None:
         super().__init__()
-        if shift not in SHIFTS:
-            raise ConfigError(f"unknown shift {shift!r}; choose one of {SHIFTS}")
+        if shift not in ops.SHIFTS:
+            raise ConfigError(f"unknown shift {shift!r}; choose one of {ops.SHIFTS}")
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.shift = shift
         self.fold_div = fold_div
+        self.fold = 0
         if shift == "periodic":
-            ops.shift_fold(head_dim, fold_div)
+            self.fold = ops.shift_fold(head_dim, fold_div)
         elif shift == "plain":
-            ops.shift_fold(num_heads * head_dim, fold_div)
-        self.level: int | None = None
-        self.num_frames = 1
-        self.groups: ops.Groups = ((0,),)
+            self.fold = ops.shift_fold(num_heads * head_dim, fold_div)
+        self.set_frames(1, None)
 
     def set_frames(self, num_frames: int, level: int | None) -> None:
         """Configure for clips of ``num_frames`` frames at ``level`` (None per-frame, -1 joint)."""
         self.num_frames = num_frames
         self.level = level
         self.groups = ops.frame_groups(num_frames, level)
+        self.layout = ops.group_layout(self.groups, num_frames)  # None: irregular, computed in clip order
+        self.order = self.layout or ops.CLIP_ORDER
 
-    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
-        """``q, k, v (B*T, heads, N, d)`` -> ``(B*T, N, heads*d)``: grouped attention, then shift."""
-        return ops.temporal_mix(
-            q, k, v, self.num_frames, self.groups, self.shift, self.fold_div, dropout_p=dropout_p
-        )
+    def mix(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float, channels_first: bool = False
+    ) -> torch.Tensor:
+        """``q, k, v (B*T, heads, N, d)`` in :attr:`order` -> ``(B*T, N, heads*d)`` in clip order:
+        grouped attention, then the shift while the frames go back; laid out in memory as
+        ``(B*T, heads*d, N)`` if ``channels_first``."""
+        out = ops.group_attention(q, k, v, self.num_frames, self.groups, self.layout, dropout_p)
+        out = out.transpose(1, 2)  # (B*T, N, h, d)
+        if self.shift == "plain":
+            out = out.flatten(2)
+        memory_order = (0, *range(2, out.dim()), 1) if channels_first else None
+        return ops.from_group_order(out, self.num_frames, self.order, self.fold, memory_order).flatten(2)
 
     def extra_repr(self) -> str:
         return f"heads={self.num_heads}, frames={self.num_frames}, level={self.level}, shift={self.shift}"

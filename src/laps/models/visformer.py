@@ -7,6 +7,7 @@ from timm.models.visformer import Attention as VisformerAttention
 from timm.models.visformer import Visformer
 from torch import nn
 
+from laps import ops
 from laps.models.temporal import TemporalAttention
 
 
@@ -27,10 +28,15 @@ class VisformerTemporalAttention(TemporalAttention):
         """``x (B*T, C, H, W)`` -> ``(B*T, C, H, W)``; H*W positions are the tokens."""
         frames, _, height, width = x.shape
         qkv = self.qkv(x).reshape(frames, 3, self.num_heads, self.head_dim, -1).permute(1, 0, 2, 4, 3)
-        q, k, v = qkv.unbind(0)  # (B*T, heads, H*W, d)
-        out = self.mix(q, k, v, self.attn_drop.p if self.training else 0.0)  # (B*T, H*W, C)
-        out = out.transpose(1, 2).reshape(frames, -1, height, width)
+        # (B*T, heads, H*W, d), token-major in group order: the copies a fused attention needs anyway
+        q, k, v = (self._token_major(x) for x in qkv.unbind(0))
+        out = self.mix(q, k, v, self.attn_drop.p if self.training else 0.0, channels_first=True)
+        out = out.transpose(1, 2).reshape(frames, -1, height, width)  # a view: mix wrote (B*T, C, H*W)
         return self.proj_drop(self.proj(out))
+
+    def _token_major(self, x: torch.Tensor) -> torch.Tensor:
+        x = ops.to_group_order(x.transpose(1, 2), self.num_frames, self.order)
+        return x.contiguous().transpose(1, 2)
 
 
 def is_visformer(model: nn.Module) -> bool:

@@ -7,6 +7,7 @@ from timm.layers.attention import Attention
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from laps import ops
 from laps.errors import UnsupportedBackboneError
 from laps.models.temporal import TemporalAttention
 
@@ -15,7 +16,9 @@ class ViTTemporalAttention(TemporalAttention):
     """Temporal version of ``timm.layers.Attention`` on tokens ``(B*T, N, C)``.
 
     Holds the original ``qkv``, ``q_norm``, ``k_norm``, ``attn_drop``, ``norm``, ``gate``,
-    ``proj`` and ``proj_drop`` under their timm names (same state_dict keys).
+    ``proj`` and ``proj_drop`` under their timm names (same state_dict keys). Its ``q, k, v`` are
+    views of one token-major tensor, so the input tokens go into group order (in the copy that
+    casts them for ``qkv`` under autocast) and the frames of a group are then a view.
     """
 
     def __init__(self, attn: Attention, shift: str, fold_div: int) -> None:
@@ -34,7 +37,8 @@ class ViTTemporalAttention(TemporalAttention):
         if attn_mask is not None or is_causal:
             raise NotImplementedError("temporal attention does not take an attention mask")
         frames, tokens, _ = x.shape
-        qkv = self.qkv(x).reshape(frames, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        grouped = ops.to_group_order(x, self.num_frames, self.order, _compute_dtype(x))
+        qkv = self.qkv(grouped).reshape(frames, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
         out = self.mix(q, k, v, self.attn_drop.p if self.training else 0.0)
@@ -61,3 +65,9 @@ def convert_vit(model: VisionTransformer, shift: str, fold_div: int) -> list[Tem
         block.attn = ViTTemporalAttention(attn, shift, fold_div)
         converted.append(block.attn)
     return converted
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a linear layer computes ``x`` in: autocast's where it is on, else ``x``'s."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
