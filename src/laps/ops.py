@@ -301,6 +301,7 @@ def to_group_order(
     dtype = x.dtype if dtype is None else dtype
     if layout.is_clip_order and dtype == x.dtype:
         return x
+    layout = CLIP_ORDER if layout.is_clip_order else layout
     return _Reorder.apply(x, num_frames, layout.size, layout.step, True, 0, dtype, tuple(range(x.dim())))
 
 
@@ -322,6 +323,7 @@ def from_group_order(
     if layout.is_clip_order and not fold and memory_order is None:
         return y
     memory_order = tuple(range(y.dim())) if memory_order is None else tuple(memory_order)
+    layout = CLIP_ORDER if layout.is_clip_order else layout  # one frame digit: one slice copy a group
     return _Reorder.apply(y, num_frames, layout.size, layout.step, False, fold, y.dtype, memory_order)
 
 
