@@ -32,7 +32,7 @@ def block_traffic(backbone: str, variant: str) -> dict[str, tuple[int, int]]:
         y = block(x)
     with OpCounter() as backward:
         y.float().sum().backward()
-    assert attention.level == (1 if variant in ("la", "laps") else None)  # a leap block, not clip order
+    assert attention.level == {"la": 1, "laps": 1, "joint": -1}.get(variant)  # a leap block: not clip order
     return {"forward": (forward.copies, forward.copy_bytes), "backward": (backward.copies, backward.copy_bytes)}
 
 
@@ -47,6 +47,8 @@ VIT_EXTRA = {
     "ps": {"forward": (5, 1), "backward": (5, 1)},  # the shift: 3 channel groups + 2 zero fills
     "la": {"forward": (1, 1), "backward": (1, 1)},  # the way back to clip order (the way in is the cast)
     "laps": {"forward": (7, 1), "backward": (7, 1)},  # both in the same copy: slices per frame digit
+    "plain_shift": {"forward": (5, 1), "backward": (5, 1)},  # as ps, on the merged channels
+    "joint": {"forward": (0, 0), "backward": (0, 0)},  # all frames of a clip are one view
 }
 
 
@@ -60,7 +62,7 @@ def test_vit_block_adds_at_most_one_pass_over_its_tokens(variant):
         assert got_copies <= base_copies + copies, (direction, got_copies - base_copies)
 
 
-@pytest.mark.parametrize("variant", ["ps", "la", "laps"])
+@pytest.mark.parametrize("variant", ["ps", "la", "laps", "plain_shift", "joint"])
 def test_visformer_block_forward_moves_no_more_bytes_than_base2d(variant):
     base, temporal, unit = block_traffic("visformer_tiny", "base2d"), block_traffic("visformer_tiny", variant), _unit("visformer_tiny")
     assert temporal["forward"][1] == base["forward"][1]  # grouping and shift ride on copies base2d makes
