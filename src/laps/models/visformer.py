@@ -29,7 +29,7 @@ class VisformerTemporalAttention(TemporalAttention):
         frames, _, height, width = x.shape
         qkv = self.qkv(x).reshape(frames, 3, self.num_heads, self.head_dim, -1).permute(1, 0, 2, 4, 3)
         # (B*T, heads, H*W, d), token-major in group order: the copies a fused attention needs anyway
-        q, k, v = (self._token_major(x) for x in qkv.unbind(0))
+        q, k, v = (self._token_major(part) for part in qkv.unbind(0))
         out = self.mix(q, k, v, self.attn_drop.p if self.training else 0.0, channels_first=True)
         out = out.transpose(1, 2).reshape(frames, -1, height, width)  # a view: mix wrote (B*T, C, H*W)
         return self.proj_drop(self.proj(out))
