@@ -9,7 +9,9 @@ uninterrupted one (the interrupted epoch is redone from its start).
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -33,6 +35,14 @@ from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
 from laps.errors import CheckpointError, ConfigError
+
+
+logger = logging.getLogger(__name__)
+
+#: share of an epoch's time spent waiting for the next batch above which training is input-bound
+INPUT_BOUND_SHARE = 0.2
+#: steps an epoch runs before its waiting share is judged (the first batches include worker start-up)
+INPUT_BOUND_MIN_STEPS = 20
 
 
 def seed_everything(seed: int) -> None:
@@ -102,6 +112,7 @@ class Trainer:
             torch.cuda.set_device(rank() % torch.cuda.device_count())
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.resume = resume
+        self.warned_input_bound = False
         if config.runtime.threads:
             torch.set_num_threads(config.runtime.threads)
         seed_everything(config.runtime.seed)
@@ -247,11 +258,13 @@ class Trainer:
         set_epoch(self.train_loader, epoch)
         self.net.train()
         sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
-        clips_seen, began = 0, time.perf_counter()
+        clips_seen, waited, began = 0, 0.0, time.perf_counter()
         bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{c.optim.epochs}", leave=False,
                    disable=not (c.runtime.progress and is_main_process()), dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
+        step, asked = -1, time.perf_counter()
         for step, (clips, labels) in enumerate(bar):
+            waited += time.perf_counter() - asked
             clips, labels = clips.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             mixed, targets = mix_batch(clips, labels, self.num_classes, c, mix_generator)
             with autocast(self.device, c.runtime.amp):
@@ -264,15 +277,35 @@ class Trainer:
             sums["correct"] += float((logits.argmax(-1) == labels).sum())
             sums["count"] += labels.shape[0]
             clips_seen += labels.shape[0] * world_size()
+            elapsed = time.perf_counter() - began  # float(loss) above waited for the device
             bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
-                            clips_s=f"{clips_seen / (time.perf_counter() - began):.1f}",
+                            clips_s=f"{clips_seen / elapsed:.1f}", data=f"{waited / elapsed:.0%}",
                             lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)  # tqdm's own rate
+            if step + 1 == INPUT_BOUND_MIN_STEPS:
+                self._check_input_bound(epoch, waited / elapsed)
+            asked = time.perf_counter()
+        elapsed = time.perf_counter() - began
+        if step + 1 < INPUT_BOUND_MIN_STEPS:
+            self._check_input_bound(epoch, waited / elapsed)
         loss_sum, correct, count = all_reduce_sum([sums["loss"], sums["correct"], sums["count"]])
         return {
             "train_loss": loss_sum / max(count, 1), "train_top1": correct / max(count, 1),
-            "lr": self.scheduler.get_last_lr()[0], "train_clips_per_s": clips_seen / (time.perf_counter() - began),
-            "broken_files": self.train_set.broken,
+            "lr": self.scheduler.get_last_lr()[0], "train_clips_per_s": clips_seen / elapsed,
+            "data_wait_share": waited / elapsed, "broken_files": self.train_set.broken,
         }
+
+    def _check_input_bound(self, epoch: int, share: float) -> None:
+        """Say once per run, with the remedies, when training spends too long waiting for data."""
+        if share <= INPUT_BOUND_SHARE or self.warned_input_bound or not is_main_process():
+            return
+        self.warned_input_bound = True
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        logger.warning(
+            "training is input-bound: %.0f%% of epoch %d so far went to waiting for the next batch. Remedies: "
+            "more loader processes (data.num_workers=%d now, %s CPU cores here), videos re-encoded with a short "
+            "key-frame interval and a smaller short side, or a faster disk for data.root",
+            100 * share, epoch + 1, self.config.data.num_workers, cores,
+        )
 
     def _optimizer_step(self) -> None:
         c = self.config

@@ -1,0 +1,55 @@
+"""Training that waits for its data says so: the waiting share per epoch, and one warning."""
+
+import json
+import logging
+import time
+
+from torch import nn
+
+from laps.data.dataset import VideoDataset
+from laps.engine.trainer import INPUT_BOUND_SHARE, Trainer
+from tests.engine.conftest import tiny_config
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _warnings(caplog):
+    return [r for r in caplog.records if r.name == "laps.engine.trainer" and "input-bound" in r.getMessage()]
+
+
+def test_slow_data_is_reported_once_with_remedies(tiny_data, tmp_path, caplog, monkeypatch):
+    read = VideoDataset.__getitem__
+
+    def slow_read(self, index):
+        time.sleep(0.03)
+        return read(self, index)
+
+    monkeypatch.setattr(VideoDataset, "__getitem__", slow_read)
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="laps.engine.trainer"):
+        Trainer(tiny_config(tiny_data, run, **{"data.val_list": None})).fit()
+    shares = [row["data_wait_share"] for row in _rows(run)]
+    assert len(shares) == 2 and all(share > 0.5 for share in shares), shares
+    [warning] = _warnings(caplog)  # two input-bound epochs, one message
+    assert "data.num_workers=0" in warning.getMessage() and "key-frame interval" in warning.getMessage()
+
+
+def test_slow_model_is_not_input_bound(tiny_data, tmp_path, caplog):
+    class SlowModel(nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, clips):
+            time.sleep(0.1)
+            return self.model(clips)
+
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(tiny_data, run, **{"data.val_list": None}))
+    trainer.net = SlowModel(trainer.model)
+    with caplog.at_level(logging.WARNING, logger="laps.engine.trainer"):
+        trainer.fit()
+    assert all(row["data_wait_share"] < INPUT_BOUND_SHARE for row in _rows(run))
+    assert not _warnings(caplog)
