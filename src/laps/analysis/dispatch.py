@@ -54,7 +54,7 @@ class OpCounter(TorchDispatchMode):
         self.ops[name] += 1
         if name in SDPA_BACKENDS and not name.endswith("backward"):
             self.attention.append(SDPA_BACKENDS[name])
-        if name == "_scaled_dot_product_attention_math":
+        if name == "_safe_softmax":  # the softmax of SDPA's math fallback (matrix products)
             self.attention.append("math")
         if name in COPY_OPS:
             if name in VALUES_ARG:
