@@ -77,6 +77,7 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
         "variant": variant, "val_top1": evaluation["top1"], "params": summary["params"],
         "gflops": summary["gflops_per_view"], "train_clips_per_s": summary["train_clips_per_s"],
         "infer_clips_per_s": inference_clips_per_s(trained.model, config), "train_time_s": summary["wall_time_s"],
+        "device": summary["device"], "data_workers": summary["data_workers"],
     }
 
 
@@ -123,6 +124,12 @@ def reading(rows: list[dict[str, Any]]) -> str:
     return "\n\n".join(t for t in text if t)
 
 
+def where(rows: list[dict[str, Any]]) -> str:
+    """The machine the demo trained on: device, loader workers and CPU threads."""
+    return (f"trained on {rows[0]['device']} with {rows[0]['data_workers']} data loader worker(s) and "
+            f"{torch.get_num_threads()} CPU thread(s)")
+
+
 def write_report(out: Path, rows: list[dict[str, Any]], predictions: list[dict[str, Any]], total_s: float) -> Path:
     runs = {r["variant"]: [json.loads(line) for line in (out / r["variant"] / "metrics.jsonl").read_text().splitlines()]
             for r in rows}
@@ -135,7 +142,7 @@ def write_report(out: Path, rows: list[dict[str, Any]], predictions: list[dict[s
         "## Predictions of the LAPS model on a reversed pair",
         "", "The pair LAPS separates best on validation; true classes are the folder names.", "",
         *[f"- {format_prediction(p, top_k=2)}" for p in predictions],
-        "", f"Total demo time: {total_s / 60:.1f} min on {torch.get_num_threads()} CPU threads.",
+        "", f"Total demo time: {total_s / 60:.1f} min; {where(rows)}.",
     ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -170,6 +177,6 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, ablation: bool 
     print(f"\nLAPS predictions on the reversed pair it separates best on validation (true: {truth}):")
     for p in predictions:
         print(f"  {format_prediction(p, top_k=2)}")
-    print(f"\nreport: {report}  (total {(time.perf_counter() - began) / 60:.1f} min)")
+    print(f"\nreport: {report}  (total {(time.perf_counter() - began) / 60:.1f} min; {where(rows)})")
     (out / "demo.json").write_text(json.dumps({"rows": rows, "predictions": predictions}, indent=2))
     return {"rows": rows, "report": str(report), "predictions": predictions}

@@ -7,9 +7,9 @@ from torch.utils.data import DistributedSampler
 
 from laps.data.annotations import VideoRecord, load_annotations
 from laps.data.check import check_dataset
-from laps.data.dataset import VideoDataset, build_loader
+from laps.data.dataset import VideoDataset, build_loader, resolve_num_workers
 from laps.data.sampling import dense_indices
-from laps.errors import DataError
+from laps.errors import ConfigError, DataError
 
 from .conftest import frame_ids
 
@@ -122,3 +122,50 @@ def test_check_dataset_lists_every_broken_file(index_video, broken_videos, worke
     broken = dict(check_dataset(records, "/", workers=workers))
     assert sorted(broken) == sorted(str(p) for p in broken_videos.values())
     assert broken[str(broken_videos["empty"])] == "empty file (0 bytes)"
+
+
+@pytest.mark.parametrize(
+    "cores, local_processes, batch, expected",
+    [(16, None, 64, 16), (16, "8", 64, 2), (16, None, 4, 4), (2, "4", 8, 1), (1, None, 8, 1)],
+)
+def test_auto_workers_share_the_cores_between_local_processes(monkeypatch, cores, local_processes, batch, expected):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    if local_processes is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_processes)
+    assert resolve_num_workers("auto", batch) == expected
+    assert resolve_num_workers(3, batch) == 3
+
+
+@pytest.mark.parametrize("bad", ["many", -1, 2.5, True])
+def test_bad_worker_counts_are_refused(bad):
+    with pytest.raises(ConfigError, match="'auto' or an integer >= 0"):
+        resolve_num_workers(bad, 4)
+
+
+def test_persistent_workers_follow_the_epoch(tmp_path):
+    """Workers outlive the epoch; each index arrives with its epoch, so every batch of every
+    epoch equals in-process loading, and the epochs differ."""
+    from laps.data import make_synthetic
+    from laps.data.dataset import set_epoch
+
+    data = make_synthetic(tmp_path / "syn", videos_per_class=2, seed=0, num_frames=8, size=32)
+    records = load_annotations(data / "train.txt", data)
+
+    def loader(workers):
+        dataset = VideoDataset(records, data, 4, 2, train=True, img_size=32, scale_range=(32, 48), seed=3)
+        return build_loader(dataset, 4, train=True, seed=5, num_workers=workers)
+
+    in_process, pooled = loader(0), loader(2)
+    assert pooled.persistent_workers and pooled.num_workers == 2
+    epochs = []
+    for epoch in range(3):
+        batches = []
+        for source in (in_process, pooled):
+            set_epoch(source, epoch)
+            batches.append([clips for clips, _ in source])
+        for a, b in zip(*batches):
+            assert torch.equal(a, b)
+        epochs.append(batches[0][0])
+    assert not torch.equal(epochs[0], epochs[1]) and not torch.equal(epochs[1], epochs[2])

@@ -48,3 +48,14 @@ def test_bad_yaml_section(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("3", 3), (0, 0), (8, 8)])
+def test_num_workers_takes_auto_or_a_count(value, expected):
+    assert load_config(None, {"data.num_workers": value}).data.num_workers == expected
+
+
+@pytest.mark.parametrize("value", ["many", "-1", "2.5"])
+def test_num_workers_rejects_anything_else(value):
+    with pytest.raises(ConfigError, match=r"data.num_workers=.* must be 'auto' or an integer >= 0"):
+        load_config(None, {"data.num_workers": value})

@@ -105,10 +105,12 @@ class VideoDataset(Dataset):
         """Select the epoch whose augmentations :meth:`__getitem__` draws (training only)."""
         self.epoch = epoch
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
         # an item's randomness depends only on (seed, epoch, index): the same clips whatever the
-        # number of workers or processes, and again after a resume
-        rng = np.random.default_rng([self.seed, self.epoch, index] if self.train else [index])
+        # number of workers or processes, and again after a resume. The loader's sampler sends the
+        # epoch with every index (``(epoch, index)``), so workers that outlive an epoch follow it.
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        rng = np.random.default_rng([self.seed, epoch, index] if self.train else [index])
         for _ in range(self.max_retries + 1):
             if self._broken[index]:
                 last_error = f"{self.records[index].path}: found broken before"
@@ -146,12 +148,33 @@ class VideoDataset(Dataset):
         return torch.cat([self.transform(clip) for clip in frames]), record.label, index
 
 
+def resolve_num_workers(num_workers: int | str, batch_size: int) -> int:
+    """Loader processes for ``num_workers``: an integer as it is; ``"auto"``: the CPU cores this
+    process may use, shared by the processes of this node (``LOCAL_WORLD_SIZE``, which torchrun
+    sets), at least 1 and at most one per clip of the batch."""
+    if num_workers == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return max(1, min(batch_size, cores // local_processes))
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(f"num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
+    return num_workers
+
+
+class _EpochSampler(DistributedSampler):
+    """A :class:`DistributedSampler` whose items are ``(epoch, index)``: the epoch that selects
+    the augmentations travels with every index, to workers that persist across epochs."""
+
+    def __iter__(self):
+        return ((self.epoch, index) for index in super().__iter__())
+
+
 def build_loader(
     dataset: VideoDataset,
     batch_size: int,
     *,
     train: bool,
-    num_workers: int = 0,
+    num_workers: int | str = 0,
     num_replicas: int = 1,
     rank: int = 0,
     seed: int = 0,
@@ -160,18 +183,20 @@ def build_loader(
 
     Batches: train ``(clips (B, T, C, H, W), labels (B,))``; test ``(views (B, V, T, C, H, W),
     labels (B,), indices (B,))``. Training shuffles (seeded) and drops the last partial batch.
-    ``num_replicas``/``rank`` shard the data over processes (1/0: everything). Call
-    :func:`set_epoch` before every epoch: it reshuffles and selects the epoch's augmentations.
-    Workers are started per epoch so they see the dataset's current epoch; memory is pinned
-    only when CUDA is available.
+    ``num_replicas``/``rank`` shard the data over processes (1/0: everything). ``num_workers``:
+    see :func:`resolve_num_workers`; the workers persist across epochs and keep batches
+    prefetched. Call :func:`set_epoch` before every epoch: it reshuffles and selects the epoch's
+    augmentations. Memory is pinned only when CUDA is available.
     """
-    sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed,
-                                 drop_last=train)
+    workers = resolve_num_workers(num_workers, batch_size)
+    sampler = _EpochSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed,
+                            drop_last=train)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=num_workers,
+        num_workers=workers,
+        persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
         drop_last=train,
     )

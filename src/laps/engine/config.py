@@ -47,7 +47,7 @@ class DataConfig:
     scale_max: int = 320
     flip: bool = True
     norm: str = "imagenet"
-    num_workers: int = 2
+    num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
     val_views: str = "1x1"
 
 
@@ -107,7 +107,7 @@ CHOICES = {
 POSITIVE = ("model.num_frames", "model.img_size", "data.sampling_rate", "optim.epochs", "optim.batch_size",
             "optim.accum_steps", "runtime.eval_every", "model.fold_div")
 NON_NEGATIVE = ("optim.lr", "optim.weight_decay", "optim.warmup_epochs", "optim.clip_grad", "optim.mixup",
-                "optim.cutmix", "data.num_workers", "runtime.threads", "optim.ema_decay", "model.drop_path")
+                "optim.cutmix", "runtime.threads", "optim.ema_decay", "model.drop_path")
 
 
 def _sections(config: Config) -> dict[str, Any]:
@@ -139,7 +139,12 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             if type(None) in args:
                 return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner[0])
+        for option in inner[:-1]:  # the first type the value converts to (int | str: "4" -> 4, "auto")
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                pass
+        return _coerce(key, value, inner[-1])
     if origin is list:
         if isinstance(value, str):
             value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
@@ -188,6 +193,9 @@ def validate(config: Config) -> Config:
         value = getattr(getattr(config, section), name)
         if value < (1 if key in POSITIVE else 0):
             raise ConfigError(f"{key}={value!r} must be {'>= 1' if key in POSITIVE else '>= 0'}")
+    workers = config.data.num_workers
+    if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
+        raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
     if config.data.scale_min > config.data.scale_max:
         raise ConfigError("data.scale_min must be <= data.scale_max")
     if config.data.scale_min < config.model.img_size:

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from laps.data import VideoDataset, VideoRecord, load_annotations, load_classes
 from laps.data.annotations import VIDEO_SUFFIXES
+from laps.data.dataset import resolve_num_workers
 from laps.engine import checkpoint as ckpt
 from laps.engine.builders import build_dataset, build_model, resolve_device
 from laps.engine.config import Config, config_from_dict
@@ -47,13 +48,13 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
 
 
 def evaluate_checkpoint(trained: TrainedModel, list_path: str | Path, root: str | Path, out_dir: str | Path,
-                        views: str = "1x1", fmt: str = "auto", batch_size: int = 8, num_workers: int = 0,
+                        views: str = "1x1", fmt: str = "auto", batch_size: int = 8, num_workers: int | str = 0,
                         amp: str = "none", progress: bool = True) -> dict[str, Any]:
     """Multi-view evaluation of ``trained`` on an annotation file; writes eval.json, the confusion
     matrix and predictions into ``out_dir`` and returns eval.json's content."""
     records = load_annotations(list_path, root, fmt, classes=trained.classes, subset="test")
     dataset = build_dataset(trained.config, records, str(root), train=False, views=views)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_num_workers(num_workers, batch_size))
     result = evaluate(trained.model, loader, len(trained.classes), amp, progress)
     return write_eval_outputs(result, out_dir, trained.classes, views, [r.path for r in records])
 

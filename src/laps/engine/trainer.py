@@ -304,7 +304,7 @@ class Trainer:
             "training is input-bound: %.0f%% of epoch %d so far went to waiting for the next batch. Remedies: "
             "more loader processes (data.num_workers=%d now, %s CPU cores here), videos re-encoded with a short "
             "key-frame interval and a smaller short side, or a faster disk for data.root",
-            100 * share, epoch + 1, self.config.data.num_workers, cores,
+            100 * share, epoch + 1, self.train_loader.num_workers, cores,
         )
 
     def _optimizer_step(self) -> None:
@@ -329,7 +329,8 @@ class Trainer:
             "train_clips_per_s": float(np.median([r["train_clips_per_s"] for r in rows])) if rows else None,
             "epochs": len(rows), "backbone": self.config.model.backbone, "temporal": self.config.model.temporal,
             "num_frames": self.config.model.num_frames, "num_classes": self.num_classes,
-            "broken_files": self.train_set.broken,
+            "broken_files": self.train_set.broken, "device": str(self.device),
+            "data_workers": self.train_loader.num_workers,
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         if rows:
