@@ -117,13 +117,14 @@ def _train_cmd(data, out, *extra):
     return [sys.executable, "-m", "laps", "train", "--data-root", str(data), "--output", str(out), *CLI_FLAGS, *extra]
 
 
-def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path):
+@pytest.mark.parametrize("workers", ["0", "1"])  # in process, and a loader worker that lives across epochs
+def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path, workers):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full = tmp_path / "full"
     subprocess.run(_train_cmd(tiny_data, full, "--epochs", "3"), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(tiny_data, killed, "--epochs", "3"), env=env,
+    proc = subprocess.Popen(_train_cmd(tiny_data, killed, f"data.num_workers={workers}", "--epochs", "3"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (killed / "state.pt").is_file():
@@ -132,7 +133,8 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path):
     proc.send_signal(signal.SIGKILL)  # in epoch 2 (or while writing epoch 1's files)
     proc.wait()
     assert len(_metrics(killed)) < 3
-    subprocess.run(_train_cmd(tiny_data, killed, "--epochs", "3", "--resume"), check=True, env=env, capture_output=True)
+    subprocess.run(_train_cmd(tiny_data, killed, f"data.num_workers={workers}", "--epochs", "3", "--resume"),
+                   check=True, env=env, capture_output=True)
     assert _metrics(killed) == _metrics(full)
     for name in ("best.safetensors", "last.safetensors"):
         a, b = load_file(killed / name), load_file(full / name)
@@ -141,13 +143,15 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path):
 
 def test_two_process_ddp_matches_one_process(tiny_data, tmp_path):
     """Same global batch (4 = 2 ranks x 2), same data order and augmentation: the losses of the
-    gloo run must equal the single-process run's up to float summation order (1e-4 relative)."""
+    gloo run (a persistent loader worker per rank) must equal the single-process, in-process-loading
+    run's up to float summation order (1e-4 relative)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = tmp_path / "single"
     subprocess.run(_train_cmd(tiny_data, single, "--epochs", "2"), check=True, env=env, capture_output=True)
     ddp = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "laps", "train", "--data-root", str(tiny_data), "--output", str(ddp), *CLI_FLAGS, "--epochs", "2"]
+           "-m", "laps", "train", "--data-root", str(tiny_data), "--output", str(ddp), *CLI_FLAGS,
+           "data.num_workers=1", "--epochs", "2"]  # each rank with a loader worker that lives across epochs
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
     one, two = _metrics(single), _metrics(ddp)
     assert len(one) == len(two) == 2
