@@ -25,7 +25,7 @@ def test_train_item_is_a_dense_clip(index_video):
     dataset = VideoDataset([VideoRecord(index_video.name, 3)], index_video.parent, 4, 3, train=True, img_size=32,
                            scale_range=(48, 64), norm=RAW)
     clip, label = dataset[0]
-    assert clip.shape == (4, 3, 32, 32) and clip.dtype == torch.float32 and label == 3
+    assert clip.shape == (4, 3, 32, 32) and clip.dtype == torch.uint8 and label == 3
     ids = clip_ids(clip)
     assert np.diff(ids).tolist() == [3, 3, 3] and 0 <= ids[0] <= 40 - 10
 
@@ -169,3 +169,13 @@ def test_persistent_workers_follow_the_epoch(tmp_path):
             assert torch.equal(a, b)
         epochs.append(batches[0][0])
     assert not torch.equal(epochs[0], epochs[1]) and not torch.equal(epochs[1], epochs[2])
+
+
+def test_items_are_uint8_and_the_dataset_normalises_batches_with_its_norm(index_video):
+    norm = ((0.2, 0.4, 0.6), (0.5, 0.25, 0.125))
+    dataset = VideoDataset([VideoRecord(str(index_video), 0)], "/", 4, 2, train=True, img_size=32,
+                           scale_range=(32, 40), norm=norm)
+    clip, _ = dataset[0]
+    assert clip.dtype == torch.uint8
+    mean, std = (torch.tensor(v).view(-1, 1, 1) for v in norm)
+    torch.testing.assert_close(dataset.normalize(clip[None])[0], (clip.float() / 255 - mean) / std, atol=1e-6, rtol=0)

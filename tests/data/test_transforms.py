@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from laps.data.transforms import NORMS, TestTransform, TrainTransform
+from laps.data.transforms import NORMS, Normalize, TestTransform, TrainTransform
 from laps.errors import ConfigError
 
 
@@ -12,13 +12,36 @@ def same_frames(num=4, height=60, width=80, seed=0):
     return np.broadcast_to(image, (num, height, width, 3)).copy()
 
 
-def test_train_output_shape_and_normalisation():
+def test_train_output_is_uint8_and_normalise_gives_the_norm():
     frames = np.full((3, 40, 50, 3), (255, 0, 128), dtype=np.uint8)
-    out = TrainTransform(32, (32, 48), norm="imagenet")(frames, np.random.default_rng(0))
-    assert out.shape == (3, 3, 32, 32) and out.dtype == torch.float32
+    out = TrainTransform(32, (32, 48))(frames, np.random.default_rng(0))
+    assert out.shape == (3, 3, 32, 32) and out.dtype == torch.uint8 and out.is_contiguous()
+    assert out[:, :, 5, 7].tolist() == [[255, 0, 128]] * 3
+    normalised = Normalize("imagenet")(out)
     mean, std = NORMS["imagenet"]
     expected = (np.array([255, 0, 128]) / 255 - mean) / std
-    assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.tensor(expected, dtype=torch.float32), atol=1e-4)
+    assert normalised.dtype == torch.float32
+    assert torch.allclose(normalised.mean(dim=(0, 2, 3)), torch.tensor(expected, dtype=torch.float32), atol=1e-4)
+
+
+@pytest.mark.parametrize("norm", ["imagenet", "half", ((0.1, 0.2, 0.3), (0.5, 0.25, 2.0))])
+def test_normalize_on_a_batch_equals_per_clip_float_normalisation(norm):
+    """A uint8 batch normalised at once (as on the device) equals the float normalisation of each
+    clip computed in float64, to 1e-6."""
+    batch = torch.randint(0, 256, (2, 3, 4, 3, 8, 8), dtype=torch.uint8)  # (B, V, T, C, H, W)
+    mean, std = (torch.tensor(v, dtype=torch.float64).view(-1, 1, 1) for v in (NORMS[norm] if isinstance(norm, str) else norm))
+    expected = (batch.double() / 255 - mean) / std
+    got = Normalize(norm)(batch.permute(0, 1, 2, 4, 5, 3).contiguous().permute(0, 1, 2, 5, 3, 4))  # any layout
+    assert got.dtype == torch.float32 and got.is_contiguous()
+    torch.testing.assert_close(got.double(), expected, atol=1e-6, rtol=0)
+
+
+def test_normalize_ships_to_workers_without_device_tensors():
+    import pickle
+
+    normalize = Normalize("half")
+    normalize(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
+    assert pickle.loads(pickle.dumps(normalize))._on_device == {}
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -46,26 +69,26 @@ def test_randaugment_applies_the_same_op_to_every_frame():
 
 def test_test_transform_three_crops_along_long_side():
     gradient = np.broadcast_to(np.linspace(0, 255, 90).astype(np.uint8)[None, None, :, None], (2, 30, 90, 3)).copy()
-    out = TestTransform(20, 3, norm="half")(gradient)  # resized to 20x60, crops at x = 0, 20, 40
-    assert out.shape == (3, 2, 3, 20, 20)
-    means = out.mean(dim=(1, 2, 3, 4))
+    out = TestTransform(20, 3)(gradient)  # resized to 20x60, crops at x = 0, 20, 40
+    assert out.shape == (3, 2, 3, 20, 20) and out.dtype == torch.uint8
+    means = out.float().mean(dim=(1, 2, 3, 4))
     assert means[0] < means[1] < means[2]
-    assert torch.equal(TestTransform(20, 1, norm="half")(gradient)[0], out[1])  # one crop = the centre one
+    assert torch.equal(TestTransform(20, 1)(gradient)[0], out[1])  # one crop = the centre one
     tall = np.ascontiguousarray(gradient.transpose(0, 2, 1, 3))
-    tall_means = TestTransform(20, 3, norm="half")(tall).mean(dim=(1, 2, 3, 4))
+    tall_means = TestTransform(20, 3)(tall).float().mean(dim=(1, 2, 3, 4))
     assert tall_means[0] < tall_means[1] < tall_means[2]
 
 
 def test_half_norm_range():
-    out = TestTransform(16, 1, norm="half")(np.array([[[[0, 255, 0]] * 16] * 16], dtype=np.uint8))
+    out = Normalize("half")(TestTransform(16, 1)(np.array([[[[0, 255, 0]] * 16] * 16], dtype=np.uint8)))
     assert (out.min().item(), out.max().item()) == pytest.approx((-1, 1))
 
 
 def test_custom_norm_and_errors():
-    out = TestTransform(8, 1, norm=((0, 0, 0), (1, 1, 1)))(np.full((1, 8, 8, 3), 255, dtype=np.uint8))
+    out = Normalize(((0, 0, 0), (1, 1, 1)))(TestTransform(8, 1)(np.full((1, 8, 8, 3), 255, dtype=np.uint8)))
     assert torch.allclose(out, torch.ones_like(out))
     with pytest.raises(ConfigError, match="unknown normalisation"):
-        TrainTransform(norm="kinetics")
+        Normalize("kinetics")
     with pytest.raises(ConfigError, match="scale_range"):
         TrainTransform(224, (200, 256))
     with pytest.raises(ConfigError, match="1 or 3"):

@@ -23,18 +23,20 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from laps.data.annotations import VideoRecord, resolve_path
 from laps.data.decoding import BACKENDS, open_video
 from laps.data.sampling import SAMPLINGS, parse_views, sample_indices
-from laps.data.transforms import Norm, TestTransform, TrainTransform
+from laps.data.transforms import Norm, Normalize, TestTransform, TrainTransform
 from laps.errors import ConfigError, DataError, VideoDecodeError
 
 logger = logging.getLogger(__name__)
 
 
 class VideoDataset(Dataset):
-    """Video records -> normalised clips.
+    """Video records -> uint8 clips; :attr:`normalize` turns a batch of them into model input.
 
-    Items: train ``(clip float (T, C, H, W), label)``; test ``(views float (V, T, C, H, W),
+    Items: train ``(clip uint8 (T, C, H, W), label)``; test ``(views uint8 (V, T, C, H, W),
     label, index)`` with ``V = clips x crops`` ordered clip-major, and ``index`` the record
-    actually decoded (another one when the requested file is broken).
+    actually decoded (another one when the requested file is broken). Call
+    ``dataset.normalize(batch.to(device))`` for float32 input normalised by ``norm``, on the
+    device (see :class:`~laps.data.transforms.Normalize`).
 
     Args:
         records: videos and labels; paths relative to ``root`` or absolute.
@@ -83,9 +85,10 @@ class VideoDataset(Dataset):
         self.train, self.backend, self.max_retries = train, backend, max_retries
         self.views = (1, 1) if train else parse_views(views)
         if train:
-            self.transform = TrainTransform(img_size, scale_range, flip=flip, norm=norm, randaugment=randaugment)
+            self.transform = TrainTransform(img_size, scale_range, flip=flip, randaugment=randaugment)
         else:
-            self.transform = TestTransform(img_size, self.views[1], norm=norm)
+            self.transform = TestTransform(img_size, self.views[1])
+        self.normalize = Normalize(norm)
         self._broken = torch.zeros(len(self.records), dtype=torch.bool).share_memory_()
         self.seed, self.epoch = seed, 0
 

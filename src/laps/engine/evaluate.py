@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,15 +26,17 @@ def autocast(device: torch.device, amp: str):
 
 
 @torch.no_grad()
-def predict_views(model: nn.Module, views: torch.Tensor, amp: str = "none", chunk: int = 16) -> torch.Tensor:
-    """Class probabilities ``(B, K)`` of ``views (B, V, T, C, H, W)``: softmax per view, averaged."""
+def predict_views(model: nn.Module, views: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
+                  amp: str = "none", chunk: int = 16) -> torch.Tensor:
+    """Class probabilities ``(B, K)`` of uint8 ``views (B, V, T, C, H, W)``, normalised on the
+    model's device by ``normalize`` (a dataset's): softmax per view, averaged."""
     batch, num_views = views.shape[:2]
     flat = views.flatten(0, 1)
     device = next(model.parameters()).device
     probs = []
     for start in range(0, flat.shape[0], chunk):
         with autocast(device, amp):
-            logits = model(flat[start : start + chunk].to(device, non_blocking=True))
+            logits = model(normalize(flat[start : start + chunk].to(device, non_blocking=True)))
         probs.append(logits.float().softmax(-1))
     return torch.cat(probs).unflatten(0, (batch, num_views)).mean(1)
 
@@ -64,7 +67,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, amp: str = "none", prog
     model.eval()
     probs, labels, indices = [], [], []
     for views, label, index in tqdm(loader, desc=desc, leave=False, disable=not (progress and is_main_process())):
-        probs.append(predict_views(model, views, amp).cpu())
+        probs.append(predict_views(model, views, loader.dataset.normalize, amp).cpu())
         labels.append(label)
         indices.append(index)
     model.train(was_training)

@@ -91,7 +91,7 @@ def predict_files(trained: TrainedModel, paths: list[str], views: str = "1x3", t
         except LapsError as exc:
             results.append({"path": path, "error": str(exc)})
             continue
-        probs = predict_views(trained.model, views_tensor.unsqueeze(0), amp)[0]
+        probs = predict_views(trained.model, views_tensor.unsqueeze(0), dataset.normalize, amp)[0]
         top = probs.topk(min(top_k, probs.numel()))
         results.append({"path": path, "top": [{"label": trained.classes[i], "prob": float(p)}
                                               for p, i in zip(top.values.tolist(), top.indices.tolist())]})

@@ -265,7 +265,8 @@ class Trainer:
         step, asked = -1, time.perf_counter()
         for step, (clips, labels) in enumerate(bar):
             waited += time.perf_counter() - asked
-            clips, labels = clips.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            clips = self.train_set.normalize(clips.to(self.device, non_blocking=True))  # uint8 until here
+            labels = labels.to(self.device, non_blocking=True)
             mixed, targets = mix_batch(clips, labels, self.num_classes, c, mix_generator)
             with autocast(self.device, c.runtime.amp):
                 logits = self.net(mixed)
