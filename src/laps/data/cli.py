@@ -1,4 +1,4 @@
-"""``laps data check`` and ``laps make-synthetic``: argparse sub-commands for the main CLI.
+"""``laps data check|resize`` and ``laps make-synthetic``: argparse sub-commands for the main CLI.
 
 The main CLI calls :func:`add_parsers` with its sub-parsers; every command sets
 ``func(args) -> exit status``. Errors are raised as :class:`~laps.errors.LapsError`.
@@ -11,6 +11,7 @@ import os
 
 from laps.data.annotations import FORMATS, default_root, load_annotations
 from laps.data.check import check_dataset
+from laps.data.resize import KEYFRAME_INTERVAL
 from laps.data.synthetic import make_synthetic
 
 CHECK_EXAMPLES = """examples:
@@ -20,6 +21,13 @@ CHECK_EXAMPLES = """examples:
 
 prints 'BROKEN <path>: <reason>' per broken video and a summary line;
 exit status 0 when nothing is broken, 1 otherwise"""
+
+RESIZE_EXAMPLES = """examples:
+  laps data resize kinetics400/videos kinetics400_320 --short-side 320
+  laps data resize ucfTrainTestlist/trainlist01.txt ucf101_256 --root UCF-101 --short-side 256
+
+prints 'BROKEN <path>: <reason>' per unreadable source and a summary line; exit status 0 when
+every source was read, 1 otherwise. Run it again to finish an interrupted run."""
 
 SYNTHETIC_EXAMPLES = """examples:
   laps make-synthetic data/synthetic
@@ -47,6 +55,21 @@ def run_make_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_resize(args: argparse.Namespace) -> int:
+    """Re-encode a dataset; print what was done and the unreadable sources -> 0 or 1."""
+    from laps.data.dataset import resolve_num_workers
+    from laps.data.resize import resize_dataset
+
+    workers = resolve_num_workers(args.workers, batch_size=os.cpu_count() or 1)
+    report = resize_dataset(args.src, args.dst, short_side=args.short_side, keyframe_interval=args.keyframe_interval,
+                            workers=workers, root=args.root, fmt=args.format)
+    for path, reason in report.broken:
+        print(f"BROKEN {path}: {reason}")
+    listed = f"; list: {report.list_file}" if report.list_file else ""
+    print(f"resized {report.converted} videos, {report.skipped} already done, {len(report.broken)} unreadable{listed}")
+    return 1 if report.broken else 0
+
+
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``data`` (with ``check``) and ``make-synthetic`` on the main CLI's sub-parsers."""
     data = subparsers.add_parser("data", help="inspect video datasets", description="Inspect video datasets.",
@@ -61,6 +84,23 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel processes (default: all cores)")
     check.add_argument("--format", default="auto", choices=FORMATS, help="annotation format (default: auto)")
     check.set_defaults(func=run_check)
+
+    resize = data_commands.add_parser(
+        "resize", help="re-encode a dataset to a short side and a short key-frame interval",
+        description="Re-encode every video of a folder (its tree kept under DST) or of an annotation file "
+                    "(a new list written in DST): H.264, short side scaled down to --short-side, a key frame "
+                    "every --keyframe-interval frames, no audio. Resumable: finished files are skipped.",
+        epilog=RESIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    resize.add_argument("src", help="video folder, or annotation file")
+    resize.add_argument("dst", help="output folder (outside the source folder)")
+    resize.add_argument("--short-side", type=int, default=320, help="short side in pixels (default: 320)")
+    resize.add_argument("--keyframe-interval", type=int, default=KEYFRAME_INTERVAL,
+                        help=f"maximum frames between key frames (default: {KEYFRAME_INTERVAL}, measured)")
+    resize.add_argument("--root", default=None, help="dataset root of a list's video paths (default: the list's folder)")
+    resize.add_argument("--format", default="auto", choices=FORMATS, help="annotation format (default: auto)")
+    resize.add_argument("--workers", default="auto", type=lambda text: text if text == "auto" else int(text),
+                        help="parallel processes, or auto: every core (default)")
+    resize.set_defaults(func=run_resize)
 
     synthetic = subparsers.add_parser(
         "make-synthetic", help="write the synthetic temporal dataset (H.264 mp4 + lists)",
