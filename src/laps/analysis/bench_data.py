@@ -4,7 +4,10 @@ The laps pipeline (:class:`~laps.data.VideoDataset`: key-frame seek, decode only
 window, skip unneeded non-reference frames) runs in the main process next to a naive
 decoder that decodes and converts every frame, then picks the clip. Both use the same
 sampler and transforms, on generated 340x256 H.264 files (10 s at 30 fps, crf 23)
-with x264's default key-frame interval (250) and a 1 s interval (30).
+with x264's default key-frame interval (250), a 1 s interval (30), and the first file
+prepared by ``laps data resize`` (:data:`~laps.data.resize.KEYFRAME_INTERVAL`). A last
+table gives the clips/s of the loader (:func:`~laps.data.build_loader`) on the prepared file
+with 1, 2, ... worker processes.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import numpy as np
 import torch
 
 from laps.data.annotations import VideoRecord
-from laps.data.dataset import VideoDataset
+from laps.data.dataset import VideoDataset, build_loader
 from laps.data.encoding import write_video
+from laps.data.resize import KEYFRAME_INTERVAL, resize_video
 from laps.data.sampling import dense_indices
 
 NUM_FRAMES, RATE, IMG_SIZE = 8, 8, 224
@@ -82,6 +86,17 @@ def bench_file(path: str, laps_clips: int, naive_clips: int) -> dict[str, float]
             "laps_wall_clips_per_s": ours_wall, "naive_wall_clips_per_s": naive_wall}
 
 
+def loader_clips_per_second(path: str, workers: int, batches: int, batch_size: int = 8) -> float:
+    """Wall-clock clips/s of :func:`build_loader` with ``workers`` processes over copies of one
+    file, worker start-up included (batches that a worker prefetches while the first one is
+    awaited would make a rate timed from the first batch on too high)."""
+    records = [VideoRecord(path, 0)] * (batches * batch_size)
+    dataset = VideoDataset(records, "", NUM_FRAMES, RATE, train=True, img_size=IMG_SIZE, scale_range=(256, 320))
+    began = time.perf_counter()
+    clips = sum(batch.shape[0] for batch, _ in build_loader(dataset, batch_size, train=True, num_workers=workers))
+    return clips / (time.perf_counter() - began)
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
     try:
@@ -93,24 +108,34 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_data_bench(quick: bool = False, json_path: str | os.PathLike | None = None) -> dict:
-    """Measure and print laps vs naive clips/s for each key-frame interval -> results dict.
+def run_data_bench(quick: bool = False, json_path: str | os.PathLike | None = None,
+                   workers: list[int] | None = None) -> dict:
+    """Measure and print laps vs naive clips/s for each key-frame interval and the prepared file,
+    then the loader's clips/s for each count of ``workers`` (default: 1 and every core) -> results dict.
 
     ``quick``: a 2 s 128x96 video and a few clips (seconds; a smoke test, not a measurement).
     """
     seconds, width, height, fps = (2, 128, 96, 30) if quick else (10, 340, 256, 30)
-    laps_clips, naive_clips = (3, 1) if quick else (60, 6)
+    laps_clips, naive_clips, batches = (3, 1, 2) if quick else (60, 6, 24)
+    workers = workers or sorted({1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    rows = []
+    rows, scaling = [], []
     try:
         frames = bench_frames(seconds, width, height, fps)
         with tempfile.TemporaryDirectory() as tmp:
+            files = []
             for gop in KEYFRAME_INTERVALS:
-                path = str(Path(tmp) / f"bench_gop{gop}.mp4")
-                write_video(path, frames, fps, crf=23, gop=gop)
-                rows.append({"keyframe_interval": gop, "kbit_per_s": os.path.getsize(path) * 8 / seconds / 1000,
+                files.append((str(Path(tmp) / f"bench_gop{gop}.mp4"), gop, False))
+                write_video(files[-1][0], frames, fps, crf=23, gop=gop)
+            prepared = str(Path(tmp) / "prepared.mp4")
+            resize_video(files[0][0], prepared, keyframe_interval=KEYFRAME_INTERVAL)
+            files.append((prepared, KEYFRAME_INTERVAL, True))
+            for path, gop, resized in files:
+                rows.append({"keyframe_interval": gop, "prepared": resized,
+                             "kbit_per_s": os.path.getsize(path) * 8 / seconds / 1000,
                              **bench_file(path, laps_clips, naive_clips)})
+            scaling = [{"workers": w, "clips_per_s": loader_clips_per_second(prepared, w, batches)} for w in workers]
     finally:
         torch.set_num_threads(threads)
     result = {
@@ -123,6 +148,7 @@ def run_data_bench(quick: bool = False, json_path: str | os.PathLike | None = No
         "load_average_1min": os.getloadavg()[0],
         "date": time.strftime("%Y-%m-%d"),
         "rows": rows,
+        "loader_workers": scaling,
     }
     print(format_table(result))
     if json_path is not None:
@@ -139,6 +165,12 @@ def format_table(result: dict) -> str:
     for row in result["rows"]:
         laps = f"{row['laps_clips_per_s']:.1f} ({row['laps_wall_clips_per_s']:.1f})"
         naive = f"{row['naive_clips_per_s']:.2f} ({row['naive_wall_clips_per_s']:.2f})"
-        lines.append(f"{row['keyframe_interval']:>18} {row['kbit_per_s']:>7.0f} {laps:>18} {naive:>16} "
-                     f"{row['speedup']:>7.1f}x")
+        interval = f"{row['keyframe_interval']}{' (resized)' if row.get('prepared') else ''}"
+        lines.append(f"{interval:>18} {row['kbit_per_s']:>7.0f} {laps:>18} {naive:>16} {row['speedup']:>7.1f}x")
+    scaling = result.get("loader_workers", [])
+    if scaling:
+        one = scaling[0]["clips_per_s"] / scaling[0]["workers"]
+        lines.append("loader on the resized file, batch 8 (wall clock, worker start-up included):")
+        lines += [f"{s['workers']:>5} worker(s) {s['clips_per_s']:8.1f} clips/s  ({s['clips_per_s'] / (one * s['workers']):.2f}"
+                  " x workers x the 1-worker rate)" for s in scaling]
     return "\n".join(lines)

@@ -38,14 +38,19 @@ def _names(choices: tuple[str, ...] | None = None):
     return parse
 
 
-def _frames(text: str) -> list[int]:
-    try:
-        frames = [int(item) for item in text.split(",")]
-    except ValueError:
-        frames = []
-    if not frames or min(frames) < 1:
-        raise argparse.ArgumentTypeError(f"expected frame counts like 8 or 8,16,32,64, got {text!r}")
-    return frames
+def _counts(what: str, example: str):
+    """argparse type: a comma-separated list of integers >= 1."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            counts = [int(item) for item in text.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1:
+            raise argparse.ArgumentTypeError(f"expected {what} like {example}, got {text!r}")
+        return counts
+
+    return parse
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -60,7 +65,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated timm backbones (default: %(default)s)")
     p.add_argument("--variants", type=_names(VARIANTS + ("plain_shift",)), default=",".join(VARIANTS),
                    help="comma-separated temporal variants (default: %(default)s)")
-    p.add_argument("--frames", type=_frames, default="8", help="frames per clip, or a sweep like 8,16,32,64")
+    p.add_argument("--frames", type=_counts("frame counts", "8 or 8,16,32,64"), default="8", help="frames per clip, or a sweep like 8,16,32,64")
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--batch", type=int, default=4, help="batch of the throughput and training measurements")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up (medians are reported)")
@@ -70,6 +75,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cpu or cuda (bf16 autocast on cuda); default: %(default)s")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--workers", type=_counts("worker counts", "1 or 1,2,4"), default=None,
+                   help="data: loader worker counts to sweep, e.g. 1,2,4 (default: 1 and every core)")
     p.add_argument("--compile", action="store_true", help="torch.compile every model")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="time inference as the replay of a captured CUDA graph (no launch overhead; needs cuda)")
@@ -111,7 +118,7 @@ def _data(args: argparse.Namespace) -> dict:
         if exc.name != "laps.analysis.bench_data":
             raise
         raise ConfigError("the data benchmark is not available in this install (laps.analysis.bench_data is missing)") from exc
-    return run_data_bench(quick=args.quick)
+    return run_data_bench(quick=args.quick, workers=args.workers)
 
 
 def run_bench(args: argparse.Namespace) -> int:

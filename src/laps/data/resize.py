@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -46,13 +47,15 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
         stream = source.streams.video[0]
         stream.thread_type = "AUTO"
         width, height = resized_shape(stream.codec_context.width, stream.codec_context.height, short_side)
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 30).limit_denominator(1001)
         with av.open(str(part), "w", format="mp4") as target:
-            out = target.add_stream("libx264", rate=stream.average_rate or stream.guessed_rate or 30,
+            out = target.add_stream("libx264", rate=rate,
                                     options={"crf": str(crf), "g": str(keyframe_interval), "threads": "1"})
             out.width, out.height, out.pix_fmt = width, height, "yuv420p"
-            for frame in source.decode(stream):
+            out.codec_context.time_base = 1 / rate
+            for index, frame in enumerate(source.decode(stream)):
                 frame = frame.reformat(width=width, height=height, format="yuv420p")
-                frame.pts = None  # numbered by the encoder: constant frame rate
+                frame.pts, frame.time_base = index, 1 / rate  # constant frame rate
                 target.mux(out.encode(frame))
             target.mux(out.encode())
     os.replace(part, dst)
