@@ -1,4 +1,3 @@
-import importlib.util
 
 import av
 import numpy as np
@@ -119,14 +118,6 @@ def test_frame_folder_backend(tmp_path):
 def test_pyav_rejects_a_folder(tmp_path):
     with pytest.raises(BrokenVideoError, match="backend='frames'"):
         video_info(tmp_path)
-
-
-@pytest.mark.parametrize("backend, module", [("torchcodec", "torchcodec"), ("decord", "decord")])
-def test_optional_backend_missing_gives_install_hint(index_video, backend, module):
-    if importlib.util.find_spec(module) is not None:
-        pytest.skip(f"{module} is installed")
-    with pytest.raises(ConfigError, match=f"pip install {module}"):
-        video_info(index_video, backend)
 
 
 def test_unknown_backend(index_video):

@@ -6,13 +6,11 @@ frame in presentation order (for variable-frame-rate files too). Anything wrong 
 file is raised as :class:`BrokenVideoError` (a :class:`~laps.errors.VideoDecodeError`)
 carrying the path and a short reason.
 
-Backends: ``"pyav"`` (default), ``"frames"`` (a folder of JPEG/PNG images per video),
-and, when installed, ``"torchcodec"`` and ``"decord"``.
+Backends: ``"pyav"`` (default) and ``"frames"`` (a folder of JPEG/PNG images per video).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -225,77 +223,9 @@ class FrameFolderReader:
         pass
 
 
-def _import_optional(module: str, package: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ConfigError(f"backend needs {package}, which is not installed: pip install {package}") from err
-
-
-class TorchCodecReader:
-    """torchcodec's exact-seek decoder behind the :class:`VideoReader` interface (whole file only)."""
-
-    def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
-        decoders = _import_optional("torchcodec.decoders", "torchcodec")
-        if start is not None or end is not None:
-            raise ConfigError("backend='torchcodec' reads whole files; use backend='pyav' for start/end windows")
-        _check_file(Path(path))
-        try:
-            self._decoder = decoders.VideoDecoder(str(path), seek_mode="exact")
-        except Exception as err:  # torchcodec raises plain RuntimeError/ValueError
-            raise BrokenVideoError(path, f"not a readable video ({err})") from err
-        meta = self._decoder.metadata
-        self.path = str(path)
-        self.info = VideoInfo(int(meta.num_frames or 0), meta.average_fps, meta.width, meta.height)
-        if self.info.num_frames == 0:
-            raise BrokenVideoError(path, "no video frames")
-
-    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        idx = _as_indices(indices, self.info.num_frames)
-        try:
-            batch = self._decoder.get_frames_at(indices=idx.tolist()).data  # (K, 3, H, W) uint8
-        except Exception as err:
-            raise BrokenVideoError(self.path, f"corrupt video data ({err})") from err
-        return batch.permute(0, 2, 3, 1).numpy()
-
-    def close(self) -> None:
-        pass
-
-
-class DecordReader:
-    """decord's reader behind the :class:`VideoReader` interface (whole file only)."""
-
-    def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
-        decord = _import_optional("decord", "decord")
-        if start is not None or end is not None:
-            raise ConfigError("backend='decord' reads whole files; use backend='pyav' for start/end windows")
-        _check_file(Path(path))
-        try:
-            self._reader = decord.VideoReader(str(path), num_threads=1)
-        except Exception as err:  # decord raises its own DECORDError
-            raise BrokenVideoError(path, f"not a readable video ({err})") from err
-        height, width = self._reader[0].shape[:2] if len(self._reader) else (0, 0)
-        self.path = str(path)
-        self.info = VideoInfo(len(self._reader), self._reader.get_avg_fps(), width, height)
-        if self.info.num_frames == 0:
-            raise BrokenVideoError(path, "no video frames")
-
-    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        idx = _as_indices(indices, self.info.num_frames)
-        try:
-            return self._reader.get_batch(idx.tolist()).asnumpy()
-        except Exception as err:
-            raise BrokenVideoError(self.path, f"corrupt video data ({err})") from err
-
-    def close(self) -> None:
-        pass
-
-
 BACKENDS: dict[str, Callable[..., VideoReader]] = {
     "pyav": PyAVReader,
     "frames": FrameFolderReader,
-    "torchcodec": TorchCodecReader,
-    "decord": DecordReader,
 }
 
 

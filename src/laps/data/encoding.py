@@ -43,10 +43,13 @@ def write_video(
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001), options=options)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        # one thread and no threading at all: PyAV's defaults win over the "threads" option, and with
+        # them the same frames measurably gave different files (the dataset writer must be exact)
+        stream.codec_context.thread_count, stream.codec_context.thread_type = 1, "NONE"
         if time_base is not None:
             stream.codec_context.time_base = time_base
         for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
             if time_base is not None:
                 frame.pts, frame.time_base = round(pts_seconds[i] * 1000), time_base
             container.mux(stream.encode(frame))

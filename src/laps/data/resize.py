@@ -52,6 +52,8 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
             out = target.add_stream("libx264", rate=rate,
                                     options={"crf": str(crf), "g": str(keyframe_interval), "threads": "1"})
             out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+            # one encoder thread a process (the pool uses the cores), and the same file every run
+            out.codec_context.thread_count, out.codec_context.thread_type = 1, "NONE"
             out.codec_context.time_base = 1 / rate
             for index, frame in enumerate(source.decode(stream)):
                 frame = frame.reformat(width=width, height=height, format="yuv420p")
