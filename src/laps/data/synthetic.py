@@ -74,7 +74,8 @@ def synthetic_clip(label: int, seed: int, num_frames: int = 16, size: int = 64) 
         level = mean + (progress - 0.5) * exposure if pair == 4 else mean
         along = (x + shift_x)[..., None] * np.cos(angles) + (y + shift_y)[..., None] * np.sin(angles)
         waves = np.sin(wavenumbers * along + phases) * gains  # (size, size, K)
-        frames[t] = np.round(255 * np.clip(level + contrast * waves @ tints, 0, 1))
+        colour = (waves[..., None] * tints).sum(-2)  # waves @ tints without BLAS, whose kernels vary by process
+        frames[t] = np.round(255 * np.clip(level + contrast * colour, 0, 1))
     return frames if label % 2 == 0 else frames[::-1].copy()
 
 
