@@ -215,12 +215,12 @@ def format_table(result: dict) -> str:
 
 def plot_frames_sweep(result: dict, path: str | Path) -> None:
     """Latency and peak training memory against T (log-log), one line per model and variant."""
-    import matplotlib
+    from matplotlib.ticker import NullLocator, ScalarFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from laps.analysis.plots import new_figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = new_figure((11, 4.5))
+    axes = fig.subplots(1, 2)
     lines: dict[str, list[dict]] = {}
     for row in result["rows"]:
         lines.setdefault(row["label"], []).append(row)
@@ -237,11 +237,10 @@ def plot_frames_sweep(result: dict, path: str | Path) -> None:
             ax.plot(*zip(*points), marker="o", label=label)
         ax.set(xscale="log", yscale="log")
         ax.set_xticks(sorted({r["frames"] for r in result["rows"]}))
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.suptitle(f"time and memory against clip length ({result['machine']['cpu']}, {result['options']['device']})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -1,4 +1,5 @@
-"""Plots written as PNG files (matplotlib, Agg backend)."""
+"""Plots written as PNG files, through matplotlib's object API: a ``Figure`` of its own that saves
+itself, so the caller's pyplot state and backend (a notebook's, say) are left alone."""
 
 from __future__ import annotations
 
@@ -8,20 +9,18 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def new_figure(figsize: tuple[float, float]):
+    """A matplotlib ``Figure`` outside pyplot (no backend switch, nothing left open)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def plot_training_curves(runs: dict[str, Sequence[dict]], path: str | Path) -> None:
     """Loss and top-1 per epoch for one or more runs (``{name: metrics.jsonl rows}``): one colour per
     run, train dashed, validation solid."""
-    plt = _pyplot()
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure((10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
     for index, (name, rows) in enumerate(runs.items()):
         colour = f"C{index % 10}"
         epochs = [r["epoch"] for r in rows]
@@ -39,14 +38,13 @@ def plot_training_curves(runs: dict[str, Sequence[dict]], path: str | Path) -> N
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path) -> None:
     """Confusion matrix (rows = true class, columns = predicted), counts annotated."""
-    plt = _pyplot()
     size = max(4.0, 0.5 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = new_figure((size, size))
+    ax = fig.subplots()
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
@@ -58,4 +56,3 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Pa
                         color="white" if count > confusion.max() / 2 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
