@@ -228,7 +228,10 @@ def shift_fold(channels: int, fold_div: int) -> int:
 
 def _frame_digits(x: torch.Tensor, num_frames: int, size: int, step: int, group_order: bool) -> torch.Tensor:
     """View ``(B*T, ...)`` as ``(B, blocks, size, step, ...)``: frame ``t`` of a clip at the digits
-    of ``t = (block * size + member) * step + j``. For a tensor in group order, a permuted view."""
+    of ``t = (block * size + member) * step + j``. For a tensor in group order, a permuted view.
+    When group order is clip order, one frame digit: one slice copy a channel group."""
+    if size == 1 or step == 1:
+        size, step = 1, 1
     if group_order:
         return x.unflatten(0, (-1, num_frames // (size * step), step, size)).transpose(2, 3)
     return x.unflatten(0, (-1, num_frames // (size * step), size, step))
@@ -301,7 +304,6 @@ def to_group_order(
     dtype = x.dtype if dtype is None else dtype
     if layout.is_clip_order and dtype == x.dtype:
         return x
-    layout = CLIP_ORDER if layout.is_clip_order else layout
     return _Reorder.apply(x, num_frames, layout.size, layout.step, True, 0, dtype, tuple(range(x.dim())))
 
 
@@ -323,7 +325,6 @@ def from_group_order(
     if layout.is_clip_order and not fold and memory_order is None:
         return y
     memory_order = tuple(range(y.dim())) if memory_order is None else tuple(memory_order)
-    layout = CLIP_ORDER if layout.is_clip_order else layout  # one frame digit: one slice copy a group
     return _Reorder.apply(y, num_frames, layout.size, layout.step, False, fold, y.dtype, memory_order)
 
 

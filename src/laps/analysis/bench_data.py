@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from laps.data.annotations import VideoRecord
-from laps.data.dataset import VideoDataset, build_loader
+from laps.data.dataset import VideoDataset, build_loader, usable_cores
 from laps.data.encoding import write_video
 from laps.data.resize import KEYFRAME_INTERVAL, resize_video
 from laps.data.sampling import dense_indices
@@ -117,7 +117,7 @@ def run_data_bench(quick: bool = False, json_path: str | os.PathLike | None = No
     """
     seconds, width, height, fps = (2, 128, 96, 30) if quick else (10, 340, 256, 30)
     laps_clips, naive_clips, batches = (3, 1, 2) if quick else (60, 6, 24)
-    workers = workers or sorted({1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1})
+    workers = workers or sorted({1, usable_cores()})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows, scaling = [], []

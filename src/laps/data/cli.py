@@ -57,10 +57,10 @@ def run_make_synthetic(args: argparse.Namespace) -> int:
 
 def run_resize(args: argparse.Namespace) -> int:
     """Re-encode a dataset; print what was done and the unreadable sources -> 0 or 1."""
-    from laps.data.dataset import resolve_num_workers
+    from laps.data.dataset import usable_cores
     from laps.data.resize import resize_dataset
 
-    workers = resolve_num_workers(args.workers, batch_size=os.cpu_count() or 1)
+    workers = usable_cores() if args.workers == "auto" else args.workers
     report = resize_dataset(args.src, args.dst, short_side=args.short_side, keyframe_interval=args.keyframe_interval,
                             workers=workers, root=args.root, fmt=args.format)
     for path, reason in report.broken:

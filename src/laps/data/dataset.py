@@ -151,14 +151,18 @@ class VideoDataset(Dataset):
         return torch.cat([self.transform(clip) for clip in frames]), record.label, index
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def resolve_num_workers(num_workers: int | str, batch_size: int) -> int:
     """Loader processes for ``num_workers``: an integer as it is; ``"auto"``: the CPU cores this
     process may use, shared by the processes of this node (``LOCAL_WORLD_SIZE``, which torchrun
     sets), at least 1 and at most one per clip of the batch."""
     if num_workers == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        return max(1, min(batch_size, cores // local_processes))
+        return max(1, min(batch_size, usable_cores() // local_processes))
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
     return num_workers

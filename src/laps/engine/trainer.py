@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from tqdm import tqdm
 from laps.analysis.flops import count_flops, count_params
 from laps.analysis.plots import plot_training_curves
 from laps.data import build_loader, save_classes, set_epoch
+from laps.data.dataset import usable_cores
 from laps.engine import checkpoint as ckpt
 from laps.engine.builders import build_dataset, build_model, class_names, read_split, resolve_device
 from laps.engine.config import Config, save_config
@@ -300,12 +300,11 @@ class Trainer:
         if share <= INPUT_BOUND_SHARE or self.warned_input_bound or not is_main_process():
             return
         self.warned_input_bound = True
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         logger.warning(
             "training is input-bound: %.0f%% of epoch %d so far went to waiting for the next batch. Remedies: "
             "more loader processes (data.num_workers=%d now, %s CPU cores here), videos re-encoded with a short "
             "key-frame interval and a smaller short side, or a faster disk for data.root",
-            100 * share, epoch + 1, self.train_loader.num_workers, cores,
+            100 * share, epoch + 1, self.train_loader.num_workers, usable_cores(),
         )
 
     def _optimizer_step(self) -> None:
