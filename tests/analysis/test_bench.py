@@ -88,7 +88,8 @@ def test_quick_data_bench_has_the_prepared_row_and_the_workers_sweep(tmp_path):
     from laps.analysis.bench_data import format_table, run_data_bench
 
     result = run_data_bench(quick=True, json_path=tmp_path / "data.json", workers=[1, 2])
-    assert [(row["keyframe_interval"], row["prepared"]) for row in result["rows"]] == [(250, False), (30, False), (16, True)]
+    assert [(row["keyframe_interval"], row["prepared"]) for row in result["rows"]] == [
+        (250, False), (30, False), (16, "resized"), (16, "resized --compact")]
     assert all(row["laps_clips_per_s"] > 0 and row["naive_clips_per_s"] > 0 for row in result["rows"])
     assert [entry["workers"] for entry in result["loader_workers"]] == [1, 2]
     assert "16 (resized)" in format_table(result) and json.loads((tmp_path / "data.json").read_text())["rows"]

@@ -111,3 +111,68 @@ def test_long_video_with_b_frames_keeps_every_frame(tmp_path):
         assert (stream.codec_context.width, stream.codec_context.height) == (48, 32)
         assert float(stream.average_rate) == 30
         assert sum(1 for _ in container.decode(stream)) == 300
+
+
+def _x264_options(path: Path) -> dict[str, str]:
+    """The encoder settings x264 writes into the first packet (a user-data SEI)."""
+    import re
+
+    with av.open(str(path)) as container:
+        first = next(bytes(p) for p in container.demux(video=0) if p.size)
+    text = re.search(rb"options: ([^\x00]*)", first).group(1).decode()
+    return dict(option.split("=", 1) for option in text.split())
+
+
+@pytest.mark.parametrize("fast_decode", [True, False])
+def test_prepared_stream_has_skippable_b_frames_and_cheap_decoding(tmp_path, fast_decode):
+    """Three B-frames that nothing refers to between reference frames; the default also turns off
+    CABAC and deblocking (x264's fastdecode), --compact keeps them."""
+    from laps.analysis.bench_data import bench_frames
+    from laps.data.resize import resize_video
+
+    write_video(tmp_path / "src.mp4", bench_frames(2, 96, 64, 30), 30, crf=23)
+    resize_video(tmp_path / "src.mp4", tmp_path / "out.mp4", keyframe_interval=16, fast_decode=fast_decode)
+    options = _x264_options(tmp_path / "out.mp4")
+    assert (options["bframes"], options["b_pyramid"], options["b_adapt"], options["keyint"]) == ("3", "0", "0", "16")
+    assert (options["cabac"], options["deblock"].split(":")[0]) == (("0", "0") if fast_decode else ("1", "1"))
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        types = "".join(" IPB"[int(frame.pict_type)] for frame in container.decode(video=0))
+    assert "BBBB" not in types and types.count("B") >= len(types) // 2, types
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_partial_video_and_resumes(tmp_path):
+    """SIGKILL a real ``laps data resize`` (pool included) right after its first video is done:
+    every file under its final name is complete, and a second run finishes the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from laps.analysis.bench_data import bench_frames
+
+    source, dst = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    frames = bench_frames(5, 96, 64, 30)
+    for i in range(8):
+        write_video(source / f"v{i}.mp4", frames[i:], 30, crf=23)
+    before = _digest(source)
+    command = [sys.executable, "-m", "laps", "data", "resize", str(source), str(dst), "--workers", "1"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(dst.glob("*.mp4")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = sorted(p.name for p in dst.glob("*.mp4"))
+    assert 1 <= len(finished) < 8, finished  # killed mid-way
+    for name in finished:
+        with av.open(str(dst / name)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 150 - int(name[1])
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    assert sorted(p.name for p in dst.glob("*.mp4")) == [f"v{i}.mp4" for i in range(8)]
+    assert not list(dst.glob("*.part"))
+    with av.open(str(dst / "v7.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 143
+    assert _digest(source) == before

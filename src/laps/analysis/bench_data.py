@@ -5,9 +5,9 @@ window, skip unneeded non-reference frames) runs in the main process next to a n
 decoder that decodes and converts every frame, then picks the clip. Both use the same
 sampler and transforms, on generated 340x256 H.264 files (10 s at 30 fps, crf 23)
 with x264's default key-frame interval (250), a 1 s interval (30), and the first file
-prepared by ``laps data resize`` (:data:`~laps.data.resize.KEYFRAME_INTERVAL`). A last
-table gives the clips/s of the loader (:func:`~laps.data.build_loader`) on the prepared file
-with 1, 2, ... worker processes.
+prepared by ``laps data resize`` (by default and with ``--compact``). A last table gives the
+clips/s of the loader (:func:`~laps.data.build_loader`) on the default prepared file with 1, 2,
+... worker processes.
 """
 
 from __future__ import annotations
@@ -128,9 +128,11 @@ def run_data_bench(quick: bool = False, json_path: str | os.PathLike | None = No
             for gop in KEYFRAME_INTERVALS:
                 files.append((str(Path(tmp) / f"bench_gop{gop}.mp4"), gop, False))
                 write_video(files[-1][0], frames, fps, crf=23, gop=gop)
-            prepared = str(Path(tmp) / "prepared.mp4")
-            resize_video(files[0][0], prepared, keyframe_interval=KEYFRAME_INTERVAL)
-            files.append((prepared, KEYFRAME_INTERVAL, True))
+            for fast_decode in (True, False):
+                files.append((str(Path(tmp) / f"prepared_{fast_decode}.mp4"), KEYFRAME_INTERVAL,
+                              "resized" if fast_decode else "resized --compact"))
+                resize_video(files[0][0], files[-1][0], keyframe_interval=KEYFRAME_INTERVAL, fast_decode=fast_decode)
+            prepared = files[-2][0]
             for path, gop, resized in files:
                 rows.append({"keyframe_interval": gop, "prepared": resized,
                              "kbit_per_s": os.path.getsize(path) * 8 / seconds / 1000,
@@ -161,12 +163,12 @@ def format_table(result: dict) -> str:
     lines = [f"data pipeline: {result['clip']}, {result['video']}, 1 thread",
              f"{result['machine']}, load average {result['load_average_1min']:.1f}; "
              "clips/s per CPU-second of this process (wall clock in brackets)",
-             f"{'key-frame interval':>18} {'kbit/s':>7} {'laps clips/s':>18} {'naive clips/s':>16} {'speedup':>8}"]
+             f"{'key-frame interval':>26} {'kbit/s':>7} {'laps clips/s':>18} {'naive clips/s':>16} {'speedup':>8}"]
     for row in result["rows"]:
         laps = f"{row['laps_clips_per_s']:.1f} ({row['laps_wall_clips_per_s']:.1f})"
         naive = f"{row['naive_clips_per_s']:.2f} ({row['naive_wall_clips_per_s']:.2f})"
-        interval = f"{row['keyframe_interval']}{' (resized)' if row.get('prepared') else ''}"
-        lines.append(f"{interval:>18} {row['kbit_per_s']:>7.0f} {laps:>18} {naive:>16} {row['speedup']:>7.1f}x")
+        interval = f"{row['keyframe_interval']} ({row['prepared']})" if row.get("prepared") else str(row["keyframe_interval"])
+        lines.append(f"{interval:>26} {row['kbit_per_s']:>7.0f} {laps:>18} {naive:>16} {row['speedup']:>7.1f}x")
     scaling = result.get("loader_workers", [])
     if scaling:
         one = scaling[0]["clips_per_s"] / scaling[0]["workers"]

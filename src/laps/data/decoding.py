@@ -77,7 +77,8 @@ def _as_indices(indices: Sequence[int] | np.ndarray, num_frames: int) -> np.ndar
 
 
 class PyAVReader:
-    """PyAV reader that seeks to the key frame before the wanted frames and decodes only up to the last.
+    """PyAV reader that decodes from the key frame before the wanted frames up to the last, skipping
+    the key-frame intervals in between that no wanted frame needs.
 
     On open, the packet index is read without decoding: its presentation timestamps, sorted,
     are the frame timestamps (so variable frame rates map exactly), and key-frame timestamps
@@ -146,10 +147,11 @@ class PyAVReader:
         """Frames at ``indices`` (presentation order) -> uint8 ``(K, H, W, 3)``."""
         idx = _as_indices(indices, len(self._pts))
         wanted = np.unique(self._pts[idx])
-        seek = self._seek_point(wanted[0])
-        frames = self._decode(wanted, seek)
-        if wanted[0] not in frames and seek > self._pts[0]:
-            frames = self._decode(wanted, int(self._pts[0]))  # the seek landed too late: start over
+        restarts = self._seek_points(wanted)
+        frames = self._decode(wanted, restarts)
+        if len(frames) < len(wanted) and restarts[-1] > self._pts[0]:
+            # a key frame the index promised did not start decoding: once more from the first frame, no jumps
+            frames = self._decode(wanted, np.full(len(wanted), self._pts[0]))
         missing = [p for p in wanted if p not in frames]
         if missing:
             first = int(np.searchsorted(self._pts, missing[0]))
@@ -157,21 +159,39 @@ class PyAVReader:
             raise BrokenVideoError(self.path, reason)
         return np.stack([frames[p] for p in self._pts[idx]])
 
-    def _seek_point(self, first_pts: int) -> int:
-        """Timestamp of the last key frame at or before ``first_pts`` (or the first frame)."""
-        pos = int(np.searchsorted(self._key_pts, first_pts, side="right")) - 1
-        return int(self._key_pts[pos]) if pos >= 0 else int(self._pts[0])
+    def _seek_points(self, wanted: np.ndarray) -> np.ndarray:
+        """For each wanted timestamp (K,), that of the last key frame at or before it (or the first frame)."""
+        keys = np.concatenate([self._pts[:1], self._key_pts])  # the first frame: where there is no key frame
+        return keys[np.searchsorted(self._key_pts, wanted, side="right")]
 
-    def _decode(self, wanted: np.ndarray, seek_pts: int) -> dict[int, np.ndarray]:
-        """Decode from the key frame at ``seek_pts`` up to the last wanted timestamp -> {pts: (H, W, 3)}."""
-        wanted_set, last = set(wanted.tolist()), int(wanted[-1])
+    def _decode(self, wanted: np.ndarray, restarts: np.ndarray) -> dict[int, np.ndarray]:
+        """Decode sorted ``wanted`` timestamps (K,) -> {pts: (H, W, 3)}, given the timestamp decoding
+        may start from for each (``restarts``, non-decreasing).
+
+        It seeks to the first restart point and demuxes in decode order. Packets before the restart
+        point of the first wanted frame not yet sent to the decoder are skipped undecoded: nothing
+        from a key frame on refers to them, so a clip whose frames lie in different key-frame
+        intervals decodes only the intervals' heads it needs. Frames nothing refers to are skipped
+        by the decoder itself.
+        """
+        wanted_list, last = wanted.tolist(), int(wanted[-1])
+        wanted_set, restart_list = set(wanted_list), restarts.tolist()
         codec = self._stream.codec_context
         frames: dict[int, np.ndarray] = {}
+        sent: set[int] = set()
+        pending = 0  # index of the first wanted frame whose packet has not been sent
         try:
-            self._container.seek(seek_pts, stream=self._stream, backward=True)
+            self._container.seek(restart_list[0], stream=self._stream, backward=True)
             for packet in self._container.demux(self._stream):
-                # skip decoding of unwanted frames nothing else refers to; the flush packet has no pts
-                codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted_set else "NONREF"
+                stamp = packet.pts  # None: the flush packet at the end
+                if stamp is not None:
+                    while pending < len(wanted_list) and wanted_list[pending] in sent:
+                        pending += 1
+                    if pending < len(wanted_list) and stamp < restart_list[pending]:
+                        continue
+                    if stamp in wanted_set:
+                        sent.add(stamp)
+                codec.skip_frame = "DEFAULT" if stamp is None or stamp in wanted_set else "NONREF"
                 for frame in packet.decode():
                     stamp = frame.pts if frame.pts is not None else frame.dts
                     if stamp in wanted_set:

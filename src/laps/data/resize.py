@@ -3,7 +3,10 @@
 Every video is decoded, scaled to a short side (never up), and written as H.264 (yuv420p, no
 audio) with a key frame at least every :data:`KEYFRAME_INTERVAL` frames, so that a random clip
 seeks to a key frame close to its window instead of decoding up to 250 frames (x264's default
-interval) it will not use. Files go to a ``.part`` name first and are renamed when complete, so an
+interval) it will not use. Between the reference frames go three B-frames nothing refers to,
+which the reader skips unless they are wanted, and by default the stream is made cheap to decode
+(x264's ``fastdecode`` tune: CAVLC, no deblocking) at the price of larger files (see
+:func:`encoder_options`). Files go to a ``.part`` name first and are renamed when complete, so an
 interrupted run leaves no partial video under its final name, and a second run skips what is done.
 Sources are only read.
 """
@@ -22,10 +25,24 @@ from tqdm import tqdm
 from laps.data.annotations import VIDEO_SUFFIXES, default_root, load_annotations, resolve_path, save_classes
 from laps.errors import DataError
 
-#: default maximum key-frame interval: measured by ``laps bench data`` style decoding of random
-#: 8x8 clips from a 10 s 340x256 video (see BENCHMARKS.md): 16 decodes 35% more clips/s than 250
-#: for a 4% larger file; 8 gains 2% more for another 15%
+#: default maximum key-frame interval, chosen by decoding random 8x8 clips of a 10 s 340x256 video
+#: (see BENCHMARKS.md): shorter intervals decode no faster per byte, longer ones decode slower
 KEYFRAME_INTERVAL = 16
+
+
+def encoder_options(crf: int, keyframe_interval: int, fast_decode: bool) -> dict[str, str]:
+    """libx264 options of a prepared video.
+
+    Fixed groups of three B-frames that are never references (``b-pyramid=none``, ``b-adapt=0``):
+    a clip that wants every 8th frame skips decoding most of them. ``fast_decode`` adds x264's
+    ``fastdecode`` tune: measured on 8x8 clips, 1.7x the clips/s for 1.5x the file size at the
+    same PSNR (BENCHMARKS.md).
+    """
+    options = {"crf": str(crf), "g": str(keyframe_interval), "threads": "1",
+               "x264-params": "bframes=3:b-adapt=0:b-pyramid=none"}
+    if fast_decode:
+        options["tune"] = "fastdecode"
+    return options
 
 
 def resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -36,8 +53,9 @@ def resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int = 320,
-                 keyframe_interval: int = KEYFRAME_INTERVAL, crf: int = 23) -> None:
-    """Re-encode one video (first video stream only) to ``dst``, written atomically."""
+                 keyframe_interval: int = KEYFRAME_INTERVAL, crf: int = 23, fast_decode: bool = True) -> None:
+    """Re-encode one video (first video stream only) to ``dst``, written atomically; options:
+    :func:`encoder_options`."""
     dst = Path(dst)
     part = dst.with_name(dst.name + ".part")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -49,8 +67,7 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
         width, height = resized_shape(stream.codec_context.width, stream.codec_context.height, short_side)
         rate = Fraction(stream.average_rate or stream.guessed_rate or 30).limit_denominator(1001)
         with av.open(str(part), "w", format="mp4") as target:
-            out = target.add_stream("libx264", rate=rate,
-                                    options={"crf": str(crf), "g": str(keyframe_interval), "threads": "1"})
+            out = target.add_stream("libx264", rate=rate, options=encoder_options(crf, keyframe_interval, fast_decode))
             out.width, out.height, out.pix_fmt = width, height, "yuv420p"
             # one encoder thread a process (the pool uses the cores), and the same file every run
             out.codec_context.thread_count, out.codec_context.thread_type = 1, "NONE"
@@ -63,10 +80,10 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
     os.replace(part, dst)
 
 
-def _convert(job: tuple[str, str, int, int]) -> tuple[str, str | None]:
-    src, dst, short_side, keyframe_interval = job
+def _convert(job: tuple[str, str, int, int, bool]) -> tuple[str, str | None]:
+    src, dst, short_side, keyframe_interval, fast_decode = job
     try:
-        resize_video(src, dst, short_side, keyframe_interval)
+        resize_video(src, dst, short_side, keyframe_interval, fast_decode=fast_decode)
     except (av.error.FFmpegError, DataError, OSError, ValueError) as err:
         return src, f"{type(err).__name__}: {err}"
     return src, None
@@ -97,8 +114,8 @@ def _jobs_of_folder(src: Path, dst: Path) -> list[tuple[str, str]]:
 
 
 def resize_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, short_side: int = 320,
-                   keyframe_interval: int = KEYFRAME_INTERVAL, workers: int = 1, root: str | None = None,
-                   fmt: str = "auto", progress: bool = True) -> ResizeReport:
+                   keyframe_interval: int = KEYFRAME_INTERVAL, fast_decode: bool = True, workers: int = 1,
+                   root: str | None = None, fmt: str = "auto", progress: bool = True) -> ResizeReport:
     """Re-encode a folder (its tree mirrored under ``dst``) or the videos of an annotation file.
 
     List mode also writes ``dst/<list name>.txt`` (``path label`` lines, paths relative to
@@ -125,7 +142,7 @@ def resize_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, short_side
     if any(os.path.abspath(a) == os.path.abspath(b) for a, b in jobs):
         raise DataError("an output would overwrite its source; give another output folder")
     report = ResizeReport()
-    todo = [(a, b, short_side, keyframe_interval) for a, b in jobs if not os.path.exists(b)]
+    todo = [(a, b, short_side, keyframe_interval, fast_decode) for a, b in jobs if not os.path.exists(b)]
     report.skipped = len(jobs) - len(todo)
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for path, error in tqdm(pool.map(_convert, todo), total=len(todo), desc="resize", disable=not progress):
