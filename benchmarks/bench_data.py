@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_data.py [--quick] [--json PATH]
 
 import argparse
 
-from laps.analysis.bench_data import run_data_bench
+from laps.bench.data import run_data_bench
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

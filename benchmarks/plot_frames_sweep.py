@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from laps.analysis.bench import plot_frames_sweep
+from laps.bench.model import plot_frames_sweep
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,7 +1,7 @@
 """Top ops (torch.profiler self time, ms per step) of LAPS variants side by side.
 
-Usage: python benchmarks/profile_model.py vit_small_patch16_224 base2d,laps [--train] [--frames 8]
-       [--img-size 224] [--batch 1] [--threads 1] [--steps 2] [--top 16] [--device cuda]
+Usage: python benchmarks/profile_model.py vit_small_patch16_224 base2d,laps [--train] [--num-frames 8]
+       [--img-size 224] [--batch-size 1] [--threads 1] [--steps 2] [--top 16] [--device cuda]
 Prints a Markdown table: the ops that explain a time ratio of ``laps bench model``. On CUDA the
 times are the GPU time of each op's kernels (bf16 autocast, as ``laps bench``)."""
 
@@ -10,8 +10,8 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from laps.analysis.contenders import Contender, build
-from laps.analysis.measure import inference_job, synchronize, train_job
+from laps.bench.contenders import Contender, build
+from laps.bench.measure import inference_job, synchronize, train_job
 
 
 def op_times(contender: Contender, train: bool, steps: int, batch: int, device: torch.device) -> dict[str, float]:
@@ -35,9 +35,9 @@ if __name__ == "__main__":
     parser.add_argument("backbone")
     parser.add_argument("variants", help="comma-separated, e.g. base2d,laps")
     parser.add_argument("--train", action="store_true", help="profile a training step instead of a forward")
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--num-frames", "--frames", dest="frames", type=int, default=8)
     parser.add_argument("--img-size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)

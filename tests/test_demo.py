@@ -9,7 +9,7 @@ from laps.demo import ensure_dataset
 
 def test_quick_demo_writes_report_table_and_run_directories(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| variant | val top-1 | params | GFLOPs/view | train clips/s | inference clips/s |" in printed
     demo = json.loads((out / "demo.json").read_text())
@@ -17,14 +17,19 @@ def test_quick_demo_writes_report_table_and_run_directories(tmp_path, capsys):
     assert set(rows) == {"base2d", "laps"}
     for row in rows.values():
         assert set(row) >= {"val_top1", "params", "gflops", "train_clips_per_s", "infer_clips_per_s"}
-        assert 0 <= row["val_top1"] <= 1 and row["gflops"] > 0 and row["infer_clips_per_s"] > 0
+        assert row["infer_clips_per_s"] > 0
     assert rows["base2d"]["params"] == rows["laps"]["params"]
     assert rows["laps"]["gflops"] > rows["base2d"]["gflops"]
-    for variant in rows:  # ordinary run directories plus the demo's eval.json
+    report = (out / "report.md").read_text()
+    for variant, row in rows.items():  # ordinary run directories plus the demo's eval.json
         for name in ("summary.json", "metrics.jsonl", "best.safetensors", "eval.json", "confusion.png"):
             assert (out / variant / name).is_file(), (variant, name)
-    report = (out / "report.md").read_text()
-    assert "| base2d |" in report and "| laps |" in report and "50%" in report
+        summary = json.loads((out / variant / "summary.json").read_text())
+        assert row["val_top1"] == json.loads((out / variant / "eval.json").read_text())["top1"]
+        assert (row["params"], row["gflops"]) == (summary["params"], summary["gflops_per_view"])
+        # the report's table and reading show the measured numbers
+        assert f"| {variant} | {100 * row['val_top1']:.1f}% | {row['params']:,} | {row['gflops']:.4f} |" in report
+        assert f"reached {100 * row['val_top1']:.1f}%" in report
     assert (out / "curves.png").is_file()
     pair = [p["path"].split("/")[-2] for p in demo["predictions"]]
     assert len(pair) == 2 and SYNTHETIC_CLASSES.index(pair[1]) == SYNTHETIC_CLASSES.index(pair[0]) + 1

@@ -1,44 +1,12 @@
 """laps.ops against obviously-correct references: masked joint attention and looped shifts."""
 
-import math
-
 import pytest
 import torch
 
 from laps import ops
 from laps.analysis.dispatch import OpCounter
 from laps.errors import ConfigError, ShapeError
-
-
-def masked_joint_attention(q, k, v, num_frames, groups):
-    """Reference: attention over all T*N tokens of a clip with a block mask of the groups."""
-    frames, heads, tokens, dim = q.shape
-    batch = frames // num_frames
-
-    def joint(x):
-        return x.reshape(batch, num_frames, heads, tokens, -1).permute(0, 2, 1, 3, 4).reshape(batch, heads, num_frames * tokens, -1)
-
-    group_of = torch.empty(num_frames, dtype=torch.long, device=q.device)
-    for index, group in enumerate(groups):
-        group_of[list(group)] = index
-    token_group = group_of.repeat_interleave(tokens)
-    allowed = token_group[:, None] == token_group[None, :]
-    scores = joint(q) @ joint(k).transpose(-1, -2) / math.sqrt(dim)
-    attn = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
-    out = attn @ joint(v)
-    return out.reshape(batch, heads, num_frames, tokens, -1).permute(0, 2, 1, 3, 4).reshape(frames, heads, tokens, -1)
-
-
-def looped_shift(x, num_frames, fold):
-    """Reference shift on (B*T, ..., C): explicit loop over frames; T=1 stays unchanged."""
-    if num_frames == 1:
-        return x.clone()
-    clips = x.reshape(-1, num_frames, *x.shape[1:])
-    out = clips.clone()
-    for t in range(num_frames):
-        out[:, t, ..., :fold] = clips[:, t + 1, ..., :fold] if t + 1 < num_frames else 0
-        out[:, t, ..., fold : 2 * fold] = clips[:, t - 1, ..., fold : 2 * fold] if t > 0 else 0
-    return out.reshape(x.shape)
+from tests.helpers import looped_shift, masked_joint_attention
 
 
 @pytest.mark.parametrize(

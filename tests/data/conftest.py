@@ -9,27 +9,7 @@ import numpy as np
 import pytest
 
 from laps.data.encoding import write_video
-
-INDEX_FRAMES = 40
-
-
-def index_colours(num: int) -> np.ndarray:
-    """A distinct flat RGB colour per frame index -> uint8 (num, 3)."""
-    i = np.arange(num)
-    return np.stack([6 * i, 255 - 6 * i, (97 * i) % 256], axis=1).astype(np.uint8)
-
-
-def index_frames(num: int, height: int = 48, width: int = 64) -> np.ndarray:
-    """uint8 (num, H, W, 3): frame i is flat ``index_colours(num)[i]``."""
-    return np.broadcast_to(index_colours(num)[:, None, None, :], (num, height, width, 3)).copy()
-
-
-def frame_ids(frames: np.ndarray, num: int = INDEX_FRAMES) -> list[int]:
-    """Decoded index-coloured frames (K, H, W, 3) -> the index whose colour each is nearest to."""
-    means = frames.reshape(len(frames), -1, 3).mean(axis=1)
-    distances = np.linalg.norm(means[:, None, :] - index_colours(num)[None].astype(float), axis=-1)
-    return distances.argmin(axis=1).tolist()
-
+from tests.helpers import INDEX_FRAMES, index_frames
 
 @pytest.fixture(scope="session")
 def index_video(tmp_path_factory) -> Path:

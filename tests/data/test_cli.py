@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from laps.data.cli import add_parsers
+from laps.cli.data import add_parsers
 
 
 def run(argv: list[str]) -> int:
@@ -32,7 +32,7 @@ def test_check_reports_broken_files_and_exits_1(index_video, broken_videos, caps
 
 def test_make_synthetic_then_check(tmp_path, capsys):
     out = tmp_path / "syn"
-    assert run(["make-synthetic", str(out), "--videos-per-class", "2", "--seed", "1", "--frames", "4",
+    assert run(["make-synthetic", str(out), "--videos-per-class", "2", "--seed", "1", "--video-frames", "4",
                 "--size", "16"]) == 0
     assert run(["data", "check", str(out / "val.txt"), "--workers", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "checked 10 videos: 0 broken"

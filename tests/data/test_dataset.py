@@ -11,7 +11,7 @@ from laps.data.dataset import VideoDataset, build_loader, resolve_num_workers
 from laps.data.sampling import dense_indices
 from laps.errors import ConfigError, DataError
 
-from .conftest import frame_ids
+from tests.helpers import frame_ids
 
 RAW = ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))  # "normalisation" that keeps pixel values
 

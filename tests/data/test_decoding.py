@@ -9,7 +9,7 @@ from laps.data.decoding import BrokenVideoError, decode_frames, open_video, vide
 from laps.data.encoding import write_video
 from laps.errors import ConfigError, VideoDecodeError
 
-from .conftest import frame_ids, index_frames
+from tests.helpers import frame_ids, index_frames
 
 
 @pytest.mark.parametrize("indices", [
@@ -129,7 +129,7 @@ def test_unknown_backend(index_video):
 def test_clips_across_key_frame_intervals_are_bit_exact(tmp_path, gop):
     """Frames spread over several key-frame intervals (the reader jumps over the intervals in
     between): every pixel equals a plain decode of the whole file, for every spacing."""
-    from laps.analysis.bench_data import bench_frames
+    from laps.bench.data import bench_frames
 
     path = tmp_path / f"gop{gop}.mp4"
     write_video(path, bench_frames(3, 64, 48, 30), 30, crf=23, gop=gop)

@@ -11,7 +11,7 @@ from laps.data.encoding import write_video
 from laps.data.resize import resize_dataset, resized_shape
 from laps.errors import DataError
 
-from .conftest import frame_ids, index_frames
+from tests.helpers import frame_ids, index_frames
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -101,7 +101,7 @@ def test_output_inside_the_source_is_refused(source):
 def test_long_video_with_b_frames_keeps_every_frame(tmp_path):
     """300 frames of moving content: x264 reorders frames (B-frames); the muxer must still get
     increasing timestamps, and no frame may be lost."""
-    from laps.analysis.bench_data import bench_frames
+    from laps.bench.data import bench_frames
     from laps.data.resize import resize_video
 
     write_video(tmp_path / "long.mp4", bench_frames(10, 96, 64, 30), 30, crf=23)
@@ -127,7 +127,7 @@ def _x264_options(path: Path) -> dict[str, str]:
 def test_prepared_stream_has_skippable_b_frames_and_cheap_decoding(tmp_path, fast_decode):
     """Three B-frames that nothing refers to between reference frames; the default also turns off
     CABAC and deblocking (x264's fastdecode), --compact keeps them."""
-    from laps.analysis.bench_data import bench_frames
+    from laps.bench.data import bench_frames
     from laps.data.resize import resize_video
 
     write_video(tmp_path / "src.mp4", bench_frames(2, 96, 64, 30), 30, crf=23)
@@ -150,7 +150,7 @@ def test_a_killed_run_leaves_no_partial_video_and_resumes(tmp_path):
     import sys
     import time
 
-    from laps.analysis.bench_data import bench_frames
+    from laps.bench.data import bench_frames
 
     source, dst = tmp_path / "src", tmp_path / "dst"
     source.mkdir()

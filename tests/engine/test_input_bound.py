@@ -8,7 +8,7 @@ from torch import nn
 
 from laps.data.dataset import VideoDataset
 from laps.engine.trainer import INPUT_BOUND_SHARE, Trainer
-from tests.engine.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 def _rows(run):

@@ -12,7 +12,7 @@ import torch
 
 import laps
 from laps.analysis.dispatch import OpCounter
-from tests.conftest import TINY_VIT, TINY_VIT_KW
+from tests.helpers import TINY_VIT, TINY_VIT_KW
 
 FRAMES = 8
 CASES = {  # backbone -> (timm kwargs, block input shape for 2 clips)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from math import prod
 from typing import Any
 
@@ -10,9 +9,6 @@ import torch
 from torch import nn
 
 from laps.models.factory import create_model
-
-logging.getLogger("fvcore").setLevel(logging.ERROR)
-
 
 def _sdpa_flop(inputs: list[Any], outputs: list[Any]) -> int:
     """``aten::scaled_dot_product_attention``: ``q k^T`` plus ``attn v`` multiply-adds."""

@@ -1,45 +1,32 @@
-"""Video data pipeline: annotations -> frame indices -> decoded frames -> transforms -> batches."""
+"""Video data pipeline: annotations -> frame indices -> decoded frames -> transforms -> batches.
 
-from laps.data.annotations import (
-    Annotations,
-    VideoRecord,
-    default_root,
-    load_annotations,
-    load_classes,
-    save_classes,
-)
-from laps.data.check import check_dataset, check_video
-from laps.data.dataset import VideoDataset, build_loader, set_epoch
-from laps.data.decoding import BrokenVideoError, VideoInfo, decode_frames, open_video, video_info
-from laps.data.sampling import dense_indices, parse_views, segment_indices
-from laps.data.synthetic import CLASSES as SYNTHETIC_CLASSES
-from laps.data.synthetic import make_synthetic, synthetic_clip
-from laps.data.transforms import NORMS, TestTransform, TrainTransform
+The names below load their module on first use (PEP 562), so that importing one light module of
+the package (``laps.data.annotations``, say) does not start PyAV.
+"""
 
-__all__ = [
-    "Annotations",
-    "BrokenVideoError",
-    "NORMS",
-    "SYNTHETIC_CLASSES",
-    "TestTransform",
-    "TrainTransform",
-    "VideoDataset",
-    "VideoInfo",
-    "VideoRecord",
-    "build_loader",
-    "check_dataset",
-    "check_video",
-    "decode_frames",
-    "default_root",
-    "dense_indices",
-    "load_annotations",
-    "load_classes",
-    "make_synthetic",
-    "open_video",
-    "parse_views",
-    "save_classes",
-    "segment_indices",
-    "set_epoch",
-    "synthetic_clip",
-    "video_info",
-]
+import importlib
+
+_EXPORTS = {
+    "Annotations": "annotations", "VideoRecord": "annotations", "default_root": "annotations",
+    "load_annotations": "annotations", "load_classes": "annotations", "save_classes": "annotations",
+    "check_dataset": "check", "check_video": "check",
+    "VideoDataset": "dataset", "build_loader": "dataset", "set_epoch": "dataset",
+    "BrokenVideoError": "decoding", "VideoInfo": "decoding", "decode_frames": "decoding", "open_video": "decoding",
+    "video_info": "decoding",
+    "dense_indices": "sampling", "parse_views": "sampling", "segment_indices": "sampling",
+    "make_synthetic": "synthetic", "synthetic_clip": "synthetic",
+    "NORMS": "transforms", "TestTransform": "transforms", "TrainTransform": "transforms",
+}
+__all__ = sorted([*_EXPORTS, "SYNTHETIC_CLASSES"])
+
+
+def __getattr__(name: str):
+    if name == "SYNTHETIC_CLASSES":
+        return importlib.import_module("laps.data.synthetic").CLASSES
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'laps.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"laps.data.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

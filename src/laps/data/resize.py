@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import av
 from tqdm import tqdm
 
 from laps.data.annotations import VIDEO_SUFFIXES, default_root, load_annotations, resolve_path, save_classes
@@ -56,6 +55,8 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
                  keyframe_interval: int = KEYFRAME_INTERVAL, crf: int = 23, fast_decode: bool = True) -> None:
     """Re-encode one video (first video stream only) to ``dst``, written atomically; options:
     :func:`encoder_options`."""
+    import av  # here, not at the top: the command line reads this module's defaults without PyAV
+
     dst = Path(dst)
     part = dst.with_name(dst.name + ".part")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +82,8 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
 
 
 def _convert(job: tuple[str, str, int, int, bool]) -> tuple[str, str | None]:
+    import av
+
     src, dst, short_side, keyframe_interval, fast_decode = job
     try:
         resize_video(src, dst, short_side, keyframe_interval, fast_decode=fast_decode)

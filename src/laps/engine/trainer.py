@@ -1,9 +1,13 @@
 """The training loop: AMP, accumulation, clipping, schedules, mixup, EMA, DDP, checkpoints, logs.
 
-Determinism and resume: every epoch's randomness (data order, augmentation, dropout) is
-derived from ``(seed, epoch)``, and a checkpoint is written atomically after every epoch, so
-a run killed at any point and resumed with ``--resume`` ends with the same metrics as an
-uninterrupted one (the interrupted epoch is redone from its start).
+Determinism and resume: the model's initial weights come from ``seed``, and every epoch's
+randomness (data order, augmentation, dropout) from ``(seed, epoch)``; a checkpoint is written
+atomically after every epoch, so a run killed at any point and resumed with ``--resume`` ends with
+the same metrics as an uninterrupted one (the interrupted epoch is redone from its start).
+
+The trainer seeds torch's RNGs and sets ``runtime.threads`` only inside
+:func:`torch.random.fork_rng` and for the length of :meth:`Trainer.fit`: the caller's random state
+and thread count are what they were afterwards.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +48,30 @@ logger = logging.getLogger(__name__)
 INPUT_BOUND_SHARE = 0.2
 #: steps an epoch runs before its waiting share is judged (the first batches include worker start-up)
 INPUT_BOUND_MIN_STEPS = 20
+#: the run directory's cache of the model's FLOPs
+FLOPS = "flops.json"
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Run a block with torch's CPU RNG (and ``device``'s, if CUDA) seeded, and give the caller
+    back its own random state afterwards."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def threads(count: int | None) -> Iterator[None]:
+    """Run a block with ``count`` torch CPU threads (None: as they are), then restore the count."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def lr_lambda(config: Config, steps_per_epoch: int):
@@ -113,9 +136,6 @@ class Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.resume = resume
         self.warned_input_bound = False
-        if config.runtime.threads:
-            torch.set_num_threads(config.runtime.threads)
-        seed_everything(config.runtime.seed)
         self._build_data()
         self._build_model()
 
@@ -140,18 +160,20 @@ class Trainer:
 
     def _build_model(self) -> None:
         c = self.config
-        self.model = build_model(c, self.num_classes, pretrained=not self.resume).to(self.device)
+        with seeded(c.runtime.seed, self.device):
+            self.model = build_model(c, self.num_classes, pretrained=not self.resume).to(self.device)
         self.params = count_params(self.model)
-        clip = torch.zeros(1, c.model.num_frames, self.model.in_chans, c.model.img_size, c.model.img_size)
-        self.gflops = count_flops(self.model.cpu(), clip) / 1e9
-        self.model.to(self.device)
         self.optimizer = create_optimizer_v2(
             self.model.backbone, opt="momentum" if c.optim.optimizer == "sgd" else "adamw", lr=c.optim.lr,
             weight_decay=c.optim.weight_decay, momentum=c.optim.momentum,
             layer_decay=c.optim.layer_decay if c.optim.layer_decay < 1 else None,
         )
         self.steps_per_epoch = max(1, len(self.train_loader) // c.optim.accum_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(c, self.steps_per_epoch))
+        factor = lr_lambda(c, self.steps_per_epoch)
+        # layer decay: timm puts each group's scale in "lr_scale", for its own schedulers to apply
+        scales = [group.get("lr_scale", 1.0) for group in self.optimizer.param_groups]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, [lambda step, scale=scale: scale * factor(step) for scale in scales])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.runtime.amp == "fp16")
         self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay) if c.optim.ema_decay > 0 else None
         self.net = DistributedDataParallel(self.model) if self.distributed else self.model
@@ -197,6 +219,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, Any]:
+        """Train every remaining epoch -> summary.json's content (empty on ranks other than 0)."""
+        with seeded(self.config.runtime.seed, self.device), threads(self.config.runtime.threads):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         c = self.config
         start_epoch, best, wall = 0, {"top1": -1.0, "epoch": -1}, 0.0
         if self.resume and (self.out / ckpt.STATE).is_file():
@@ -236,6 +263,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if start_epoch == 0:
             (self.out / "metrics.jsonl").write_text("")
+            (self.out / FLOPS).unlink(missing_ok=True)
         else:  # drop rows of epochs that will be redone
             rows = _read_rows(self.out / "metrics.jsonl")
             (self.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["epoch"] <= start_epoch))
@@ -281,7 +309,7 @@ class Trainer:
             elapsed = time.perf_counter() - began  # float(loss) above waited for the device
             bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
                             clips_s=f"{clips_seen / elapsed:.1f}", data=f"{waited / elapsed:.0%}",
-                            lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)  # tqdm's own rate
+                            lr=f"{self._lr():.2e}", refresh=False)  # tqdm's own rate
             if step + 1 == INPUT_BOUND_MIN_STEPS:
                 self._check_input_bound(epoch, waited / elapsed)
             asked = time.perf_counter()
@@ -291,7 +319,7 @@ class Trainer:
         loss_sum, correct, count = all_reduce_sum([sums["loss"], sums["correct"], sums["count"]])
         return {
             "train_loss": loss_sum / max(count, 1), "train_top1": correct / max(count, 1),
-            "lr": self.scheduler.get_last_lr()[0], "train_clips_per_s": clips_seen / elapsed,
+            "lr": self._lr(), "train_clips_per_s": clips_seen / elapsed,
             "data_wait_share": waited / elapsed, "broken_files": self.train_set.broken,
         }
 
@@ -306,6 +334,10 @@ class Trainer:
             "key-frame interval and a smaller short side, or a faster disk for data.root",
             100 * share, epoch + 1, self.train_loader.num_workers, usable_cores(),
         )
+
+    def _lr(self) -> float:
+        """The schedule's LR now: that of the groups without layer decay (the head's)."""
+        return max(self.scheduler.get_last_lr())
 
     def _optimizer_step(self) -> None:
         c = self.config
@@ -325,7 +357,7 @@ class Trainer:
         summary = {
             "best_val_top1": best["top1"] if self.val_set is not None else None,
             "best_epoch": best["epoch"], "final_val_top1": last.get("val_top1"),
-            "params": self.params, "gflops_per_view": self.gflops, "wall_time_s": wall,
+            "params": self.params, "gflops_per_view": self._gflops_per_view(), "wall_time_s": wall,
             "train_clips_per_s": float(np.median([r["train_clips_per_s"] for r in rows])) if rows else None,
             "epochs": len(rows), "backbone": self.config.model.backbone, "temporal": self.config.model.temporal,
             "num_frames": self.config.model.num_frames, "num_classes": self.num_classes,
@@ -336,6 +368,21 @@ class Trainer:
         if rows:
             plot_training_curves({self.config.model.temporal: rows}, self.out / "curves.png")
         return summary
+
+
+    def _gflops_per_view(self) -> float:
+        """GFLOPs of one view: traced once per run directory, on a CPU model of the same
+        architecture (FLOPs do not depend on the weights), and cached in ``flops.json``."""
+        path = self.out / FLOPS
+        if path.is_file():
+            return json.loads(path.read_text())["gflops_per_view"]
+        c = self.config
+        model = build_model(c, self.num_classes, pretrained=False)
+        clip = torch.zeros(1, c.model.num_frames, model.in_chans, c.model.img_size, c.model.img_size)
+        gflops = count_flops(model, clip) / 1e9
+        with ckpt.atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"gflops_per_view": gflops}) + "\n")
+        return gflops
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from laps.cli import add_option
+
 TRAIN_EXAMPLES = """examples:
   laps train --config configs/demo.yaml --output runs/mine
   laps train --data-root data/k400 --train-list train.csv --val-list val.csv \\
@@ -120,14 +122,14 @@ def run_predict(args: argparse.Namespace) -> int:
 DEMO_EXAMPLES = """examples:
   laps demo                      # base2d vs laps on the synthetic dataset, report in runs/demo/report.md
   laps demo --ablation           # also ps and la
-  laps demo --quick --out /tmp/d # seconds: tiny sizes, a smoke test
+  laps demo --quick --output /tmp/d  # seconds: tiny sizes, a smoke test
 """
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", **_formatter({"help": "train base2d and LAPS on the synthetic dataset and compare",
                                                     "epilog": DEMO_EXAMPLES}))
-    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    add_option(p, "--output", "--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one epoch: a smoke test in seconds")
     p.add_argument("--ablation", action="store_true", help="also train ps and la")
     p.add_argument("--videos-per-class", type=int, default=None, help="synthetic videos per class (default 150)")
@@ -138,5 +140,5 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_demo_command(args: argparse.Namespace) -> int:
     from laps.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, ablation=args.ablation, videos_per_class=args.videos_per_class, views=args.views)
+    run_demo(args.output, quick=args.quick, ablation=args.ablation, videos_per_class=args.videos_per_class, views=args.views)
     return 0

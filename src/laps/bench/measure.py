@@ -4,7 +4,7 @@ Times: every job runs once as a warm-up, then ``repeats`` rounds, each round run
 once in turn (interleaved, so load that comes and goes on a shared machine hits all jobs alike).
 
 Peak memory of a training step is measured in a fresh child process per group of contenders
-(``python -m laps.analysis.measure``): on CPU the peak resident set size (``VmHWM`` of
+(``python -m laps.bench.measure``): on CPU the peak resident set size (``VmHWM`` of
 ``/proc/self/status``, reset before each step) above the resident size of the built model, with
 glibc's ``malloc`` told to return freed tensors to the system at once; on CUDA the peak of
 ``torch.cuda.max_memory_allocated`` above the memory allocated before the step.
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from laps.analysis.contenders import NUM_CLASSES, Contender, build
+from laps.bench.contenders import NUM_CLASSES, Contender, build
 from laps.errors import LapsError
 
 _MIB = 2**20
@@ -113,7 +113,7 @@ def peak_train_memory(
     }
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     result = subprocess.run(
-        [sys.executable, "-m", "laps.analysis.measure"], input=json.dumps(spec),
+        [sys.executable, "-m", "laps.bench.measure"], input=json.dumps(spec),
         capture_output=True, text=True, env=env, check=False,
     )
     if result.returncode != 0:

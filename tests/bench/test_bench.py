@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from laps.analysis import contenders
-from laps.analysis.bench import RATIO_FIELDS, VARIANTS, BenchOptions, groups, plot_frames_sweep
+from laps.bench import contenders
+from laps.bench.model import RATIO_FIELDS, VARIANTS, BenchOptions, groups, plot_frames_sweep
 from laps.cli import main
 from laps.errors import ConfigError
 
@@ -19,7 +19,7 @@ ROW_FIELDS = ("model", "variant", "frames", "img_size", "label", "params", "gflo
 def test_quick_model_bench_writes_json_with_every_field(tmp_path):
     path = tmp_path / "bench.json"
     threads = torch.get_num_threads()
-    assert main(["bench", "model", "--quick", "--threads", "1", "--json", str(path)]) == 0
+    assert main(["bench", "model", "--quick", "--threads", "1", "--output", str(path)]) == 0
     assert torch.get_num_threads() == threads
     result = json.loads(path.read_text())
     assert {"benchmark", "date", "command", "machine", "options", "seconds", "rows"} <= set(result)
@@ -32,8 +32,13 @@ def test_quick_model_bench_writes_json_with_every_field(tmp_path):
         assert set(row["vs_base2d"]) == set(RATIO_FIELDS)
         assert all(value > 0 for value in row["vs_base2d"].values())
         assert row["peak_train_mem_mib"] > 0 and row["params"] == result["rows"][0]["params"]
-    assert all(value == 1 for value in result["rows"][0]["vs_base2d"].values())
     by_variant = {row["variant"]: row for row in result["rows"]}
+    base, laps_row = by_variant["base2d"], by_variant["laps"]
+    # ratios: timed metrics as the median of per-round ratios, the others as plain quotients
+    per_round = sorted(a / b for a, b in zip(laps_row["latency_rounds_s"], base["latency_rounds_s"]))
+    assert laps_row["vs_base2d"]["latency"] == pytest.approx(sum(per_round) / 2)  # median of two rounds
+    assert laps_row["vs_base2d"]["flops"] == pytest.approx(laps_row["gflops"] / base["gflops"]) and laps_row["gflops"] > base["gflops"]
+    assert laps_row["vs_base2d"]["memory"] == pytest.approx(laps_row["peak_train_mem_mib"] / base["peak_train_mem_mib"])
     assert by_variant["base2d"]["attention"] == ["flash (cpu)"]
     # laps writes its attention output back once more than base2d, in more (slice) copies
     assert by_variant["laps"]["forward_copy_mib"] > by_variant["base2d"]["forward_copy_mib"]
@@ -78,14 +83,17 @@ def test_frames_sweep_plot_is_written(tmp_path):
     assert (tmp_path / "frames.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_data_bench_missing_is_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "laps.analysis.bench_data", None)
+def test_a_command_without_the_training_toolkit_names_the_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    for module in [name for name in sys.modules if name.startswith(("laps.data.", "laps.bench.data"))]:
+        monkeypatch.delitem(sys.modules, module)
     assert main(["bench", "data", "--quick"]) == 2
-    assert "laps.analysis.bench_data is missing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs the training toolkit (no module 'av')" in err and "pip install 'laps[train]'" in err
 
 
 def test_quick_data_bench_has_the_prepared_row_and_the_workers_sweep(tmp_path):
-    from laps.analysis.bench_data import format_table, run_data_bench
+    from laps.bench.data import format_table, run_data_bench
 
     result = run_data_bench(quick=True, json_path=tmp_path / "data.json", workers=[1, 2])
     assert [(row["keyframe_interval"], row["prepared"]) for row in result["rows"]] == [

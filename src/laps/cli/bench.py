@@ -1,5 +1,5 @@
-"""``laps bench model|data|all``: the model benchmark (:mod:`laps.analysis.bench`) and the data
-pipeline benchmark (``laps.analysis.bench_data``)."""
+"""``laps bench model|data|all``: the model benchmark (:mod:`laps.bench.model`) and the data
+pipeline benchmark (``laps.bench.data``)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from pathlib import Path
 
 import torch
 
-from laps.analysis.bench import BACKBONES, METRICS, VARIANTS, BenchOptions
-from laps.analysis.contenders import PEERS
+from laps.bench.contenders import PEERS
+from laps.bench.model import BACKBONES, METRICS, VARIANTS, BenchOptions
+from laps.cli import add_option
 from laps.errors import ConfigError
 
 EXAMPLES = """examples:
-  laps bench model --quick --json bench.json
-  laps bench model --backbones vit_small_patch16_224 --variants base2d,ps,la,laps,joint --batch 2
+  laps bench model --quick --output bench.json
+  laps bench model --backbones vit_small_patch16_224 --variants base2d,ps,la,laps,joint --batch-size 2
   laps bench model --backbones vit_base_patch16_224 --variants base2d,laps --peers timesformer,videomae
   laps bench model --backbones vit_small_patch16_224 --variants base2d,laps,joint \\
-      --frames 8,16,32,64 --metrics latency,memory --batch 1 --repeats 3 --plot frames.png
+      --num-frames 8,16,32,64 --metrics latency,memory --batch-size 1 --repeats 3 --plot frames.png
   laps bench data --quick
 """
 
@@ -65,9 +66,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated timm backbones (default: %(default)s)")
     p.add_argument("--variants", type=_names(VARIANTS + ("plain_shift",)), default=",".join(VARIANTS),
                    help="comma-separated temporal variants (default: %(default)s)")
-    p.add_argument("--frames", type=_counts("frame counts", "8 or 8,16,32,64"), default="8", help="frames per clip, or a sweep like 8,16,32,64")
+    add_option(p, "--num-frames", "--frames", type=_counts("frame counts", "8 or 8,16,32,64"), default="8",
+               help="frames per clip, or a sweep like 8,16,32,64")
     p.add_argument("--img-size", type=int, default=224)
-    p.add_argument("--batch", type=int, default=4, help="batch of the throughput and training measurements")
+    add_option(p, "--batch-size", "--batch", type=int, default=4, help="batch of the throughput and training measurements")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up (medians are reported)")
     p.add_argument("--metrics", type=_names(METRICS), default=",".join(METRICS), help="subset of %(default)s")
     p.add_argument("--peers", type=_names(tuple(PEERS)), default=[],
@@ -82,8 +84,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="time inference as the replay of a captured CUDA graph (no launch overhead; needs cuda)")
     p.add_argument("--quick", action="store_true",
                    help="vit_tiny, 4 frames at 32 px, batch 2, 2 repeats: a smoke test of seconds")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    p.add_argument("--plot", metavar="PATH", help="with a --frames sweep: PNG of time and memory vs T")
+    add_option(p, "--output", "--json", metavar="PATH", help="write the results as JSON to PATH")
+    p.add_argument("--plot", metavar="PATH", help="with a --num-frames sweep: PNG of time and memory vs T")
     p.set_defaults(func=run_bench)
 
 
@@ -92,12 +94,12 @@ def _options(args: argparse.Namespace) -> BenchOptions:
               "device": args.device, "compile": args.compile, "cuda_graphs": args.cuda_graphs}
     if args.quick:
         return BenchOptions.quick(**chosen)
-    return BenchOptions(backbones=args.backbones, frames=args.frames, img_size=args.img_size,
-                        batch=args.batch, repeats=args.repeats, **chosen)
+    return BenchOptions(backbones=args.backbones, frames=args.num_frames, img_size=args.img_size,
+                        batch=args.batch_size, repeats=args.repeats, **chosen)
 
 
 def _model(args: argparse.Namespace) -> dict:
-    from laps.analysis.bench import format_table, plot_frames_sweep, run_model_bench
+    from laps.bench.model import format_table, plot_frames_sweep, run_model_bench
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
@@ -112,12 +114,8 @@ def _model(args: argparse.Namespace) -> dict:
 
 
 def _data(args: argparse.Namespace) -> dict:
-    try:
-        from laps.analysis.bench_data import run_data_bench
-    except ModuleNotFoundError as exc:
-        if exc.name != "laps.analysis.bench_data":
-            raise
-        raise ConfigError("the data benchmark is not available in this install (laps.analysis.bench_data is missing)") from exc
+    from laps.bench.data import run_data_bench
+
     return run_data_bench(quick=args.quick, workers=args.workers)
 
 
@@ -133,7 +131,7 @@ def run_bench(args: argparse.Namespace) -> int:
             results["data"] = _data(args)
     finally:
         torch.set_num_threads(threads)
-    if args.json:
+    if args.output:
         payload = results if args.what == "all" else next(iter(results.values()))
-        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+        Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
     return 0

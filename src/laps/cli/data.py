@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from laps.cli import add_option
 from laps.data.annotations import FORMATS, default_root, load_annotations
-from laps.data.check import check_dataset
 from laps.data.resize import KEYFRAME_INTERVAL
-from laps.data.synthetic import make_synthetic
 
 CHECK_EXAMPLES = """examples:
   laps data check data/synthetic/train.txt
@@ -31,13 +30,15 @@ every source was read, 1 otherwise. Run it again to finish an interrupted run.""
 
 SYNTHETIC_EXAMPLES = """examples:
   laps make-synthetic data/synthetic
-  laps make-synthetic /tmp/syn --videos-per-class 10 --seed 1 --frames 16 --size 64
+  laps make-synthetic /tmp/syn --videos-per-class 10 --seed 1 --video-frames 16 --size 64
 
 writes OUT/videos/<class>/*.mp4, OUT/train.txt, OUT/val.txt and OUT/classes.json"""
 
 
 def run_check(args: argparse.Namespace) -> int:
     """Check every video of an annotation file; print broken ones and a summary -> 0 or 1."""
+    from laps.data.check import check_dataset
+
     records = load_annotations(args.list, root=args.root, fmt=args.format)
     root = args.root if args.root is not None else default_root(args.list)
     broken = check_dataset(records, root, workers=args.workers)
@@ -49,8 +50,10 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_make_synthetic(args: argparse.Namespace) -> int:
     """Write the synthetic temporal dataset -> 0."""
+    from laps.data.synthetic import make_synthetic
+
     out = make_synthetic(args.out, videos_per_class=args.videos_per_class, seed=args.seed,
-                         num_frames=args.frames, size=args.size)
+                         num_frames=args.video_frames, size=args.size)
     print(f"wrote synthetic dataset to {out} (train.txt, val.txt, classes.json)")
     return 0
 
@@ -112,6 +115,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("out", help="output directory")
     synthetic.add_argument("--videos-per-class", type=int, default=40, help="videos per class (default: 40)")
     synthetic.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    synthetic.add_argument("--frames", type=int, default=16, help="frames per video (default: 16)")
+    add_option(synthetic, "--video-frames", "--frames", type=int, default=16, help="frames per video (default: 16)")
     synthetic.add_argument("--size", type=int, default=64, help="frame side in pixels, even (default: 64)")
     synthetic.set_defaults(func=run_make_synthetic)

@@ -7,7 +7,7 @@ on a shared machine affects a ratio far less than the times themselves.
 
 Metrics (``--metrics``): ``latency`` (inference forward at B=1), ``throughput`` (clips/s at
 ``--batch``), ``train`` (forward + backward + SGD step at ``--batch``), ``memory`` (peak memory
-of a training step, see :mod:`laps.analysis.measure`), ``flops`` (fvcore GFLOPs per clip) and
+of a training step, see :mod:`laps.bench.measure`), ``flops`` (fvcore GFLOPs per clip) and
 always ``params`` and the structure of one inference forward at ``--batch`` (see
 :mod:`laps.analysis.dispatch`): its copy ops, the bytes they write and the attention kernels used.
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from laps.analysis.contenders import Contender, build, peer
+from laps.bench.contenders import Contender, build, peer
 from laps.analysis.dispatch import OpCounter
 from laps.analysis.flops import count_flops, count_params
-from laps.analysis.measure import autocast, inference_job, peak_train_memory, time_interleaved, train_job
+from laps.bench.measure import autocast, inference_job, peak_train_memory, time_interleaved, train_job
 
 BACKBONES = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "visformer_small")
 VARIANTS = ("base2d", "ps", "la", "laps", "joint")

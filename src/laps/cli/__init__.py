@@ -1,0 +1,78 @@
+"""The ``laps`` command line: one-line errors (exit 2), ``--debug`` for tracebacks.
+
+Every command lives in one module of this package, which registers it with
+``add_parsers(subparsers)`` and imports what the command needs only when it runs: building the
+parser starts neither PyAV nor fvcore, so ``laps bench model`` runs where PyAV is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import warnings
+
+from laps import __version__
+from laps.errors import LapsError
+
+#: modules that each add their commands with ``add_parsers(subparsers)``
+COMMAND_MODULES = ("laps.cli.model", "laps.cli.data", "laps.cli.train", "laps.cli.bench")
+
+#: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
+TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="laps",
+        description="LAPS video transformers: Leap Attention + Periodic Shift over timm image backbones.",
+        epilog="Run 'laps COMMAND --help' for the options and examples of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"laps {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parsers(subparsers)
+    return parser
+
+
+def add_option(parser: argparse.ArgumentParser, name: str, *old_names: str, **kwargs) -> None:
+    """``parser.add_argument(name, **kwargs)``, plus hidden ``old_names`` that set the same value:
+    every command shows one vocabulary (``--num-frames``, ``--batch-size``, ``--output``) while the
+    names of earlier releases keep working."""
+    action = parser.add_argument(name, **kwargs)
+    same = {key: value for key, value in kwargs.items() if key not in ("help", "default", "dest", "metavar")}
+    for old in old_names:
+        parser.add_argument(old, dest=action.dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **same)
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    # the one process-wide setting of the command line: timm and torch's deprecation notices are
+    # not the user's to act on
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        return int(args.func(args) or 0)
+    except (LapsError, FileNotFoundError) as exc:
+        if args.debug:
+            raise
+        print(f"laps {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if args.debug or exc.name not in TOOLKIT_MODULES:
+            raise
+        print(f"laps {args.command}: error: this command needs the training toolkit (no module {exc.name!r}); "
+              "install it with: pip install 'laps[train]'", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"laps {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,75 @@
+"""Helpers the tests share: tiny model settings, oracles, index-coloured frames, a tiny config.
+
+A normal module (``from tests.helpers import ...``); the conftest files hold only fixtures.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from laps.engine.config import load_config
+
+TINY_VIT = "vit_tiny_patch16_224"
+TINY_VIT_KW = {"img_size": 32, "patch_size": 8}  # 16 tokens + class token per frame
+
+INDEX_FRAMES = 40
+
+
+def index_colours(num: int) -> np.ndarray:
+    """A distinct flat RGB colour per frame index -> uint8 (num, 3)."""
+    i = np.arange(num)
+    return np.stack([6 * i, 255 - 6 * i, (97 * i) % 256], axis=1).astype(np.uint8)
+
+
+def index_frames(num: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """uint8 (num, H, W, 3): frame i is flat ``index_colours(num)[i]``."""
+    return np.broadcast_to(index_colours(num)[:, None, None, :], (num, height, width, 3)).copy()
+
+
+def frame_ids(frames: np.ndarray, num: int = INDEX_FRAMES) -> list[int]:
+    """Decoded index-coloured frames (K, H, W, 3) -> the index whose colour each is nearest to."""
+    means = frames.reshape(len(frames), -1, 3).mean(axis=1)
+    distances = np.linalg.norm(means[:, None, :] - index_colours(num)[None].astype(float), axis=-1)
+    return distances.argmin(axis=1).tolist()
+
+
+def masked_joint_attention(q, k, v, num_frames, groups):
+    """Reference: attention over all T*N tokens of a clip with a block mask of the groups."""
+    frames, heads, tokens, dim = q.shape
+    batch = frames // num_frames
+
+    def joint(x):
+        return x.reshape(batch, num_frames, heads, tokens, -1).permute(0, 2, 1, 3, 4).reshape(batch, heads, num_frames * tokens, -1)
+
+    group_of = torch.empty(num_frames, dtype=torch.long, device=q.device)
+    for index, group in enumerate(groups):
+        group_of[list(group)] = index
+    token_group = group_of.repeat_interleave(tokens)
+    allowed = token_group[:, None] == token_group[None, :]
+    scores = joint(q) @ joint(k).transpose(-1, -2) / math.sqrt(dim)
+    attn = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+    out = attn @ joint(v)
+    return out.reshape(batch, heads, num_frames, tokens, -1).permute(0, 2, 1, 3, 4).reshape(frames, heads, tokens, -1)
+
+
+def looped_shift(x, num_frames, fold):
+    """Reference shift on (B*T, ..., C): explicit loop over frames; T=1 stays unchanged."""
+    if num_frames == 1:
+        return x.clone()
+    clips = x.reshape(-1, num_frames, *x.shape[1:])
+    out = clips.clone()
+    for t in range(num_frames):
+        out[:, t, ..., :fold] = clips[:, t + 1, ..., :fold] if t + 1 < num_frames else 0
+        out[:, t, ..., fold : 2 * fold] = clips[:, t - 1, ..., fold : 2 * fold] if t > 0 else 0
+    return out.reshape(x.shape)
+
+
+def tiny_config(data_dir, output, **overrides):
+    return load_config(None, {
+        "model.backbone": "vit_tiny_patch16_224", "model.img_size": 32, "model.patch_size": 16, "model.depth": 1,
+        "model.num_frames": 4, "data.root": str(data_dir), "data.train_list": "train.txt", "data.val_list": "val.txt",
+        "data.sampling_rate": 2, "data.scale_min": 32, "data.scale_max": 36, "data.num_workers": 0,
+        "data.flip": False, "optim.epochs": 2, "optim.batch_size": 4, "optim.lr": 1e-3,
+        "runtime.output": str(output), "runtime.progress": False, **overrides,
+    })

@@ -1,0 +1,53 @@
+"""The floor plan: the model library imports nothing of the training toolkit, and neither the
+library nor the command line's parser starts PyAV, fvcore, TensorBoard or matplotlib."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import laps
+
+PACKAGE = Path(laps.__file__).parent
+CORE = ["__init__.py", "errors.py", "ops.py", "models"]
+TOOLKIT_PACKAGES = ("laps.data", "laps.engine", "laps.analysis", "laps.bench", "laps.cli", "laps.demo")
+TOOLKIT_MODULES = ["av", "fvcore", "tensorboard", "matplotlib"]
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_model_library_imports_no_toolkit_module():
+    files = [p for entry in CORE for p in ([PACKAGE / entry] if entry.endswith(".py") else (PACKAGE / entry).rglob("*.py"))]
+    assert len(files) >= 8
+    leaks = {f"{p.relative_to(PACKAGE)}: {name}" for p in files for name in _imports(p)
+             if name.startswith(TOOLKIT_PACKAGES) or name.split(".")[0] in TOOLKIT_MODULES}
+    assert not leaks
+
+
+def _loaded_after(code: str) -> list[str]:
+    script = f"import json, sys\n{code}\nprint(json.dumps([m for m in {TOOLKIT_MODULES!r} if m in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_building_and_running_a_laps_model_loads_no_toolkit_library():
+    code = """
+import torch, laps
+model = laps.create_model("vit_tiny_patch16_224", num_classes=3, temporal="laps", num_frames=4, img_size=32,
+                          patch_size=8, depth=1)
+assert model(torch.randn(1, 4, 3, 32, 32)).shape == (1, 3)
+"""
+    assert _loaded_after(code) == []
+
+
+def test_the_command_line_parser_loads_no_toolkit_library():
+    assert _loaded_after("import laps.cli; laps.cli.build_parser()") == []
