@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 from laps.cli import main
 from laps.data import SYNTHETIC_CLASSES
 from laps.demo import ensure_dataset
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_report_table_and_run_directories(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--output", str(out)]) == 0

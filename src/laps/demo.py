@@ -20,7 +20,7 @@ from laps.data import load_annotations, make_synthetic
 from laps.data.synthetic import CLASSES
 from laps.engine.config import Config, load_config
 from laps.engine.inference import evaluate_checkpoint, format_prediction, load_trained, predict_files
-from laps.engine.trainer import train
+from laps.engine.trainer import threads, train
 
 DEMO_CONFIG = "demo.yaml"
 QUICK = {"optim.epochs": 1, "optim.batch_size": 4, "model.depth": 1, "data.num_workers": 0,
@@ -71,12 +71,14 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
     print(f"\n== {variant}: training {config.model.backbone} ({config.optim.epochs} epochs) -> {run_dir}")
     summary = train(config)
     trained = load_trained(run_dir, device="cpu")
-    evaluation = evaluate_checkpoint(trained, data_dir / "val.txt", data_dir, run_dir, views,
-                                     num_workers=config.data.num_workers, progress=config.runtime.progress)
+    with threads(config.runtime.threads):  # evaluated and timed with the threads it trained with
+        evaluation = evaluate_checkpoint(trained, data_dir / "val.txt", data_dir, run_dir, views,
+                                         num_workers=config.data.num_workers, progress=config.runtime.progress)
+        infer_clips_per_s = inference_clips_per_s(trained.model, config)
     return {
         "variant": variant, "val_top1": evaluation["top1"], "params": summary["params"],
         "gflops": summary["gflops_per_view"], "train_clips_per_s": summary["train_clips_per_s"],
-        "infer_clips_per_s": inference_clips_per_s(trained.model, config), "train_time_s": summary["wall_time_s"],
+        "infer_clips_per_s": infer_clips_per_s, "train_time_s": summary["wall_time_s"],
         "device": summary["device"], "data_workers": summary["data_workers"],
     }
 

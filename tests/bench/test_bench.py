@@ -16,6 +16,7 @@ ROW_FIELDS = ("model", "variant", "frames", "img_size", "label", "params", "gflo
               "forward_copies", "forward_copy_mib", "attention")
 
 
+@pytest.mark.slow
 def test_quick_model_bench_writes_json_with_every_field(tmp_path):
     path = tmp_path / "bench.json"
     threads = torch.get_num_threads()

@@ -57,7 +57,8 @@ def test_train_writes_a_complete_run_directory(trained_run):
     state = load_state(out / "state.pt")  # weights_only=True inside
     assert state["epoch"] == 1 and "optimizer" in state and "scheduler" in state
     weights = load_file(out / "last.safetensors")
-    assert weights.keys() == state["model"].keys()
+    # weights files in timm's image format, the training state in the model's own keys
+    assert {"backbone." + key for key in weights} == state["model"].keys()
     assert any((out / "tensorboard").iterdir())
 
 
@@ -124,7 +125,7 @@ def test_bad_configs_and_missing_files_fail_with_one_line_and_code_2(tiny_data, 
         (["train", "--data-root", str(tiny_data), "--train-list", "missing.txt"], "does not exist"),
         (["train", "--data-root", str(tiny_data), "--num-frames", "0"], "model.num_frames=0 must be >= 1"),
         (["train", "--data-root", str(tiny_data), "optim.bogus=1"], "unknown config key"),
-        (["train", "--data-root", str(tiny_data), "--epochs", "two"], "optim.epochs must be an integer"),
+        (["train", "--data-root", str(tiny_data), "--epochs", "two"], "optim.epochs: Value 'two' of type 'str' could not be converted to Integer"),
         (["eval", "--checkpoint", str(tmp_path), "--list", "x.txt"], "holds no best.safetensors"),
     ]
     for argv, message in cases:
@@ -137,6 +138,7 @@ def _train_cmd(data, out, *extra):
     return [sys.executable, "-m", "laps", "train", "--data-root", str(data), "--output", str(out), *CLI_FLAGS, *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "1"])  # in process, and a loader worker that lives across epochs
 def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path, workers):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -161,6 +163,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path, work
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tiny_data, tmp_path):
     """Same global batch (4 = 2 ranks x 2), same data order and augmentation: the losses of the
     gloo run (a persistent loader worker per rank) must equal the single-process, in-process-loading
@@ -253,16 +256,16 @@ def test_layer_decay_scales_the_lr_of_lower_layers(tiny_data, tmp_path):
 def test_ema_weights_are_the_ones_evaluated_and_saved(tiny_data, tmp_path):
     train(tiny_config(tiny_data, tmp_path, **{"optim.ema_decay": 0.5, "optim.epochs": 1}))
     state, saved = load_state(tmp_path / "state.pt"), _weights(tmp_path)
-    assert all(torch.equal(saved[key], state["ema"][key]) for key in saved)
-    assert any(not torch.equal(saved[key], state["model"][key]) for key in saved)
+    assert all(torch.equal(saved[key], state["ema"]["backbone." + key]) for key in saved)
+    assert any(not torch.equal(saved[key], state["model"]["backbone." + key]) for key in saved)
 
 
 def test_lr_schedules():
     from laps.engine.trainer import lr_lambda
 
-    step = lr_lambda(tiny_config(".", ".", **{"optim.schedule": "step", "optim.milestones": [1, 2]}), 10)
+    step = lr_lambda(10, schedule="step", epochs=3, milestones=[1, 2])
     assert [step(s) for s in (0, 9, 10, 19, 20)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
-    cosine = lr_lambda(tiny_config(".", ".", **{"optim.warmup_epochs": 1, "optim.epochs": 3}), 10)
+    cosine = lr_lambda(10, schedule="cosine", epochs=3, warmup_epochs=1)
     assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
     assert cosine(10) == pytest.approx(1.0) and cosine(20) == pytest.approx(0.5) and cosine(30) == pytest.approx(0.0)
 
@@ -272,8 +275,7 @@ def test_mixup_blends_each_clip_with_its_partner_and_its_targets():
 
     clips = torch.rand(2, 3, 1, 8, 8)
     labels = torch.tensor([0, 1])
-    config = tiny_config(".", ".", **{"optim.mixup": 0.8, "optim.label_smoothing": 0.0})
-    mixed, targets = mix_batch(clips, labels, 2, config, torch.Generator().manual_seed(0))
+    mixed, targets = mix_batch(clips, labels, 2, torch.Generator().manual_seed(0), mixup=0.8)
     lam = float(targets[0, 0])
     assert 0 < lam < 1 and targets[0].tolist() == pytest.approx([lam, 1 - lam])
     torch.testing.assert_close(mixed, lam * clips + (1 - lam) * clips.flip(0))
@@ -283,11 +285,23 @@ def test_cutmix_pastes_one_box_for_every_frame_and_weights_targets_by_its_area()
     from laps.engine.trainer import mix_batch
 
     clips = torch.rand(2, 3, 1, 16, 16)
-    config = tiny_config(".", ".", **{"optim.cutmix": 1.0, "optim.label_smoothing": 0.0})
     generator = torch.Generator().manual_seed(3)
     for _ in range(5):
-        mixed, targets = mix_batch(clips, torch.tensor([0, 1]), 2, config, generator)
+        mixed, targets = mix_batch(clips, torch.tensor([0, 1]), 2, generator, cutmix=1.0)
         pasted = (mixed[0] != clips[0]).any(dim=(0, 1))  # (H, W): where the partner shows
         assert torch.equal(mixed[0][..., pasted], clips[1][..., pasted])
         assert all(torch.equal((mixed[0, t] != clips[0, t]).any(0), pasted) for t in range(3))  # same box, all frames
         assert float(targets[0, 1]) == pytest.approx(float(pasted.float().mean()))
+
+
+def test_a_run_directory_of_an_earlier_release_resumes(tiny_data, tmp_path):
+    """Earlier releases kept timm's keys (no ``backbone.`` prefix) in state.pt as well: it still resumes."""
+    from laps.engine.checkpoint import save_state
+
+    train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 1, "optim.ema_decay": 0.5}))
+    state = load_state(tmp_path / "state.pt")
+    for key in ("model", "ema"):
+        state[key] = {name.removeprefix("backbone."): value for name, value in state[key].items()}
+    save_state(state, tmp_path / "state.pt")
+    summary = train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 2, "optim.ema_decay": 0.5}), resume=True)
+    assert summary["epochs"] == 2 and len(_metrics(tmp_path)) == 2

@@ -45,6 +45,7 @@ def _train_and_score(temporal: str, epochs: int = 12) -> float:
         return (model(val_x).argmax(-1) == val_y).float().mean().item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temporal, low, high", [("laps", 0.9, 1.0), ("base2d", 0.0, 0.5)])
 def test_laps_learns_the_direction_of_time_and_base2d_cannot(temporal, low, high):
     # base2d gives a clip and its reverse the same prediction, so at most one of the two is right

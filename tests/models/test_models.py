@@ -35,10 +35,22 @@ def _clips(model_kw, batch=2, num_frames=4):
 def test_zero_extra_parameters_and_same_state_dict_keys(name, temporal):
     image = timm.create_model(name, num_classes=7, **FAMILIES[name])
     video = _video(name, temporal)
-    assert list(video.state_dict()) == list(image.state_dict())
+    assert list(video.backbone.state_dict()) == list(image.state_dict())
     assert sum(p.numel() for p in video.parameters()) == sum(p.numel() for p in image.parameters())
-    video.load_state_dict(image.state_dict())  # 2D weights load unchanged, strictly
-    image.load_state_dict(video.state_dict())  # and back
+    # the model's own keys are those of its parameters (and buffers), as PyTorch tools expect
+    own = [key for key, _ in video.named_parameters()] + [key for key, _ in video.named_buffers()]
+    assert sorted(video.state_dict()) == sorted(own) == sorted("backbone." + key for key in image.state_dict())
+    video.load_state_dict(laps.checkpoint_filter_fn(image.state_dict(), video))  # 2D weights load strictly
+    image.load_state_dict(video.backbone.state_dict())  # and back
+    assert all(torch.equal(a, b) for a, b in zip(video.state_dict().values(), image.state_dict().values()))
+
+
+def test_checkpoint_filter_keeps_own_keys_and_leaves_foreign_ones_to_the_strict_load():
+    video = _video(TINY_VIT, "laps", depth=1)
+    own = video.state_dict()
+    assert laps.checkpoint_filter_fn(own, video).keys() == own.keys()
+    foreign = {"head.weight": own["backbone.head.weight"], "decoder.weight": torch.zeros(1)}
+    assert list(laps.checkpoint_filter_fn(foreign, video)) == ["backbone.head.weight", "decoder.weight"]
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -94,7 +106,7 @@ def test_gradients_reach_every_parameter(name):
 
 def test_joint_equals_masked_full_attention_per_clip():
     """joint over T frames = a ViT run on all T*N tokens of a clip as one sequence (same weights)."""
-    model = _video(TINY_VIT, "joint", depth=1)
+    model = _video(TINY_VIT, "joint", depth=1, num_frames=3)
     torch.manual_seed(1)
     clips = _clips(FAMILIES[TINY_VIT], batch=1, num_frames=3)
     attn = model.backbone.blocks[0].attn
@@ -109,18 +121,30 @@ def test_joint_equals_masked_full_attention_per_clip():
     assert model(clips).shape == (1, 7)
 
 
-def test_other_num_frames_rederives_default_schedule_and_explicit_levels_persist():
+def test_set_num_frames_rederives_default_schedule_and_explicit_levels_persist():
     model = _video(TINY_VIT, "laps", num_frames=8)
     assert model.block_levels == default_levels(8, 12)
+    model.set_num_frames(16)
+    assert model.num_frames == 16
     with torch.no_grad():
         assert model(_clips(FAMILIES[TINY_VIT], batch=1, num_frames=16)).shape == (1, 7)
     assert [m.level for m in model.attention_modules] == model.block_levels == default_levels(16, 12)
     assert model.attention_modules[0].groups == ((0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15))
     levels = [1, None, 2, 0] * 3
     explicit = _video(TINY_VIT, "laps", num_frames=8, levels=levels)
-    with torch.no_grad():
-        explicit(_clips(FAMILIES[TINY_VIT], batch=1, num_frames=5))
+    explicit.set_num_frames(5)
     assert [m.level for m in explicit.attention_modules] == [1, None, 2, None] * 3
+    assert explicit.attention_modules[0].groups == ((0, 2), (1, 3), (4,))  # level 1 at T=5: leap 5 // 2
+
+
+def test_forward_refuses_clips_of_another_length_without_reconfiguring():
+    model = _video(TINY_VIT, "laps", num_frames=8, depth=2)
+    groups = [m.groups for m in model.attention_modules]
+    with pytest.raises(ShapeError, match=r"clips have 4 frames but the model is set for 8; call model.set_num_frames\(4\)"):
+        model(_clips(FAMILIES[TINY_VIT], batch=1, num_frames=4))
+    assert [m.groups for m in model.attention_modules] == groups and model.num_frames == 8
+    with pytest.raises(ConfigError, match="num_frames must be an integer >= 1"):
+        model.set_num_frames(0)
 
 
 def test_default_levels_cycle():
@@ -170,10 +194,10 @@ def test_pretrained_file_loads_2d_checkpoint_and_drops_other_head(tmp_path, suff
         torch.save({"state_dict": image.state_dict()}, path)
     same_head = laps.create_model(TINY_VIT, num_classes=10, pretrained=path, **TINY_VIT_KW)
     for key, value in image.state_dict().items():
-        torch.testing.assert_close(same_head.state_dict()[key], value)
+        torch.testing.assert_close(same_head.backbone.state_dict()[key], value)
     other_head = laps.create_model(TINY_VIT, num_classes=3, pretrained=path, **TINY_VIT_KW)
-    torch.testing.assert_close(other_head.state_dict()["blocks.0.attn.qkv.weight"], image.state_dict()["blocks.0.attn.qkv.weight"])
-    assert other_head.state_dict()["head.weight"].shape == (3, 192)
+    torch.testing.assert_close(other_head.backbone.state_dict()["blocks.0.attn.qkv.weight"], image.state_dict()["blocks.0.attn.qkv.weight"])
+    assert other_head.backbone.state_dict()["head.weight"].shape == (3, 192)
 
 
 def test_pretrained_file_resizes_position_embeddings(tmp_path):
@@ -182,14 +206,14 @@ def test_pretrained_file_resizes_position_embeddings(tmp_path):
     image = timm.create_model(TINY_VIT, num_classes=10, **TINY_VIT_KW)
     save_file(image.state_dict(), str(tmp_path / "vit.safetensors"))
     bigger = laps.create_model(TINY_VIT, num_classes=10, pretrained=tmp_path / "vit.safetensors", img_size=48, patch_size=8)
-    assert bigger.state_dict()["pos_embed"].shape == (1, 37, 192)
-    torch.testing.assert_close(bigger.state_dict()["cls_token"], image.state_dict()["cls_token"])
+    assert bigger.backbone.state_dict()["pos_embed"].shape == (1, 37, 192)
+    torch.testing.assert_close(bigger.backbone.state_dict()["cls_token"], image.state_dict()["cls_token"])
 
     visformer = timm.create_model("visformer_tiny", num_classes=10, img_size=64)
     save_file(visformer.state_dict(), str(tmp_path / "vis.safetensors"))
     resized = laps.create_model("visformer_tiny", num_classes=10, pretrained=tmp_path / "vis.safetensors", img_size=96)
-    assert resized.state_dict()["pos_embed1"].shape == timm.create_model("visformer_tiny", img_size=96).pos_embed1.shape
-    assert resized.state_dict()["pos_embed1"].shape != visformer.pos_embed1.shape
+    assert resized.backbone.state_dict()["pos_embed1"].shape == timm.create_model("visformer_tiny", img_size=96).pos_embed1.shape
+    assert resized.backbone.state_dict()["pos_embed1"].shape != visformer.pos_embed1.shape
 
 
 def test_pretrained_file_from_another_backbone_gives_clear_error(tmp_path):

@@ -29,6 +29,7 @@ from laps.data.dataset import VideoDataset, build_loader, usable_cores
 from laps.data.encoding import write_video
 from laps.data.resize import KEYFRAME_INTERVAL, resize_video
 from laps.data.sampling import dense_indices
+from laps.engine.runtime import threads
 
 NUM_FRAMES, RATE, IMG_SIZE = 8, 8, 224
 KEYFRAME_INTERVALS = (250, 30)  # x264 default; 1 s
@@ -108,6 +109,29 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _measure(seconds: int, size: tuple[int, int], fps: int, clips: tuple[int, int], batches: int,
+             workers: list[int]) -> tuple[list[dict], list[dict]]:
+    """Write the benchmark files, measure each (laps and naive clips) and the loader on the prepared
+    one -> (file rows, loader rows)."""
+    frames = bench_frames(seconds, *size, fps)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for gop in KEYFRAME_INTERVALS:
+            files.append((str(Path(tmp) / f"bench_gop{gop}.mp4"), gop, False))
+            write_video(files[-1][0], frames, fps, crf=23, gop=gop)
+        for fast_decode in (True, False):
+            files.append((str(Path(tmp) / f"prepared_{fast_decode}.mp4"), KEYFRAME_INTERVAL,
+                          "resized" if fast_decode else "resized --compact"))
+            resize_video(files[0][0], files[-1][0], keyframe_interval=KEYFRAME_INTERVAL, fast_decode=fast_decode)
+        for path, gop, resized in files:
+            rows.append({"keyframe_interval": gop, "prepared": resized,
+                         "kbit_per_s": os.path.getsize(path) * 8 / seconds / 1000, **bench_file(path, *clips)})
+        prepared = files[-2][0]
+        scaling = [{"workers": w, "clips_per_s": loader_clips_per_second(prepared, w, batches)} for w in workers]
+    return rows, scaling
+
+
 def run_data_bench(quick: bool = False, json_path: str | os.PathLike | None = None,
                    workers: list[int] | None = None) -> dict:
     """Measure and print laps vs naive clips/s for each key-frame interval and the prepared file,
@@ -118,28 +142,8 @@ def run_data_bench(quick: bool = False, json_path: str | os.PathLike | None = No
     seconds, width, height, fps = (2, 128, 96, 30) if quick else (10, 340, 256, 30)
     laps_clips, naive_clips, batches = (3, 1, 2) if quick else (60, 6, 24)
     workers = workers or sorted({1, usable_cores()})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    rows, scaling = [], []
-    try:
-        frames = bench_frames(seconds, width, height, fps)
-        with tempfile.TemporaryDirectory() as tmp:
-            files = []
-            for gop in KEYFRAME_INTERVALS:
-                files.append((str(Path(tmp) / f"bench_gop{gop}.mp4"), gop, False))
-                write_video(files[-1][0], frames, fps, crf=23, gop=gop)
-            for fast_decode in (True, False):
-                files.append((str(Path(tmp) / f"prepared_{fast_decode}.mp4"), KEYFRAME_INTERVAL,
-                              "resized" if fast_decode else "resized --compact"))
-                resize_video(files[0][0], files[-1][0], keyframe_interval=KEYFRAME_INTERVAL, fast_decode=fast_decode)
-            prepared = files[-2][0]
-            for path, gop, resized in files:
-                rows.append({"keyframe_interval": gop, "prepared": resized,
-                             "kbit_per_s": os.path.getsize(path) * 8 / seconds / 1000,
-                             **bench_file(path, laps_clips, naive_clips)})
-            scaling = [{"workers": w, "clips_per_s": loader_clips_per_second(prepared, w, batches)} for w in workers]
-    finally:
-        torch.set_num_threads(threads)
+    with threads(1):
+        rows, scaling = _measure(seconds, (width, height), fps, (laps_clips, naive_clips), batches, workers)
     result = {
         "benchmark": "data",
         "clip": f"{NUM_FRAMES}x{RATE} dense, train transforms to {IMG_SIZE}",

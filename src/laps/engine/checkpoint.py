@@ -16,10 +16,9 @@ from typing import Any, Iterator
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch import nn
-
 from laps.engine.config import Config, config_from_dict
 from laps.errors import CheckpointError
+from laps.models import VideoClassifier, checkpoint_filter_fn
 
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "state.pt"
 CONFIG, CLASSES = "config.yaml", "classes.json"
@@ -40,10 +39,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def save_weights(model: nn.Module, path: str | Path, config: Config | None = None, classes: list[str] | None = None) -> None:
-    """Write ``model.state_dict()`` as safetensors; the run config and class names go into the
+def save_weights(model: VideoClassifier, path: str | Path, config: Config | None = None,
+                 classes: list[str] | None = None) -> None:
+    """Write the weights as safetensors in timm's image-model format (``model.backbone.state_dict()``:
+    a timm image model loads them as they are); the run config and class names go into the
     file's metadata so a lone weights file can be loaded and used for prediction."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.backbone.state_dict().items()}
     metadata = {"format": "pt"}
     if config is not None:
         metadata["laps_config"] = json.dumps(config.to_dict())
@@ -95,8 +96,10 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config | No
     return tensors, config, classes
 
 
-def load_weights_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Strict load with one clear message when the checkpoint belongs to another model."""
+def load_weights_into(model: VideoClassifier, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Strict load of weights in timm's image-model format (weights files) or the model's own
+    (training states) with one clear message when the checkpoint belongs to another model."""
+    tensors = checkpoint_filter_fn(tensors, model)
     expected = model.state_dict()
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]

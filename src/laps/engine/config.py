@@ -1,20 +1,38 @@
-"""Typed run configuration: dataclass defaults <- YAML file <- ``section.key=value`` overrides.
+"""Typed run configuration: dataclass defaults <- YAML file (and the files it is ``base:``d on)
+<- ``section.key=value`` overrides, through OmegaConf structured configs.
 
-Every value is validated up front; errors name the key and what is allowed.
+OmegaConf checks keys and converts types (``optim.lr=5e-4`` is a float, ``data.num_workers`` takes
+``auto`` or an integer); :func:`validate` then checks choices and ranges. Every error is one line
+that names the key.
+
+A recipe can build on another: a top-level ``base: other.yaml`` (relative to the file) loads that
+file first, and the recipe's own values override it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from laps.data.sampling import SAMPLINGS
+from laps.data.transforms import NORMS
 from laps.errors import ConfigError
 from laps.models.temporal import VARIANTS
+
+#: what the trainer accepts; the trainer reads these lists from here
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
+AMP_MODES = ("none", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+#: the key of a recipe file that names the recipe it builds on
+BASE_KEY = "base"
 
 
 @dataclass
@@ -97,12 +115,12 @@ class Config:
 
 CHOICES = {
     "model.temporal": tuple(VARIANTS),
-    "data.sampling": ("dense", "segment"),
-    "data.norm": ("imagenet", "half", "visformer"),
-    "optim.optimizer": ("adamw", "sgd"),
-    "optim.schedule": ("cosine", "step", "constant"),
-    "runtime.amp": ("none", "bf16", "fp16"),
-    "runtime.device": ("auto", "cpu", "cuda"),
+    "data.sampling": SAMPLINGS,
+    "data.norm": tuple(NORMS),
+    "optim.optimizer": OPTIMIZERS,
+    "optim.schedule": SCHEDULES,
+    "runtime.amp": AMP_MODES,
+    "runtime.device": DEVICES,
 }
 POSITIVE = ("model.num_frames", "model.img_size", "data.sampling_rate", "optim.epochs", "optim.batch_size",
             "optim.accum_steps", "runtime.eval_every", "model.fold_div")
@@ -110,89 +128,19 @@ NON_NEGATIVE = ("optim.lr", "optim.weight_decay", "optim.warmup_epochs", "optim.
                 "optim.cutmix", "runtime.threads", "optim.ema_decay", "model.drop_path")
 
 
-def _sections(config: Config) -> dict[str, Any]:
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-
-
-def _all_keys() -> list[str]:
-    return [f"{name}.{f.name}" for name, section in _sections(Config()).items() for f in dataclasses.fields(section)]
-
-
-def _resolve_key(key: str) -> tuple[str, str]:
-    """``section.key`` or a unique bare ``key`` -> (section, key)."""
-    keys = _all_keys()
-    if key in keys:
-        section, name = key.split(".", 1)
-        return section, name
-    matches = [k for k in keys if k.split(".", 1)[1] == key]
-    if len(matches) == 1:
-        return tuple(matches[0].split(".", 1))  # type: ignore[return-value]
-    raise ConfigError(f"unknown config key {key!r}; allowed keys: {', '.join(keys)}")
-
-
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Convert ``value`` (from YAML or a string override) to the field's type, or raise."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
-        inner = [a for a in args if a is not type(None)]
-        for option in inner[:-1]:  # the first type the value converts to (int | str: "4" -> 4, "auto")
-            try:
-                return _coerce(key, value, option)
-            except ConfigError:
-                pass
-        return _coerce(key, value, inner[-1])
-    if origin is list:
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        return [_coerce(key, v, args[0]) if args else v for v in value]
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-            return value.lower() in ("true", "yes", "1", "on")
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if annotation in (int, float):
-        try:
-            number = yaml.safe_load(value) if isinstance(value, str) else value
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise ValueError
-            if annotation is int and float(number) != int(number):
-                raise ValueError
-            return annotation(number)
-        except (ValueError, yaml.YAMLError):
-            raise ConfigError(f"{key} must be {'an integer' if annotation is int else 'a number'}, got {value!r}") from None
-    if annotation is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _set(config: Config, key: str, value: Any) -> None:
-    section_name, name = _resolve_key(key)
-    section = getattr(config, section_name)
-    hints = typing.get_type_hints(type(section))
-    setattr(section, name, _coerce(f"{section_name}.{name}", value, hints[name]))
+def _get(config: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
 
 
 def validate(config: Config) -> Config:
     """Check choices and ranges; raise ConfigError naming the key."""
     for key, allowed in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value not in allowed:
-            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+        if _get(config, key) not in allowed:
+            raise ConfigError(f"{key}={_get(config, key)!r} is not allowed; choose one of {', '.join(allowed)}")
     for key in POSITIVE + NON_NEGATIVE:
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value < (1 if key in POSITIVE else 0):
-            raise ConfigError(f"{key}={value!r} must be {'>= 1' if key in POSITIVE else '>= 0'}")
+        if _get(config, key) < (1 if key in POSITIVE else 0):
+            raise ConfigError(f"{key}={_get(config, key)!r} must be {'>= 1' if key in POSITIVE else '>= 0'}")
     workers = config.data.num_workers
     if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
         raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
@@ -206,38 +154,70 @@ def validate(config: Config) -> Config:
     return config
 
 
-def _apply(config: Config, raw: dict[str, Any], where: str) -> Config:
-    """Set every ``{section: {key: value}}`` entry of ``raw`` on ``config``."""
-    for section, values in raw.items():
-        if not isinstance(values, dict):
-            raise ConfigError(f"{where}: section {section!r} must be a mapping of key: value")
-        for key, value in values.items():
-            _set(config, f"{section}.{key}", value)
-    return config
+def _keys() -> list[str]:
+    return [f"{section.name}.{f.name}" for section in dataclasses.fields(Config)
+            for f in dataclasses.fields(section.default_factory())]
+
+
+def _one_line(err: OmegaConfBaseException, where: str) -> ConfigError:
+    """OmegaConf's error (several lines: message, full_key, types) -> one line naming the key."""
+    key = getattr(err, "full_key", None) or ""
+    if isinstance(err, ConfigKeyError):
+        close = difflib.get_close_matches(key, _keys(), n=1) or [k for k in _keys() if k.endswith("." + key)][:1]
+        hint = f"; did you mean {close[0]}?" if close else f"; allowed keys: {', '.join(_keys())}"
+        return ConfigError(f"{where}unknown config key {key!r}{hint}")
+    message = str(err).splitlines()[0]
+    return ConfigError(f"{where}{key}: {message}" if key else f"{where}{message}")
+
+
+def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[DictConfig]:
+    """The YAML file at ``path`` after the chain of files it is based on, oldest first."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path} is its own base (a cycle of '{BASE_KEY}:' entries)")
+    try:
+        layer = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException) as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(layer, DictConfig):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    base = layer.pop(BASE_KEY, None)
+    for section, values in layer.items():
+        if not isinstance(values, DictConfig):
+            raise ConfigError(f"config file {path}: section {section!r} must be a mapping of key: value")
+    below = _file_layers(path.parent / base, (*seen, path.resolve())) if base else []
+    return [*below, layer]
+
+
+def _override_layer(key: str, value: Any) -> DictConfig:
+    """One ``section.key`` override: a string as on a command line (YAML syntax: ``[1, 2]``,
+    ``null``; ``2,3`` also means a list), anything else as it is."""
+    if not isinstance(value, str) or not value:  # "" is a value here (e.g. model.pretrained=: none), not null
+        return OmegaConf.create({key.split(".")[0]: {key.split(".", 1)[1]: value}} if "." in key else {key: value})
+    if "," in value and not value.lstrip().startswith("["):
+        value = f"[{value}]"
+    return OmegaConf.from_dotlist([f"{key}={value}"])
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
-    """Defaults, then the YAML file at ``path`` (nested sections), then ``overrides``
-    (``{"optim.lr": 0.1}`` or ``["optim.lr=0.1", "epochs=3"]``), validated."""
-    config = Config()
-    if path:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of sections")
-        _apply(config, raw, f"config file {path}")
+    """Defaults, then the YAML file at ``path`` (nested sections; ``base:`` chains), then
+    ``overrides`` (``{"optim.lr": 0.1}`` or ``["optim.lr=0.1", "optim.epochs=3"]``), validated."""
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            _set(config, key, value)
-    return validate(config)
+    merged = OmegaConf.structured(Config)
+    stages = [(f"config file {path}: ", _file_layers(Path(path)) if path else []),
+              ("", [_override_layer(key, value) for key, value in (overrides or {}).items() if value is not None])]
+    for where, layers in stages:
+        try:
+            merged = OmegaConf.merge(merged, *layers)
+        except OmegaConfBaseException as err:
+            raise _one_line(err, where) from None
+    return validate(OmegaConf.to_object(merged))
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["optim.lr=0.1", "epochs=3"]`` -> ``{"optim.lr": "0.1", "epochs": "3"}``."""
+    """``["optim.lr=0.1", "optim.epochs=3"]`` -> ``{"optim.lr": "0.1", "optim.epochs": "3"}``."""
     pairs = {}
     for item in items:
         if "=" not in item:
@@ -253,4 +233,8 @@ def save_config(config: Config, path: str | Path) -> None:
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's ``config.yaml``)."""
-    return validate(_apply(Config(), raw, "config"))
+    try:
+        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), raw))
+    except OmegaConfBaseException as err:
+        raise _one_line(err, "config: ") from None
+    return validate(config)

@@ -16,8 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from laps.engine.builders import build_dataset, build_model, class_names, read_s
 from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
+from laps.engine.runtime import seeded, threads
 from laps.errors import CheckpointError, ConfigError
 
 
@@ -52,58 +52,34 @@ INPUT_BOUND_MIN_STEPS = 20
 FLOPS = "flops.json"
 
 
-@contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Run a block with torch's CPU RNG (and ``device``'s, if CUDA) seeded, and give the caller
-    back its own random state afterwards."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-@contextmanager
-def threads(count: int | None) -> Iterator[None]:
-    """Run a block with ``count`` torch CPU threads (None: as they are), then restore the count."""
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def lr_lambda(config: Config, steps_per_epoch: int):
+def lr_lambda(steps_per_epoch: int, *, schedule: str, epochs: int, warmup_epochs: float = 0.0,
+              milestones: Sequence[int] = (), gamma: float = 0.1) -> Callable[[int], float]:
     """Per-step LR multiplier: linear warm-up, then cosine / step (milestones in epochs) / constant."""
-    o = config.optim
-    warmup = o.warmup_epochs * steps_per_epoch
-    total = max(1, o.epochs * steps_per_epoch)
+    warmup = warmup_epochs * steps_per_epoch
+    total = max(1, epochs * steps_per_epoch)
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        if o.schedule == "cosine":
+        if schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-        if o.schedule == "step":
-            return o.gamma ** sum(step >= m * steps_per_epoch for m in o.milestones)
+        if schedule == "step":
+            return gamma ** sum(step >= m * steps_per_epoch for m in milestones)
         return 1.0
 
     return factor
 
 
-def mix_batch(clips: torch.Tensor, labels: torch.Tensor, num_classes: int, config: Config,
-              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup or CutMix (chosen at random when both are on) on ``(B, T, C, H, W)``; the same box
-    for every frame. Returns mixed clips and soft targets ``(B, K)`` with label smoothing."""
-    o = config.optim
-    smooth = o.label_smoothing
+def mix_batch(clips: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator, *,
+              mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or CutMix (Beta alphas; chosen at random when both are on) on ``(B, T, C, H, W)``; the
+    same box for every frame. Returns mixed clips and soft targets ``(B, K)`` with label smoothing."""
+    smooth = label_smoothing
     targets = F.one_hot(labels, num_classes).float() * (1 - smooth) + smooth / num_classes
-    alphas = [a for a in (o.mixup, o.cutmix) if a > 0]
-    if not alphas:
+    if mixup <= 0 and cutmix <= 0:
         return clips, targets
-    use_cutmix = o.cutmix > 0 and (o.mixup == 0 or torch.rand((), generator=generator) < 0.5)
-    alpha = o.cutmix if use_cutmix else o.mixup
+    use_cutmix = cutmix > 0 and (mixup == 0 or torch.rand((), generator=generator) < 0.5)
+    alpha = cutmix if use_cutmix else mixup
     lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha else 1.0
     partner = clips.flip(0)
     if use_cutmix:
@@ -169,7 +145,9 @@ class Trainer:
             layer_decay=c.optim.layer_decay if c.optim.layer_decay < 1 else None,
         )
         self.steps_per_epoch = max(1, len(self.train_loader) // c.optim.accum_steps)
-        factor = lr_lambda(c, self.steps_per_epoch)
+        o = c.optim
+        factor = lr_lambda(self.steps_per_epoch, schedule=o.schedule, epochs=o.epochs, warmup_epochs=o.warmup_epochs,
+                           milestones=o.milestones, gamma=o.gamma)
         # layer decay: timm puts each group's scale in "lr_scale", for its own schedulers to apply
         scales = [group.get("lr_scale", 1.0) for group in self.optimizer.param_groups]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -203,7 +181,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
-            self.ema.module.load_state_dict(state["ema"])
+            ckpt.load_weights_into(self.ema.module, state["ema"], self.out / ckpt.STATE)
         return state["epoch"] + 1, state["best"], state["wall_time_s"]
 
     def _write_epoch(self, epoch: int, row: dict[str, Any], best: dict[str, Any], wall: float, improved: bool) -> None:
@@ -295,7 +273,8 @@ class Trainer:
             waited += time.perf_counter() - asked
             clips = self.train_set.normalize(clips.to(self.device, non_blocking=True))  # uint8 until here
             labels = labels.to(self.device, non_blocking=True)
-            mixed, targets = mix_batch(clips, labels, self.num_classes, c, mix_generator)
+            mixed, targets = mix_batch(clips, labels, self.num_classes, mix_generator, mixup=c.optim.mixup,
+                                       cutmix=c.optim.cutmix, label_smoothing=c.optim.label_smoothing)
             with autocast(self.device, c.runtime.amp):
                 logits = self.net(mixed)
             loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()

@@ -37,8 +37,8 @@ def lapsify(
 ) -> VideoClassifier:
     """Turn a timm image model into a video classifier, converting its attention in place.
 
-    The returned :class:`VideoClassifier` takes ``(B, T, C, H, W)`` clips, shares every
-    parameter with ``model_2d`` and has the same state_dict keys.
+    The returned :class:`VideoClassifier` takes ``(B, T, C, H, W)`` clips with ``T = num_frames``
+    and shares every parameter with ``model_2d`` (its ``backbone``).
     """
     return VideoClassifier(model_2d, num_frames=num_frames, temporal=temporal, levels=levels, fold_div=fold_div)
 
@@ -58,7 +58,8 @@ def create_model(
     Args:
         backbone: a timm model name, e.g. ``"vit_base_patch16_224"`` or ``"visformer_small"``.
         temporal: ``base2d | joint | plain_shift | ps | la | laps``.
-        num_frames: clip length T the level schedule is derived for (other T work too).
+        num_frames: clip length T (the level schedule is derived for it); change it later with
+            :meth:`VideoClassifier.set_num_frames`.
         num_classes: classifier size (default: timm's).
         pretrained: ``True`` for timm's hub weights, or a path to a local 2D checkpoint
             (``.safetensors``, ``.pth``, ``.npz``).

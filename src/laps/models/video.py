@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from laps.errors import ShapeError, UnsupportedBackboneError
+from laps.errors import ConfigError, ShapeError, UnsupportedBackboneError
 from laps.models.temporal import TemporalAttention, block_levels, check_variant
 from laps.models.visformer import convert_visformer, is_visformer
 from laps.models.vit import convert_vit, is_vit
@@ -33,8 +33,11 @@ def convert_backbone(model: nn.Module, shift: str, fold_div: int) -> list[Tempor
 class VideoClassifier(nn.Module):
     """A video classifier made of an (already converted or convertible) timm image backbone.
 
-    Its ``state_dict`` has exactly the backbone's keys (no ``backbone.`` prefix), so timm 2D
-    checkpoints load unchanged and video checkpoints load back into timm image models.
+    It adds no parameter: ``model.backbone.state_dict()`` has exactly the timm image model's keys
+    and shapes, and the model's own ``state_dict()`` the same under ``backbone.`` (as
+    ``named_parameters()``). :func:`checkpoint_filter_fn` maps a timm image checkpoint onto it.
+
+    The model runs clips of :attr:`num_frames` frames; :meth:`set_num_frames` changes it.
 
     Args:
         backbone: a timm VisionTransformer-family or Visformer model (converted in place).
@@ -63,10 +66,7 @@ class VideoClassifier(nn.Module):
         if not convert_backbone(backbone, shift, fold_div):
             raise UnsupportedBackboneError(f"{type(backbone).__name__} has no attention block to convert")
         self.in_chans = next(m for m in backbone.modules() if isinstance(m, nn.Conv2d)).in_channels
-        self.num_frames = num_frames
-        self._configure(num_frames)
-        self._register_state_dict_hook(_strip_prefix)
-        self._register_load_state_dict_pre_hook(_add_prefix)
+        self.set_num_frames(num_frames)
 
     @property
     def num_classes(self) -> int:
@@ -76,16 +76,24 @@ class VideoClassifier(nn.Module):
     def attention_modules(self) -> list[TemporalAttention]:
         return [m for m in self.backbone.modules() if isinstance(m, TemporalAttention)]
 
-    def _configure(self, num_frames: int) -> None:
-        """Set every attention block's frame groups for clips of ``num_frames`` frames."""
+    def set_num_frames(self, num_frames: int) -> None:
+        """Make the model run clips of ``num_frames`` frames: every attention block gets the frame
+        groups (and leap levels) of that clip length. Without explicit ``levels`` the default level
+        schedule is derived anew; explicit levels stay, and their leaps ``T // 2^level`` follow T.
+
+        Like timm's ``set_input_size``, this reconfigures the model: call it between forwards, not
+        while another thread runs the model.
+        """
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise ConfigError(f"num_frames must be an integer >= 1, got {num_frames!r}")
         modules = self.attention_modules
-        self.block_levels = block_levels(self.temporal, num_frames, len(modules), self.levels)
-        for module, level in zip(modules, self.block_levels):
+        levels = block_levels(self.temporal, num_frames, len(modules), self.levels)
+        for module, level in zip(modules, levels):
             module.set_frames(num_frames, level)
-        self._frames_configured = num_frames
+        self.num_frames, self.block_levels = num_frames, levels
 
     def frames(self, clips: torch.Tensor) -> torch.Tensor:
-        """Check ``(B, T, C, H, W)`` clips, configure for their T and return ``(B*T, C, H, W)``."""
+        """Check ``(B, T, C, H, W)`` clips (T must be :attr:`num_frames`) -> ``(B*T, C, H, W)``."""
         if clips.dim() != 5:
             raise ShapeError(
                 f"expected clips of shape (B, T, C, H, W), got {clips.dim()}-D shape {tuple(clips.shape)}; "
@@ -96,8 +104,11 @@ class VideoClassifier(nn.Module):
                 f"clips have {clips.shape[2]} channels at dim 2 but the backbone takes {self.in_chans}; "
                 "pass (B, T, C, H, W) with frames before channels"
             )
-        if clips.shape[1] != self._frames_configured:
-            self._configure(clips.shape[1])
+        if clips.shape[1] != self.num_frames:
+            raise ShapeError(
+                f"clips have {clips.shape[1]} frames but the model is set for {self.num_frames}; "
+                f"call model.set_num_frames({clips.shape[1]}) first"
+            )
         return clips.flatten(0, 1)
 
     def forward_frames(self, clips: torch.Tensor) -> torch.Tensor:
@@ -121,14 +132,13 @@ class VideoClassifier(nn.Module):
         return f"temporal={self.temporal}, num_frames={self.num_frames}, levels={self.block_levels}"
 
 
-def _strip_prefix(module, state_dict, prefix, local_metadata):
-    for key in list(state_dict):
-        if key.startswith(prefix + _PREFIX):
-            state_dict[prefix + key[len(prefix) + len(_PREFIX) :]] = state_dict.pop(key)
-    return state_dict
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoClassifier) -> dict[str, torch.Tensor]:
+    """A state dict for ``model.load_state_dict``: keys of a timm image model (``blocks.0.attn.qkv.weight``,
+    as in a timm checkpoint or ``model.backbone.state_dict()``) get the ``backbone.`` prefix where the
+    model has them under it; every other key is kept as it is (a strict load then names it)."""
+    own = model.state_dict().keys()
 
+    def mapped(key: str) -> str:
+        return _PREFIX + key if key not in own and _PREFIX + key in own else key
 
-def _add_prefix(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-    for key in list(state_dict):
-        if key.startswith(prefix) and not key.startswith(prefix + _PREFIX):
-            state_dict[prefix + _PREFIX + key[len(prefix) :]] = state_dict.pop(key)
+    return {mapped(key): value for key, value in state_dict.items()}
