@@ -305,3 +305,10 @@ def test_a_run_directory_of_an_earlier_release_resumes(tiny_data, tmp_path):
     save_state(state, tmp_path / "state.pt")
     summary = train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 2, "optim.ema_decay": 0.5}), resume=True)
     assert summary["epochs"] == 2 and len(_metrics(tmp_path)) == 2
+
+
+def test_training_leaves_the_callers_random_state_and_thread_count_alone(tiny_data, tmp_path):
+    torch.manual_seed(123)
+    before, threads = torch.get_rng_state(), torch.get_num_threads()
+    train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 1, "runtime.threads": 1, "runtime.seed": 7}))
+    assert torch.equal(torch.get_rng_state(), before) and torch.get_num_threads() == threads

@@ -120,17 +120,14 @@ def _data(args: argparse.Namespace) -> dict:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    threads = torch.get_num_threads()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        results = {}
+    from laps.engine.runtime import threads
+
+    results = {}
+    with threads(args.threads):
         if args.what in ("model", "all"):
             results["model"] = _model(args)
         if args.what in ("data", "all"):
             results["data"] = _data(args)
-    finally:
-        torch.set_num_threads(threads)
     if args.output:
         payload = results if args.what == "all" else next(iter(results.values()))
         Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
