@@ -82,3 +82,13 @@ def test_num_workers_takes_auto_or_a_count(value, expected):
 def test_num_workers_rejects_anything_else(value, match):
     with pytest.raises(ConfigError, match=r"^data\.num_workers.*" + match):
         load_config(None, {"data.num_workers": value})
+
+
+def test_auto_normalisation_follows_the_backbones_weights():
+    from laps.engine.builders import resolve_norm
+
+    vit = load_config(None, {"model.backbone": "vit_base_patch16_224"})
+    assert vit.data.norm == "auto" and resolve_norm(vit) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    visformer = load_config(None, {"model.backbone": "visformer_small"})
+    assert resolve_norm(visformer) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert resolve_norm(load_config(None, {"model.backbone": "visformer_small", "data.norm": "visformer"})) == "visformer"

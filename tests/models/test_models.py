@@ -252,3 +252,32 @@ def test_list_models_covers_supported_families():
                  "deit_tiny_patch16_224", "visformer_tiny", "visformer_small"):
         assert name in names
     assert all(n.startswith("visformer") for n in laps.list_models("visformer*"))
+
+
+def test_pretrained_true_picks_the_papers_weights_and_their_normalisation():
+    from laps.models.pretrained import normalization, weights_name
+
+    assert weights_name("vit_base_patch16_224") == "vit_base_patch16_224.augreg_in21k"
+    assert weights_name("visformer_small") == "visformer_small.in1k"
+    assert weights_name("vit_base_patch16_224.augreg2_in21k_ft_in1k") == "vit_base_patch16_224.augreg2_in21k_ft_in1k"
+    assert weights_name("deit_small_patch16_224") == "deit_small_patch16_224.fb_in1k"  # timm's default tag
+    assert normalization("vit_base_patch16_224") == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert normalization("visformer_small") == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_hub_weights_without_network_fail_at_once_in_one_line(tmp_path, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    for offline in (True, False):
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+        monkeypatch.setattr("laps.models.pretrained._hub_unreachable", lambda endpoint: "the test has no network")
+        began = time.monotonic()
+        with pytest.raises(CheckpointError) as info:
+            laps.create_model("vit_base_patch16_224", pretrained=True, num_frames=2)
+        assert time.monotonic() - began < 5
+        message = str(info.value)
+        assert "'vit_base_patch16_224.augreg_in21k'" in message and "pretrained='path/to/weights.safetensors'" in message
+        assert ("HF_HUB_OFFLINE is set" if offline else "the test has no network") in message and "\n" not in message

@@ -8,9 +8,11 @@ import torch
 
 from laps.data import VideoDataset, load_annotations, load_classes
 from laps.data.annotations import Annotations
-from laps.engine.config import Config
+from laps.data.transforms import Norm
+from laps.engine.config import Config, ModelConfig
 from laps.errors import ConfigError, DataError
 from laps.models import VideoClassifier, create_model
+from laps.models.pretrained import normalization
 
 
 def resolve_device(name: str) -> torch.device:
@@ -21,17 +23,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def model_kwargs(m: ModelConfig) -> dict:
+    """The ``create_model`` keyword arguments of a model config, besides backbone, variant, frames,
+    classes and weights: timm's (``img_size``, ``drop_path_rate``, the size overrides that are set),
+    ``levels`` and ``fold_div``."""
+    kwargs = {"img_size": m.img_size, "drop_path_rate": m.drop_path, "levels": m.levels, "fold_div": m.fold_div}
+    for key in ("patch_size", "depth", "embed_dim", "num_heads", "global_pool"):
+        if getattr(m, key):
+            kwargs[key] = getattr(m, key)
+    return kwargs
+
+
+def resolve_norm(config: Config) -> Norm:
+    """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights."""
+    return normalization(config.model.backbone) if config.data.norm == "auto" else config.data.norm
+
+
 def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
     """The video model a config describes; ``pretrained=False`` skips 2D weights (e.g. when a
     laps checkpoint will be loaded right after)."""
     m = config.model
-    kwargs = {"img_size": m.img_size, "drop_path_rate": m.drop_path}
-    for key in ("patch_size", "depth", "embed_dim", "num_heads", "global_pool"):
-        if getattr(m, key):
-            kwargs[key] = getattr(m, key)
     weights = (True if m.pretrained == "timm" else m.pretrained or False) if pretrained else False
     return create_model(m.backbone, temporal=m.temporal, num_frames=m.num_frames, num_classes=num_classes,
-                        pretrained=weights, levels=m.levels, fold_div=m.fold_div, **kwargs)
+                        pretrained=weights, **model_kwargs(m))
 
 
 def _path(root: str, name: str, key: str) -> Path:
@@ -76,6 +90,6 @@ def build_dataset(config: Config, annotations: Annotations, root: str, train: bo
     d, m = config.data, config.model
     return VideoDataset(
         annotations, root, m.num_frames, d.sampling_rate, train=train, img_size=m.img_size,
-        sampling=d.sampling, views=views, scale_range=(d.scale_min, d.scale_max), flip=d.flip, norm=d.norm,
+        sampling=d.sampling, views=views, scale_range=(d.scale_min, d.scale_max), flip=d.flip, norm=resolve_norm(config),
         seed=config.runtime.seed,
     )

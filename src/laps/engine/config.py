@@ -64,7 +64,7 @@ class DataConfig:
     scale_min: int = 256
     scale_max: int = 320
     flip: bool = True
-    norm: str = "imagenet"
+    norm: str = "auto"  # "auto": the mean and std of the backbone's timm weights (their pretrained_cfg)
     num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
     val_views: str = "1x1"
 
@@ -88,6 +88,7 @@ class OptimConfig:
     cutmix: float = 0.0
     layer_decay: float = 1.0
     ema_decay: float = 0.0
+    precise_bn_iters: int = 0  # batches that recompute BatchNorm statistics before each evaluation; 0: off
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Config:
 CHOICES = {
     "model.temporal": tuple(VARIANTS),
     "data.sampling": SAMPLINGS,
-    "data.norm": tuple(NORMS),
+    "data.norm": ("auto", *NORMS),
     "optim.optimizer": OPTIMIZERS,
     "optim.schedule": SCHEDULES,
     "runtime.amp": AMP_MODES,
@@ -125,7 +126,7 @@ CHOICES = {
 POSITIVE = ("model.num_frames", "model.img_size", "data.sampling_rate", "optim.epochs", "optim.batch_size",
             "optim.accum_steps", "runtime.eval_every", "model.fold_div")
 NON_NEGATIVE = ("optim.lr", "optim.weight_decay", "optim.warmup_epochs", "optim.clip_grad", "optim.mixup",
-                "optim.cutmix", "runtime.threads", "optim.ema_decay", "model.drop_path")
+                "optim.cutmix", "runtime.threads", "optim.ema_decay", "model.drop_path", "optim.precise_bn_iters")
 
 
 def _get(config: Config, key: str) -> Any:

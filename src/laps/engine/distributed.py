@@ -28,13 +28,20 @@ def init_distributed(device: torch.device) -> bool:
     return True
 
 
+def all_reduce_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of ``tensor`` over ranks (the tensor itself when alone), on the tensor's device.
+    NCCL reduces only CUDA tensors: under it, the sum is taken on this rank's GPU."""
+    if world_size() == 1:
+        return tensor
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else tensor.device
+    summed = tensor.to(device)
+    dist.all_reduce(summed)
+    return summed.to(tensor.device)
+
+
 def all_reduce_sum(values: list[float]) -> list[float]:
     """Sum plain numbers over ranks."""
-    if world_size() == 1:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
+    return all_reduce_tensor(torch.tensor(values, dtype=torch.float64)).tolist()
 
 
 def cleanup() -> None:

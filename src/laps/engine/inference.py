@@ -14,7 +14,7 @@ from laps.data import VideoDataset, VideoRecord, load_annotations, load_classes
 from laps.data.annotations import VIDEO_SUFFIXES
 from laps.data.dataset import resolve_num_workers
 from laps.engine import checkpoint as ckpt
-from laps.engine.builders import build_dataset, build_model, resolve_device
+from laps.engine.builders import build_dataset, build_model, resolve_device, resolve_norm
 from laps.engine.config import Config, config_from_dict
 from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
 from laps.errors import CheckpointError, LapsError
@@ -83,7 +83,7 @@ def predict_files(trained: TrainedModel, paths: list[str], views: str = "1x3", t
     c = trained.config
     dataset = VideoDataset([VideoRecord(os.path.abspath(p), 0) for p in paths], ".", c.model.num_frames,
                            c.data.sampling_rate, train=False, img_size=c.model.img_size, sampling=c.data.sampling,
-                           views=views, norm=c.data.norm, max_retries=0)
+                           views=views, norm=resolve_norm(c), max_retries=0)
     results = []
     for index, path in enumerate(paths):
         try:

@@ -38,6 +38,7 @@ from laps.engine.builders import build_dataset, build_model, class_names, read_s
 from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
+from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.runtime import seeded, threads
 from laps.errors import CheckpointError, ConfigError
 
@@ -216,6 +217,7 @@ class Trainer:
                 began = time.perf_counter()
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
                 if self.val_set is not None and ((epoch + 1) % c.runtime.eval_every == 0 or epoch + 1 == c.optim.epochs):
+                    self._precise_bn()
                     result = evaluate(self.eval_model, self.val_loader,
                                       self.num_classes, c.runtime.amp, c.runtime.progress, desc=f"val {epoch + 1}")
                     row.update(val_loss=result["loss"], val_top1=result["top1"], val_top5=result["top5"],
@@ -313,6 +315,16 @@ class Trainer:
             "key-frame interval and a smaller short side, or a faster disk for data.root",
             100 * share, epoch + 1, self.train_loader.num_workers, usable_cores(),
         )
+
+    def _precise_bn(self) -> None:
+        """Recompute BatchNorm statistics (``optim.precise_bn_iters`` training batches) of the
+        model and, with EMA, of the EMA model: both are evaluated or saved."""
+        def forward(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+            with autocast(self.device, self.config.runtime.amp):
+                model(self.train_set.normalize(batch[0].to(self.device, non_blocking=True)))
+
+        for model in {id(m): m for m in (self.model, self.eval_model)}.values():
+            recompute_bn_stats(model, self.train_loader, self.config.optim.precise_bn_iters, forward)
 
     def _lr(self) -> float:
         """The schedule's LR now: that of the groups without layer decay (the head's)."""

@@ -9,7 +9,7 @@ import timm
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
-from laps.models.pretrained import load_pretrained_file
+from laps.models.pretrained import check_hub_weights, load_pretrained_file, weights_name
 from laps.models.video import VideoClassifier
 
 SUPPORTED_PATTERNS = ("vit_*", "deit_*", "deit3_*", "visformer_*")
@@ -61,8 +61,9 @@ def create_model(
         num_frames: clip length T (the level schedule is derived for it); change it later with
             :meth:`VideoClassifier.set_num_frames`.
         num_classes: classifier size (default: timm's).
-        pretrained: ``True`` for timm's hub weights, or a path to a local 2D checkpoint
-            (``.safetensors``, ``.pth``, ``.npz``).
+        pretrained: ``True`` for timm's hub weights (for the paper's backbones the paper's:
+            see :func:`laps.models.pretrained.weights_name`), or a path to a local 2D checkpoint
+            (``.safetensors``, ``.pth``, ``.npz``). Without network and cache it fails at once.
         levels, fold_div: see :class:`VideoClassifier`.
         **timm_kwargs: passed to ``timm.create_model`` (``img_size``, ``drop_path_rate``, ...).
     """
@@ -78,6 +79,9 @@ def create_model(
         )
     if num_classes is not None:
         timm_kwargs["num_classes"] = num_classes
+    if pretrained is True:
+        backbone = weights_name(backbone)
+        check_hub_weights(backbone)
     model = timm.create_model(backbone, pretrained=pretrained is True, **timm_kwargs)
     if pretrained not in (True, False, None, ""):
         load_pretrained_file(model, pretrained)

@@ -1,22 +1,88 @@
-"""Load 2D image checkpoints into a timm backbone: local .safetensors / .pth / .npz files.
+"""2D image weights for a timm backbone: which hub weights ``pretrained=True`` means, their
+normalisation, a fast and clear failure without network, and local .safetensors / .pth / .npz files.
 
-Online users get timm's own download with ``pretrained=True``; this module handles files.
-The classifier is dropped when its class count differs, and position embeddings are resized
-to the model's image size (ViT through timm's own filter, Visformer's 2-D maps bicubically).
+``pretrained=True`` loads timm's hub weights: for the paper's backbones the weights the paper
+starts from (:data:`PAPER_WEIGHTS`), else timm's default tag. For local files, the classifier is
+dropped when its class count differs, and position embeddings are resized to the model's image
+size (ViT through timm's own filter, Visformer's 2-D maps bicubically).
 """
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
-from timm.models import load_state_dict
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
 from laps.errors import CheckpointError
 from laps.models.visformer import is_visformer
 from laps.models.vit import is_vit
+
+
+#: backbone -> the timm weights the paper fine-tunes from (``pretrained=True`` with the bare name)
+PAPER_WEIGHTS = {
+    "visformer_small": "visformer_small.in1k",
+    "vit_base_patch16_224": "vit_base_patch16_224.augreg_in21k",
+    "vit_large_patch16_224": "vit_large_patch16_224.augreg_in21k",
+}
+#: seconds to wait for the hub before saying it cannot be reached
+HUB_TIMEOUT = 3.0
+
+
+def weights_name(backbone: str) -> str:
+    """The timm ``name.tag`` whose weights ``pretrained=True`` loads: a name with a tag as it is,
+    a paper backbone's :data:`PAPER_WEIGHTS`, else timm's default tag."""
+    if "." in backbone:
+        return backbone
+    if backbone in PAPER_WEIGHTS:
+        return PAPER_WEIGHTS[backbone]
+    cfg = get_pretrained_cfg(backbone)
+    return f"{backbone}.{cfg.tag}" if cfg is not None and cfg.tag else backbone
+
+
+def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the weights of :func:`weights_name` were trained with (timm's ``pretrained_cfg``);
+    ImageNet's when timm knows no weights for the backbone."""
+    cfg = get_pretrained_cfg(weights_name(backbone))
+    if cfg is None:
+        return tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)
+    return tuple(cfg.mean), tuple(cfg.std)
+
+
+def _hub_unreachable(endpoint: str) -> str | None:
+    """Why the hub at ``endpoint`` cannot be reached (None if a connection opens in time)."""
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=HUB_TIMEOUT).close()
+    except OSError as err:
+        return f"{url.hostname} cannot be reached ({err.strerror or err})"
+    return None
+
+
+def check_hub_weights(name: str) -> None:
+    """Fail at once, in one line, when the hub weights of timm model ``name`` are neither in the
+    local cache nor downloadable (``HF_HUB_OFFLINE`` set, or the hub unreachable), instead of the
+    hub client's minute of retries. Weights that timm does not host on the hub pass unchecked."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not cfg.hf_hub_id:
+        return
+    repo = cfg.hf_hub_id.split("@")[0]
+    if any(isinstance(try_to_load_from_cache(repo, f), str) for f in ("model.safetensors", "pytorch_model.bin")):
+        return
+    reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else _hub_unreachable(constants.ENDPOINT)
+    if reason:
+        raise CheckpointError(
+            f"timm weights {name!r} (hub repo {repo}) are not in the local cache and {reason}; download them once "
+            f"where there is network (timm.create_model({name!r}, pretrained=True)), or pass pretrained="
+            "'path/to/weights.safetensors'"
+        )
 
 
 def _classifier_keys(model: nn.Module) -> tuple[str, ...]:
