@@ -11,6 +11,7 @@ import os
 
 from laps.cli import add_option
 from laps.data.annotations import FORMATS, default_root, load_annotations
+from laps.data.prepare import PREPARE_FORMATS
 from laps.data.resize import KEYFRAME_INTERVAL
 
 CHECK_EXAMPLES = """examples:
@@ -27,6 +28,17 @@ RESIZE_EXAMPLES = """examples:
 
 prints 'BROKEN <path>: <reason>' per unreadable source and a summary line; exit status 0 when
 every source was read, 1 otherwise. Run it again to finish an interrupted run."""
+
+PREPARE_EXAMPLES = """examples:
+  laps data prepare kinetics kinetics400 k400_lists          # train.csv, validate.csv in kinetics400/
+  laps data prepare ssv2 ssv2 ssv2_lists --annotations ssv2/labels
+  laps data prepare ucf101 UCF-101 ucf101_split1 --split 1   # ucfTrainTestlist/ beside UCF-101/
+  laps data prepare hmdb51 hmdb51 hmdb51_split1 --split 1
+  laps data prepare folder my_videos my_lists --val-fraction 0.2 --check
+
+writes OUT/train.txt, OUT/val.txt (OUT/test.txt), OUT/classes.json and OUT/missing.txt
+(OUT/unreadable.txt with --check); then: laps train --data-root OUT --train-list train.txt
+--val-list val.txt. Exit status 1 when videos were left out."""
 
 SYNTHETIC_EXAMPLES = """examples:
   laps make-synthetic data/synthetic
@@ -58,6 +70,24 @@ def run_make_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_prepare(args: argparse.Namespace) -> int:
+    """Write a raw dataset's lists; print the counts and the videos left out -> 0 or 1."""
+    from laps.data.dataset import usable_cores
+    from laps.data.prepare import prepare_dataset
+
+    report = prepare_dataset(args.format, args.root, args.out, args.annotations, split=args.split,
+                             val_fraction=args.val_fraction, seed=args.seed, check=args.check,
+                             workers=usable_cores() if args.workers == "auto" else args.workers)
+    for path in report.missing:
+        print(f"MISSING {path}")
+    for path, reason in report.unreadable:
+        print(f"BROKEN {path}: {reason}")
+    counts = ", ".join(f"{name} {count}" for name, count in report.written.items())
+    print(f"wrote {counts} videos to {args.out}; left out {len(report.missing)} missing, "
+          f"{len(report.unreadable)} unreadable")
+    return 1 if report.missing or report.unreadable else 0
+
+
 def run_resize(args: argparse.Namespace) -> int:
     """Re-encode a dataset; print what was done and the unreadable sources -> 0 or 1."""
     from laps.data.dataset import usable_cores
@@ -87,6 +117,23 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel processes (default: all cores)")
     check.add_argument("--format", default="auto", choices=FORMATS, help="annotation format (default: auto)")
     check.set_defaults(func=run_check)
+
+    prepare = data_commands.add_parser(
+        "prepare", help="write train/val lists and classes.json for a raw dataset download",
+        description="Read a dataset's own annotation files (or a folder per class), write path-label lists "
+                    "that laps train reads, and report the videos that are missing (and, with --check, unreadable).",
+        epilog=PREPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    prepare.add_argument("format", choices=PREPARE_FORMATS, help="the dataset's layout")
+    prepare.add_argument("root", help="the dataset folder (its videos)")
+    prepare.add_argument("out", help="output folder for the lists")
+    prepare.add_argument("--annotations", default=None, help="folder of the annotation files (default: searched)")
+    prepare.add_argument("--split", type=int, default=1, help="UCF101/HMDB51 split 1, 2 or 3 (default: 1)")
+    prepare.add_argument("--val-fraction", type=float, default=0.2, help="folder: share of each class for val")
+    prepare.add_argument("--seed", type=int, default=0, help="folder: seed of the val split (default: 0)")
+    prepare.add_argument("--check", action="store_true", help="also open every video and leave out unreadable ones")
+    prepare.add_argument("--workers", default="auto", type=lambda text: text if text == "auto" else int(text),
+                         help="--check: parallel processes, or auto: every core (default)")
+    prepare.set_defaults(func=run_prepare)
 
     resize = data_commands.add_parser(
         "resize", help="re-encode a dataset to a short side and a short key-frame interval",
