@@ -95,3 +95,17 @@ def test_custom_norm_and_errors():
         TestTransform(224, 2)
     with pytest.raises(ValueError, match="uint8"):
         TestTransform(8)(np.zeros((1, 8, 8, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("img_size, expected", [(224, (256, 320)), (112, (128, 160)), (32, (37, 46))])
+def test_default_scale_jitter_follows_the_crop_size(img_size, expected):
+    from laps.data.transforms import default_scale_range
+    from laps.engine.config import load_config, scale_range
+
+    assert default_scale_range(img_size) == expected
+    assert scale_range(load_config(None, {"model.img_size": img_size})) == expected
+    transform = TrainTransform(img_size)
+    rng = np.random.default_rng(0)
+    # a crop always sees between img/max and img/min of the short side, never a third of it
+    sides = [transform.crop_box(img_size, 2 * img_size, rng)[2] for _ in range(200)]
+    assert min(sides) >= round(img_size * img_size / expected[1]) - 1 and max(sides) <= round(img_size * img_size / expected[0]) + 1

@@ -78,8 +78,7 @@ def clips_per_second(make_clip: Callable[[], object], clips: int) -> tuple[float
 
 def bench_file(path: str, laps_clips: int, naive_clips: int) -> dict[str, float]:
     """laps and naive clips/s (CPU time and wall clock) for one video file."""
-    dataset = VideoDataset([VideoRecord(path, 0)], "", NUM_FRAMES, RATE, train=True, img_size=IMG_SIZE,
-                           scale_range=(256, 320))
+    dataset = VideoDataset([VideoRecord(path, 0)], "", NUM_FRAMES, RATE, train=True, img_size=IMG_SIZE)
     rng = np.random.default_rng(0)
     ours, ours_wall = clips_per_second(lambda: dataset[0], laps_clips)
     naive, naive_wall = clips_per_second(lambda: naive_clip(path, dataset, rng), naive_clips)
@@ -92,7 +91,7 @@ def loader_clips_per_second(path: str, workers: int, batches: int, batch_size: i
     file, worker start-up included (batches that a worker prefetches while the first one is
     awaited would make a rate timed from the first batch on too high)."""
     records = [VideoRecord(path, 0)] * (batches * batch_size)
-    dataset = VideoDataset(records, "", NUM_FRAMES, RATE, train=True, img_size=IMG_SIZE, scale_range=(256, 320))
+    dataset = VideoDataset(records, "", NUM_FRAMES, RATE, train=True, img_size=IMG_SIZE)
     began = time.perf_counter()
     clips = sum(batch.shape[0] for batch, _ in build_loader(dataset, batch_size, train=True, num_workers=workers))
     return clips / (time.perf_counter() - began)

@@ -44,7 +44,8 @@ class VideoDataset(Dataset):
         train: random clip, scale jitter, crop and flip; else fixed test views.
         img_size: crop side. sampling: "dense" or "segment" (TSN).
         views: test views as (clips, crops) or "10x3"; ignored in training.
-        scale_range: training short-side jitter range (pixels, >= img_size).
+        scale_range: training short-side jitter range (pixels, >= img_size); default
+            :func:`~laps.data.transforms.default_scale_range` of ``img_size``.
         flip: random horizontal flip in training (turn off for direction-sensitive classes).
         norm: "imagenet", "half", "visformer" or (mean, std).
         max_retries: replacement draws for a broken file before giving up.
@@ -65,7 +66,7 @@ class VideoDataset(Dataset):
         img_size: int = 224,
         sampling: str = "dense",
         views: str | Sequence[int] = (1, 1),
-        scale_range: tuple[int, int] = (256, 320),
+        scale_range: tuple[int, int] | None = None,
         flip: bool = True,
         norm: Norm = "imagenet",
         max_retries: int = 10,

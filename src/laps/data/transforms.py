@@ -69,17 +69,24 @@ class Normalize:
         return {**self.__dict__, "_on_device": {}}  # loader workers get no device tensors
 
 
+def default_scale_range(img_size: int) -> tuple[int, int]:
+    """The training short-side jitter for a crop of ``img_size``: ``[8/7, 10/7] x img_size``, i.e. the
+    usual 256-320 px for 224 px crops, and as much context at any other size."""
+    return round(img_size * 8 / 7), round(img_size * 10 / 7)
+
+
 class TrainTransform:
     """Scale jitter + random crop (+ flip, + RandAugment): uint8 ``(T, H, W, C)`` -> uint8 ``(T, C, S, S)``."""
 
     def __init__(
         self,
         img_size: int = 224,
-        scale_range: tuple[int, int] = (256, 320),
+        scale_range: tuple[int, int] | None = None,
         *,
         flip: bool = True,
         randaugment: bool = False,
     ) -> None:
+        scale_range = scale_range or default_scale_range(img_size)
         low, high = scale_range
         if not img_size <= low <= high:
             raise ConfigError(f"scale_range {scale_range} must satisfy img_size ({img_size}) <= min <= max")

@@ -9,7 +9,7 @@ import torch
 from laps.data import VideoDataset, load_annotations, load_classes
 from laps.data.annotations import Annotations
 from laps.data.transforms import Norm
-from laps.engine.config import Config, ModelConfig
+from laps.engine.config import Config, ModelConfig, scale_range
 from laps.errors import ConfigError, DataError
 from laps.models import VideoClassifier, create_model
 from laps.models.pretrained import normalization
@@ -90,6 +90,6 @@ def build_dataset(config: Config, annotations: Annotations, root: str, train: bo
     d, m = config.data, config.model
     return VideoDataset(
         annotations, root, m.num_frames, d.sampling_rate, train=train, img_size=m.img_size,
-        sampling=d.sampling, views=views, scale_range=(d.scale_min, d.scale_max), flip=d.flip, norm=resolve_norm(config),
+        sampling=d.sampling, views=views, scale_range=scale_range(config), flip=d.flip, norm=resolve_norm(config),
         seed=config.runtime.seed,
     )

@@ -22,11 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from laps.data.sampling import SAMPLINGS
-from laps.data.transforms import NORMS
+from laps.data.transforms import NORMS, default_scale_range
 from laps.errors import ConfigError
 from laps.models.temporal import VARIANTS
 
-#: what the trainer accepts; the trainer reads these lists from here
+#: the optimisers, LR schedules, AMP modes and devices the trainer implements
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -61,8 +61,8 @@ class DataConfig:
     classes: str = ""  # classes.json; default: <root>/classes.json if present
     sampling: str = "dense"
     sampling_rate: int = 8
-    scale_min: int = 256
-    scale_max: int = 320
+    scale_min: int | None = None  # training short-side jitter; None: 8/7 of model.img_size (256 for 224)
+    scale_max: int | None = None  # None: 10/7 of model.img_size (320 for 224)
     flip: bool = True
     norm: str = "auto"  # "auto": the mean and std of the backbone's timm weights (their pretrained_cfg)
     num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
@@ -145,14 +145,23 @@ def validate(config: Config) -> Config:
     workers = config.data.num_workers
     if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
         raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
-    if config.data.scale_min > config.data.scale_max:
-        raise ConfigError("data.scale_min must be <= data.scale_max")
-    if config.data.scale_min < config.model.img_size:
+    low, high = scale_range(config)
+    if low > high:
+        raise ConfigError(f"data.scale_min ({low}) must be <= data.scale_max ({high})")
+    if config.data.scale_min is not None and config.data.scale_min < config.model.img_size:
         raise ConfigError(
             f"data.scale_min={config.data.scale_min} is smaller than model.img_size={config.model.img_size}; "
             "the short side must be at least the crop size"
         )
     return config
+
+
+def scale_range(config: Config) -> tuple[int, int]:
+    """The training short-side jitter: ``data.scale_min/max``, each defaulting to its end of
+    :func:`~laps.data.transforms.default_scale_range` of ``model.img_size``."""
+    low, high = default_scale_range(config.model.img_size)
+    d = config.data
+    return (low if d.scale_min is None else d.scale_min), (high if d.scale_max is None else d.scale_max)
 
 
 def _keys() -> list[str]:
