@@ -1,8 +1,6 @@
 """Precise BN: running statistics become the exact mean and variance of each BatchNorm's inputs."""
 
-import pytest
 import torch
-from torch import nn
 
 import laps
 from laps.engine.precise_bn import batch_norms, recompute_bn_stats

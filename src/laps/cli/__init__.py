@@ -47,6 +47,20 @@ def add_option(parser: argparse.ArgumentParser, name: str, *old_names: str, **kw
         parser.add_argument(old, dest=action.dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **same)
 
 
+def workers(text: str) -> int | str:
+    """argparse type of every ``--workers``: ``auto`` or an integer >= 0 (0: loaders read in process)."""
+    if text == "auto" or text.isdigit():
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}")
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, summary: str, description: str | None,
+                examples: str) -> argparse.ArgumentParser:
+    """A command with a one-line ``summary`` (``laps --help``), a ``description`` and an examples epilog."""
+    return subparsers.add_parser(name, help=summary, description=description or summary, epilog=examples,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True))
 

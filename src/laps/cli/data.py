@@ -7,9 +7,8 @@ The main CLI calls :func:`add_parsers` with its sub-parsers; every command sets
 from __future__ import annotations
 
 import argparse
-import os
 
-from laps.cli import add_option
+from laps.cli import add_command, add_option, workers
 from laps.data.annotations import FORMATS, default_root, load_annotations
 from laps.data.prepare import PREPARE_FORMATS
 from laps.data.resize import KEYFRAME_INTERVAL
@@ -47,13 +46,20 @@ SYNTHETIC_EXAMPLES = """examples:
 writes OUT/videos/<class>/*.mp4, OUT/train.txt, OUT/val.txt and OUT/classes.json"""
 
 
+def _processes(count: int | str) -> int:
+    """A ``--workers`` value as a process count: ``auto`` is every core this process may use."""
+    from laps.data.dataset import usable_cores
+
+    return usable_cores() if count == "auto" else max(1, count)
+
+
 def run_check(args: argparse.Namespace) -> int:
     """Check every video of an annotation file; print broken ones and a summary -> 0 or 1."""
     from laps.data.check import check_dataset
 
     records = load_annotations(args.list, root=args.root, fmt=args.format)
     root = args.root if args.root is not None else default_root(args.list)
-    broken = check_dataset(records, root, workers=args.workers)
+    broken = check_dataset(records, root, workers=_processes(args.workers))
     for path, reason in broken:
         print(f"BROKEN {path}: {reason}")
     print(f"checked {len(records)} videos: {len(broken)} broken")
@@ -72,12 +78,11 @@ def run_make_synthetic(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Write a raw dataset's lists; print the counts and the videos left out -> 0 or 1."""
-    from laps.data.dataset import usable_cores
     from laps.data.prepare import prepare_dataset
 
     report = prepare_dataset(args.format, args.root, args.out, args.annotations, split=args.split,
                              val_fraction=args.val_fraction, seed=args.seed, check=args.check,
-                             workers=usable_cores() if args.workers == "auto" else args.workers)
+                             workers=_processes(args.workers))
     for path in report.missing:
         print(f"MISSING {path}")
     for path, reason in report.unreadable:
@@ -90,12 +95,10 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def run_resize(args: argparse.Namespace) -> int:
     """Re-encode a dataset; print what was done and the unreadable sources -> 0 or 1."""
-    from laps.data.dataset import usable_cores
     from laps.data.resize import resize_dataset
 
-    workers = usable_cores() if args.workers == "auto" else args.workers
     report = resize_dataset(args.src, args.dst, short_side=args.short_side, keyframe_interval=args.keyframe_interval,
-                            fast_decode=not args.compact, workers=workers, root=args.root, fmt=args.format)
+                            fast_decode=not args.compact, workers=_processes(args.workers), root=args.root, fmt=args.format)
     for path, reason in report.broken:
         print(f"BROKEN {path}: {reason}")
     listed = f"; list: {report.list_file}" if report.list_file else ""
@@ -108,21 +111,19 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="inspect video datasets", description="Inspect video datasets.",
                                  epilog=CHECK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    check = data_commands.add_parser(
-        "check", help="find broken videos of an annotation file",
-        description="Open every video of an annotation file in parallel and decode its first and last frame.",
-        epilog=CHECK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check = add_command(data_commands, "check", "find broken videos of an annotation file",
+                        "Open every video of an annotation file in parallel and decode its first and last frame.",
+                        CHECK_EXAMPLES)
     check.add_argument("list", help="annotation file or folder-per-class directory")
     check.add_argument("--root", default=None, help="dataset root of the video paths (default: the list's folder)")
-    check.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel processes (default: all cores)")
+    check.add_argument("--workers", type=workers, default="auto", help="parallel processes, or auto: every core (default)")
     check.add_argument("--format", default="auto", choices=FORMATS, help="annotation format (default: auto)")
     check.set_defaults(func=run_check)
 
-    prepare = data_commands.add_parser(
-        "prepare", help="write train/val lists and classes.json for a raw dataset download",
-        description="Read a dataset's own annotation files (or a folder per class), write path-label lists "
-                    "that laps train reads, and report the videos that are missing (and, with --check, unreadable).",
-        epilog=PREPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    prepare = add_command(
+        data_commands, "prepare", "write train/val lists and classes.json for a raw dataset download",
+        "Read a dataset's own annotation files (or a folder per class), write path-label lists that laps train "
+        "reads, and report the videos that are missing (and, with --check, unreadable).", PREPARE_EXAMPLES)
     prepare.add_argument("format", choices=PREPARE_FORMATS, help="the dataset's layout")
     prepare.add_argument("root", help="the dataset folder (its videos)")
     prepare.add_argument("out", help="output folder for the lists")
@@ -131,16 +132,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--val-fraction", type=float, default=0.2, help="folder: share of each class for val")
     prepare.add_argument("--seed", type=int, default=0, help="folder: seed of the val split (default: 0)")
     prepare.add_argument("--check", action="store_true", help="also open every video and leave out unreadable ones")
-    prepare.add_argument("--workers", default="auto", type=lambda text: text if text == "auto" else int(text),
+    prepare.add_argument("--workers", type=workers, default="auto",
                          help="--check: parallel processes, or auto: every core (default)")
     prepare.set_defaults(func=run_prepare)
 
-    resize = data_commands.add_parser(
-        "resize", help="re-encode a dataset to a short side and a short key-frame interval",
-        description="Re-encode every video of a folder (its tree kept under DST) or of an annotation file "
-                    "(a new list written in DST): H.264, short side scaled down to --short-side, a key frame "
-                    "every --keyframe-interval frames, no audio. Resumable: finished files are skipped.",
-        epilog=RESIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    resize = add_command(
+        data_commands, "resize", "re-encode a dataset to a short side and a short key-frame interval",
+        "Re-encode every video of a folder (its tree kept under DST) or of an annotation file (a new list "
+        "written in DST): H.264, short side scaled down to --short-side, a key frame every --keyframe-interval "
+        "frames, no audio. Resumable: finished files are skipped.", RESIZE_EXAMPLES)
     resize.add_argument("src", help="video folder, or annotation file")
     resize.add_argument("dst", help="output folder (outside the source folder)")
     resize.add_argument("--short-side", type=int, default=320, help="short side in pixels (default: 320)")
@@ -150,15 +150,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                         help="about 2/3 of the default file size, but decoding takes about 1.7x as long")
     resize.add_argument("--root", default=None, help="dataset root of a list's video paths (default: the list's folder)")
     resize.add_argument("--format", default="auto", choices=FORMATS, help="annotation format (default: auto)")
-    resize.add_argument("--workers", default="auto", type=lambda text: text if text == "auto" else int(text),
-                        help="parallel processes, or auto: every core (default)")
+    resize.add_argument("--workers", type=workers, default="auto", help="parallel processes, or auto: every core (default)")
     resize.set_defaults(func=run_resize)
 
-    synthetic = subparsers.add_parser(
-        "make-synthetic", help="write the synthetic temporal dataset (H.264 mp4 + lists)",
-        description="Write ten classes in time-reversed pairs (a plaid drifting left/right, "
-                    "up/down, fading in/out, focusing/blurring, brightening/darkening) as real H.264 videos.",
-        epilog=SYNTHETIC_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    synthetic = add_command(
+        subparsers, "make-synthetic", "write the synthetic temporal dataset (H.264 mp4 + lists)",
+        "Write ten classes in time-reversed pairs (a plaid drifting left/right, up/down, fading in/out, "
+        "focusing/blurring, brightening/darkening) as real H.264 videos.", SYNTHETIC_EXAMPLES)
     synthetic.add_argument("out", help="output directory")
     synthetic.add_argument("--videos-per-class", type=int, default=40, help="videos per class (default: 40)")
     synthetic.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

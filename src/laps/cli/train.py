@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from laps.cli import add_option
+from laps.cli import add_option, workers
 
 TRAIN_EXAMPLES = """examples:
   laps train --config configs/demo.yaml --output runs/mine
@@ -35,13 +35,6 @@ TRAIN_FLAGS = {
 }
 
 
-def _workers(text: str) -> int | str:
-    """argparse type of ``--workers``: ``auto`` or an integer >= 0."""
-    if text == "auto" or text.isdigit():
-        return text if text == "auto" else int(text)
-    raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}")
-
-
 def _formatter(parser_kwargs: dict) -> dict:
     return {**parser_kwargs, "formatter_class": argparse.RawDescriptionHelpFormatter}
 
@@ -64,7 +57,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--views", default="1x1", help="temporal clips x spatial crops, e.g. 10x3 (default 1x1)")
     p.add_argument("--output", default=None, help="folder for eval.json, confusion matrix, predictions")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--workers", type=_workers, default="auto",
+    p.add_argument("--workers", type=workers, default="auto",
                    help="loader processes, or 'auto': this process's CPU cores (default: auto)")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
