@@ -20,7 +20,7 @@ from laps.errors import LapsError
 COMMAND_MODULES = ("laps.cli.model", "laps.cli.data", "laps.cli.train", "laps.cli.bench")
 
 #: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
-TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib")
+TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib", "omegaconf", "tqdm", "yaml", "numpy")
 
 
 def build_parser() -> argparse.ArgumentParser:
