@@ -70,6 +70,6 @@ def tiny_config(data_dir, output, **overrides):
         "model.backbone": "vit_tiny_patch16_224", "model.img_size": 32, "model.patch_size": 16, "model.depth": 1,
         "model.num_frames": 4, "data.root": str(data_dir), "data.train_list": "train.txt", "data.val_list": "val.txt",
         "data.sampling_rate": 2, "data.scale_min": 32, "data.scale_max": 36, "data.num_workers": 0,
-        "data.flip": False, "optim.epochs": 2, "optim.batch_size": 4, "optim.lr": 1e-3,
+        "data.flip": False, "optim.epochs": 2, "optim.batch_size": 4, "optim.lr": 1e-3, "optim.warmup_epochs": 0,
         "runtime.output": str(output), "runtime.progress": False, **overrides,
     })

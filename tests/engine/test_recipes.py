@@ -31,3 +31,12 @@ def test_a_variant_recipe_is_the_laps_recipe_with_another_variant():
     assert la.model.temporal == "la" and la.runtime.output == "runs/k400_visformer_s_la"
     la.model.temporal, la.runtime.output = laps.model.temporal, laps.runtime.output
     assert la == laps
+
+
+def test_the_from_scratch_recipe_is_what_laps_train_does_by_default():
+    scratch = load_config(CONFIGS[0].parent / "scratch_small.yaml")
+    default = load_config(None)
+    for key in ("optimizer", "lr", "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "mixup"):
+        assert getattr(scratch.optim, key) == getattr(default.optim, key), key
+    assert (scratch.data.scale_min, scratch.data.scale_max, scratch.data.norm) == (None, None, "auto")
+    assert scratch.model.pretrained == default.model.pretrained == ""

@@ -71,12 +71,13 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    # defaults: the from-scratch recipe measured on a small camera-motion set (configs/scratch_small.yaml)
     optimizer: str = "adamw"
-    lr: float = 1e-3
+    lr: float = 5e-4
     weight_decay: float = 0.05
     momentum: float = 0.9
     schedule: str = "cosine"
-    warmup_epochs: float = 0.0
+    warmup_epochs: float = 2.0
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     epochs: int = 10
