@@ -1,6 +1,7 @@
 """FLOPs counting reproduces the paper's Visformer-S numbers; the CLI prints them."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,3 +58,14 @@ def test_cli_errors_are_one_line_with_exit_code_2(capsys):
     assert main(["flops", "resnet18"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("laps flops: error:") and "\n" not in err
+
+
+@pytest.mark.slow
+def test_flops_of_a_recipe_are_the_documented_ones(capsys):
+    """docs/model_zoo.md: the Visformer-S LAPS recipe counts 40.14 GFLOPs a view and 39.76M params."""
+    recipe = str(Path(__file__).parents[1] / "configs" / "k400_visformer_s_laps.yaml")
+    assert main(["flops", "--config", recipe, "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)
+    assert abs(cost["gflops"] - 40.14) <= 0.005 and abs(cost["params"] / 1e6 - 39.76) <= 0.005
+    assert main(["flops", "--config", recipe, "--temporal", "base2d", "--json"]) == 0
+    assert abs(json.loads(capsys.readouterr().out)["gflops"] - 39.07) <= 0.005  # a flag overrides the recipe
