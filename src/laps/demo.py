@@ -20,7 +20,8 @@ from laps.data import load_annotations, make_synthetic
 from laps.data.synthetic import CLASSES
 from laps.engine.config import Config, load_config
 from laps.engine.inference import evaluate_checkpoint, format_prediction, load_trained, predict_files
-from laps.engine.trainer import threads, train
+from laps.engine.runtime import threads
+from laps.engine.trainer import train
 
 DEMO_CONFIG = "demo.yaml"
 QUICK = {"optim.epochs": 1, "optim.batch_size": 4, "model.depth": 1, "data.num_workers": 0,
@@ -80,6 +81,7 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
         "gflops": summary["gflops_per_view"], "train_clips_per_s": summary["train_clips_per_s"],
         "infer_clips_per_s": infer_clips_per_s, "train_time_s": summary["wall_time_s"],
         "device": summary["device"], "data_workers": summary["data_workers"],
+        "cpu_threads": config.runtime.threads or torch.get_num_threads(),  # what training ran with
     }
 
 
@@ -129,7 +131,7 @@ def reading(rows: list[dict[str, Any]]) -> str:
 def where(rows: list[dict[str, Any]]) -> str:
     """The machine the demo trained on: device, loader workers and CPU threads."""
     return (f"trained on {rows[0]['device']} with {rows[0]['data_workers']} data loader worker(s) and "
-            f"{torch.get_num_threads()} CPU thread(s)")
+            f"{rows[0]['cpu_threads']} CPU thread(s)")
 
 
 def write_report(out: Path, rows: list[dict[str, Any]], predictions: list[dict[str, Any]], total_s: float) -> Path:

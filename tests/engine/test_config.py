@@ -6,6 +6,11 @@ from laps.engine.config import config_from_dict, load_config, save_config
 from laps.errors import ConfigError
 
 
+def test_a_comma_makes_a_list_only_where_a_list_belongs():
+    config = load_config(None, ["optim.milestones=2,3", "data.root=/videos/a,b"])
+    assert config.optim.milestones == [2, 3] and config.data.root == "/videos/a,b"
+
+
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  temporal: la\n  levels: [1, 2, null]\noptim:\n  lr: 0.5\n  epochs: 3\n")
@@ -34,6 +39,8 @@ def test_saved_config_round_trips(tmp_path):
         (["model.temporal=3d"], "model.temporal='3d' is not allowed"),
         (["data.flip=maybe"], "data.flip: Value 'maybe' is not a valid bool"),
         (["optim.lr"], "key=value"),
+        (["optim.milestones=[1,2"], "override optim.milestones: while parsing a flow sequence"),
+        (["runtime.output=${oops}"], "runtime.output: Interpolation key 'oops' not found"),
     ],
 )
 def test_bad_values_give_one_line_errors_naming_the_key(overrides, match):

@@ -13,7 +13,7 @@ import torch
 
 from laps.bench.contenders import PEERS
 from laps.bench.model import BACKBONES, METRICS, VARIANTS, BenchOptions
-from laps.cli import add_option
+from laps.cli import add_command, add_option
 from laps.errors import ConfigError
 
 EXAMPLES = """examples:
@@ -55,12 +55,10 @@ def _counts(what: str, example: str):
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "bench", help="benchmark models (speed, memory, FLOPs vs base2d and peers) or the data pipeline",
-        description="Benchmark LAPS models side by side (every variant of a backbone interleaved in one "
-        "run, warm-up excluded, medians of repeats, ratios to base2d) or the data pipeline.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(
+        subparsers, "bench", "benchmark models (speed, memory, FLOPs vs base2d and peers) or the data pipeline",
+        "Benchmark LAPS models side by side (every variant of a backbone interleaved in one run, warm-up "
+        "excluded, medians of repeats, ratios to base2d) or the data pipeline.", EXAMPLES)
     p.add_argument("what", choices=("model", "data", "all"), help="which benchmark to run")
     p.add_argument("--backbones", type=_names(), default=",".join(BACKBONES),
                    help="comma-separated timm backbones (default: %(default)s)")

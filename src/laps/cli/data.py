@@ -1,4 +1,4 @@
-"""``laps data check|resize`` and ``laps make-synthetic``: argparse sub-commands for the main CLI.
+"""``laps data check|prepare|resize`` and ``laps make-synthetic``: argparse sub-commands for the main CLI.
 
 The main CLI calls :func:`add_parsers` with its sub-parsers; every command sets
 ``func(args) -> exit status``. Errors are raised as :class:`~laps.errors.LapsError`.
@@ -107,9 +107,10 @@ def run_resize(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``data`` (with ``check``) and ``make-synthetic`` on the main CLI's sub-parsers."""
-    data = subparsers.add_parser("data", help="inspect video datasets", description="Inspect video datasets.",
-                                 epilog=CHECK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Register ``data`` (``check``, ``prepare``, ``resize``) and ``make-synthetic`` on the main CLI's sub-parsers."""
+    data = add_command(subparsers, "data", "prepare, check and re-encode video datasets",
+                       "Prepare, check and re-encode video datasets; 'laps data COMMAND --help' for each.",
+                       "\n\n".join((PREPARE_EXAMPLES, CHECK_EXAMPLES, RESIZE_EXAMPLES)))
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     check = add_command(data_commands, "check", "find broken videos of an annotation file",
                         "Open every video of an annotation file in parallel and decode its first and last frame.",

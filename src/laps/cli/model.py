@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from laps.cli import add_option
+from laps.cli import add_command, add_option
 from laps.models.temporal import VARIANTS
 
 FLOPS_EXAMPLES = """examples:
@@ -15,10 +15,8 @@ FLOPS_EXAMPLES = """examples:
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "flops", help="params, GFLOPs per view and overhead over base2d (fvcore)",
-        epilog=FLOPS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "flops", "params, GFLOPs per view and overhead over base2d (fvcore)", None,
+                    FLOPS_EXAMPLES)
     p.add_argument("backbone", nargs="?", help="timm backbone name, e.g. visformer_small, vit_small_patch16_224")
     p.add_argument("--config", help="a training recipe (YAML): count the model it describes instead")
     p.add_argument("--temporal", default=None, choices=sorted(VARIANTS), help="default: laps")

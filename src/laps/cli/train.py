@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from laps.cli import add_option, workers
+from laps.cli import add_command, add_option, workers
 
 TRAIN_EXAMPLES = """examples:
   laps train --config configs/demo.yaml --output runs/mine
@@ -35,13 +35,9 @@ TRAIN_FLAGS = {
 }
 
 
-def _formatter(parser_kwargs: dict) -> dict:
-    return {**parser_kwargs, "formatter_class": argparse.RawDescriptionHelpFormatter}
-
-
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     add_demo_parser(subparsers)
-    p = subparsers.add_parser("train", **_formatter({"help": "train a video model", "epilog": TRAIN_EXAMPLES}))
+    p = add_command(subparsers, "train", "train a video model", None, TRAIN_EXAMPLES)
     p.add_argument("--config", help="YAML config (sections model/data/optim/runtime)")
     for flag in TRAIN_FLAGS:
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, help=f"sets {TRAIN_FLAGS[flag]}")
@@ -49,7 +45,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="any config key, e.g. optim.weight_decay=0")
     p.set_defaults(func=run_train)
 
-    p = subparsers.add_parser("eval", **_formatter({"help": "multi-view evaluation of a checkpoint", "epilog": EVAL_EXAMPLES}))
+    p = add_command(subparsers, "eval", "multi-view evaluation of a checkpoint", None, EVAL_EXAMPLES)
     p.add_argument("--checkpoint", required=True, help="run directory (its best weights) or .safetensors file")
     p.add_argument("--data-root", default="", help="folder the list's video paths are relative to")
     p.add_argument("--list", required=True, help="annotation file of the videos to evaluate")
@@ -63,7 +59,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
     p.set_defaults(func=run_eval)
 
-    p = subparsers.add_parser("predict", **_formatter({"help": "classify video files", "epilog": PREDICT_EXAMPLES}))
+    p = add_command(subparsers, "predict", "classify video files", None, PREDICT_EXAMPLES)
     p.add_argument("--checkpoint", required=True, help="run directory (its best weights) or .safetensors file")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR")
     p.add_argument("--top-k", type=int, default=5)
@@ -120,8 +116,8 @@ DEMO_EXAMPLES = """examples:
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", **_formatter({"help": "train base2d and LAPS on the synthetic dataset and compare",
-                                                    "epilog": DEMO_EXAMPLES}))
+    p = add_command(subparsers, "demo", "train base2d and LAPS on the synthetic dataset and compare", None,
+                    DEMO_EXAMPLES)
     add_option(p, "--output", "--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one epoch: a smoke test in seconds")
     p.add_argument("--ablation", action="store_true", help="also train ps and la")

@@ -148,10 +148,11 @@ class PyAVReader:
         idx = _as_indices(indices, len(self._pts))
         wanted = np.unique(self._pts[idx])
         restarts = self._seek_points(wanted)
-        frames = self._decode(wanted, restarts)
-        if len(frames) < len(wanted) and restarts[-1] > self._pts[0]:
-            # a key frame the index promised did not start decoding: once more from the first frame, no jumps
-            frames = self._decode(wanted, np.full(len(wanted), self._pts[0]))
+        frames = self._decode(wanted, int(restarts[0]), restarts)
+        if len(frames) < len(wanted):
+            # a key frame the index promised did not start decoding: once more from the first frame
+            # (the seek lands on the key frame before it), without skipping any packet
+            frames = self._decode(wanted, int(self._pts[0]), np.full(len(wanted), np.iinfo(np.int64).min))
         missing = [p for p in wanted if p not in frames]
         if missing:
             first = int(np.searchsorted(self._pts, missing[0]))
@@ -164,11 +165,11 @@ class PyAVReader:
         keys = np.concatenate([self._pts[:1], self._key_pts])  # the first frame: where there is no key frame
         return keys[np.searchsorted(self._key_pts, wanted, side="right")]
 
-    def _decode(self, wanted: np.ndarray, restarts: np.ndarray) -> dict[int, np.ndarray]:
+    def _decode(self, wanted: np.ndarray, seek_pts: int, restarts: np.ndarray) -> dict[int, np.ndarray]:
         """Decode sorted ``wanted`` timestamps (K,) -> {pts: (H, W, 3)}, given the timestamp decoding
         may start from for each (``restarts``, non-decreasing).
 
-        It seeks to the first restart point and demuxes in decode order. Packets before the restart
+        It seeks to the key frame at or before ``seek_pts`` and demuxes in decode order. Packets before the restart
         point of the first wanted frame not yet sent to the decoder are skipped undecoded: nothing
         from a key frame on refers to them, so a clip whose frames lie in different key-frame
         intervals decodes only the intervals' heads it needs. Frames nothing refers to are skipped
@@ -181,7 +182,7 @@ class PyAVReader:
         sent: set[int] = set()
         pending = 0  # index of the first wanted frame whose packet has not been sent
         try:
-            self._container.seek(restart_list[0], stream=self._stream, backward=True)
+            self._container.seek(seek_pts, stream=self._stream, backward=True)
             for packet in self._container.demux(self._stream):
                 stamp = packet.pts  # None: the flush packet at the end
                 if stamp is not None:

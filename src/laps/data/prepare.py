@@ -92,8 +92,11 @@ def _with_folder(annotations: Annotations, folder: str) -> Annotations:
 
 def _ssv2(root: Path, folders: list[Path]) -> dict[str, Annotations]:
     classes = load_classes(_required(_first(folders, ["*labels.json"]), "*labels.json", folders))
-    train = read_ssv2(_required(_first(folders, ["*train.json"]), "*train.json", folders), classes)
+    train_file = _required(_first(folders, ["*train.json"]), "*train.json", folders)
+    train = read_ssv2(train_file, classes)
     val = read_ssv2(_required(_first(folders, ["*validation.json"]), "*validation.json", folders), classes)
+    if not train:
+        raise DataError(f"{train_file}: no videos listed")
     probe = train[0].path
     video_dir = next((d for d in (root, *sorted(p for p in root.iterdir() if p.is_dir())) if (d / probe).exists()), root)
     folder = video_dir.relative_to(root).as_posix() if video_dir != root else ""
@@ -167,10 +170,10 @@ def prepare_dataset(fmt: str, root: str | os.PathLike, out: str | os.PathLike, a
         if check:
             from laps.data.check import check_dataset
 
-            broken = check_dataset(present, root, workers=workers)
-            report.unreadable += broken
-            bad = {path for path, _ in broken}
-            present = [r for r in present if resolve_path(root, r.path) not in bad]
+            reasons = dict(check_dataset(present, root, workers=workers))  # resolved path -> reason
+            report.unreadable += [(r.path, reasons[resolve_path(root, r.path)]) for r in present
+                                  if resolve_path(root, r.path) in reasons]
+            present = [r for r in present if resolve_path(root, r.path) not in reasons]
         base = os.path.relpath(root, out)
         lines = "".join(f"{Path(base, r.path).as_posix()} {r.label}\n" for r in present)
         (out / f"{name}.txt").write_text(lines)

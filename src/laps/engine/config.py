@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,19 +171,24 @@ def _keys() -> list[str]:
             for f in dataclasses.fields(section.default_factory())]
 
 
-def _one_line(err: OmegaConfBaseException, where: str) -> ConfigError:
-    """OmegaConf's error (several lines: message, full_key, types) -> one line naming the key."""
+def _one_line(err: Exception, source: str = "", override: str = "") -> ConfigError:
+    """OmegaConf's or YAML's error (several lines: message, full_key, types) -> one line naming the
+    key, after the ``source`` it came from (a file, ``config file X: ``); an error of the
+    ``override`` key that names no key (a YAML syntax error) names the override."""
     key = getattr(err, "full_key", None) or ""
     if isinstance(err, ConfigKeyError):
         close = difflib.get_close_matches(key, _keys(), n=1) or [k for k in _keys() if k.endswith("." + key)][:1]
         hint = f"; did you mean {close[0]}?" if close else f"; allowed keys: {', '.join(_keys())}"
-        return ConfigError(f"{where}unknown config key {key!r}{hint}")
+        return ConfigError(f"{source}unknown config key {key!r}{hint}")
     message = str(err).splitlines()[0]
-    return ConfigError(f"{where}{key}: {message}" if key else f"{where}{message}")
+    if not key and override:
+        key = f"override {override}"
+    return ConfigError(f"{source}{key}: {message}" if key else f"{source}{message}")
 
 
-def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[DictConfig]:
-    """The YAML file at ``path`` after the chain of files it is based on, oldest first."""
+def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[tuple[str, str], DictConfig]]:
+    """The YAML file at ``path`` after the chain of files it is based on, oldest first, each with
+    where it came from for error messages (see :func:`_one_line`)."""
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     if path.resolve() in seen:
@@ -194,19 +200,32 @@ def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[DictConfig]:
     if not isinstance(layer, DictConfig):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
     base = layer.pop(BASE_KEY, None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"config file {path}: '{BASE_KEY}:' must be the path of another recipe, got {base!r}")
     for section, values in layer.items():
         if not isinstance(values, DictConfig):
             raise ConfigError(f"config file {path}: section {section!r} must be a mapping of key: value")
     below = _file_layers(path.parent / base, (*seen, path.resolve())) if base else []
-    return [*below, layer]
+    return [*below, ((f"config file {path}: ", ""), layer)]
+
+
+def _is_list(key: str) -> bool:
+    """Whether ``section.name`` is a list field of the config."""
+    section, _, name = key.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    if section not in fields or not name:
+        return False
+    hint = typing.get_type_hints(fields[section].default_factory).get(name)
+    return hint is not None and (typing.get_origin(hint) is list or
+                                 any(typing.get_origin(a) is list for a in typing.get_args(hint)))
 
 
 def _override_layer(key: str, value: Any) -> DictConfig:
     """One ``section.key`` override: a string as on a command line (YAML syntax: ``[1, 2]``,
-    ``null``; ``2,3`` also means a list), anything else as it is."""
+    ``null``; for a list field ``2,3`` means ``[2,3]`` too), anything else as it is."""
     if not isinstance(value, str) or not value:  # "" is a value here (e.g. model.pretrained=: none), not null
         return OmegaConf.create({key.split(".")[0]: {key.split(".", 1)[1]: value}} if "." in key else {key: value})
-    if "," in value and not value.lstrip().startswith("["):
+    if _is_list(key) and "," in value and not value.lstrip().startswith("["):
         value = f"[{value}]"
     return OmegaConf.from_dotlist([f"{key}={value}"])
 
@@ -217,14 +236,20 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     merged = OmegaConf.structured(Config)
-    stages = [(f"config file {path}: ", _file_layers(Path(path)) if path else []),
-              ("", [_override_layer(key, value) for key, value in (overrides or {}).items() if value is not None])]
-    for where, layers in stages:
+    layers = _file_layers(Path(path)) if path else []
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            layers.append((("", key), lambda key=key, value=value: _override_layer(key, value)))
+    for where, layer in layers:
         try:
-            merged = OmegaConf.merge(merged, *layers)
-        except OmegaConfBaseException as err:
-            raise _one_line(err, where) from None
-    return validate(OmegaConf.to_object(merged))
+            merged = OmegaConf.merge(merged, layer() if callable(layer) else layer)
+        except (OmegaConfBaseException, yaml.YAMLError) as err:
+            raise _one_line(err, *where) from None
+    try:
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise _one_line(err) from None
+    return validate(config)
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:

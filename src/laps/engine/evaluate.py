@@ -46,13 +46,15 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor
     world = dist.get_world_size()
-    sizes = [torch.zeros((), dtype=torch.long) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor(tensor.shape[0]))
-    padded = torch.zeros((int(max(sizes)), *tensor.shape[1:]), dtype=tensor.dtype)
+    # NCCL gathers only CUDA tensors: under it, gather on this rank's GPU
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else tensor.device
+    sizes = [torch.zeros((), dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor(tensor.shape[0], device=device))
+    padded = torch.zeros((int(max(sizes)), *tensor.shape[1:]), dtype=tensor.dtype, device=device)
     padded[: tensor.shape[0]] = tensor
     parts = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)
-    return torch.cat([p[: int(n)] for p, n in zip(parts, sizes)])
+    return torch.cat([p[: int(n)] for p, n in zip(parts, sizes)]).to(tensor.device)
 
 
 def evaluate(model: nn.Module, loader, num_classes: int, amp: str = "none", progress: bool = True,

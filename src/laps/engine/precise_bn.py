@@ -10,6 +10,7 @@ gradients) and sets every BatchNorm layer's running mean and variance to the exa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 
 import torch
 from torch import nn
@@ -56,9 +57,7 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor], num_ba
     model.train()
     used = 0
     try:
-        for batch in batches:
-            if used == num_batches:
-                break
+        for batch in islice(batches, num_batches):  # no batch beyond the last one is loaded
             run(model, batch)
             used += 1
     finally:

@@ -10,6 +10,7 @@ size (ViT through timm's own filter, Visformer's 2-D maps bicubically).
 from __future__ import annotations
 
 import socket
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -55,10 +56,14 @@ def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def _hub_unreachable(endpoint: str) -> str | None:
-    """Why the hub at ``endpoint`` cannot be reached (None if a connection opens in time)."""
+    """Why the hub at ``endpoint`` cannot be reached (None if a connection opens in time, or if a
+    proxy is configured: then only the download itself can tell)."""
     url = urlparse(endpoint)
+    if urllib.request.getproxies().get(url.scheme):
+        return None
     try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=HUB_TIMEOUT).close()
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=HUB_TIMEOUT).close()
     except OSError as err:
         return f"{url.hostname} cannot be reached ({err.strerror or err})"
     return None
