@@ -28,13 +28,17 @@ def init_distributed(device: torch.device) -> bool:
     return True
 
 
+def collective_device(tensor: torch.Tensor) -> torch.device:
+    """Where a collective over ``tensor`` must run: NCCL reduces and gathers only CUDA tensors, so
+    under it this rank's GPU; else the tensor's own device."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else tensor.device
+
+
 def all_reduce_tensor(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum of ``tensor`` over ranks (the tensor itself when alone), on the tensor's device.
-    NCCL reduces only CUDA tensors: under it, the sum is taken on this rank's GPU."""
+    """The sum of ``tensor`` over ranks (the tensor itself when alone), on the tensor's device."""
     if world_size() == 1:
         return tensor
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else tensor.device
-    summed = tensor.to(device)
+    summed = tensor.to(collective_device(tensor))
     dist.all_reduce(summed)
     return summed.to(tensor.device)
 

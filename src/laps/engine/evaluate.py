@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from laps.engine.distributed import is_main_process
+from laps.engine.distributed import collective_device, is_main_process
 
 
 def autocast(device: torch.device, amp: str):
@@ -46,8 +46,7 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor
     world = dist.get_world_size()
-    # NCCL gathers only CUDA tensors: under it, gather on this rank's GPU
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else tensor.device
+    device = collective_device(tensor)
     sizes = [torch.zeros((), dtype=torch.long, device=device) for _ in range(world)]
     dist.all_gather(sizes, torch.tensor(tensor.shape[0], device=device))
     padded = torch.zeros((int(max(sizes)), *tensor.shape[1:]), dtype=tensor.dtype, device=device)
