@@ -70,7 +70,7 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
         "data.val_list": "val.txt", "runtime.output": str(run_dir),
     })
     print(f"\n== {variant}: training {config.model.backbone} ({config.optim.epochs} epochs) -> {run_dir}")
-    summary = train(config)
+    summary = train(config, overwrite=True)
     trained = load_trained(run_dir, device="cpu")
     with threads(config.runtime.threads):  # evaluated and timed with the threads it trained with
         evaluation = evaluate_checkpoint(trained, data_dir / "val.txt", data_dir, run_dir, views,

@@ -27,3 +27,25 @@ class VideoDecodeError(LapsError, RuntimeError):
 
 class DataError(LapsError, ValueError):
     """An annotation file, class map or dataset layout is malformed."""
+
+
+class Preempted(LapsError):
+    """Training stopped on a stop signal (SIGTERM / SIGUSR1) after writing a checkpoint; resume it."""
+
+    exit_code = 75  # EX_TEMPFAIL: a temporary failure, try again (with --resume)
+
+
+class TrainingDiverged(LapsError, RuntimeError):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
+
+    exit_code = 3
+
+
+class TooManyBrokenFiles(DataError):
+    """The share of unreadable or missing videos in a split passed ``data.max_broken_share``."""
+
+    exit_code = 4
+
+
+class OutputInUse(LapsError, RuntimeError):
+    """The output directory holds another run, or another process is writing to it."""

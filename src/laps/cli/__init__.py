@@ -1,4 +1,10 @@
-"""The ``laps`` command line: one-line errors (exit 2), ``--debug`` for tracebacks.
+"""The ``laps`` command line: one-line errors, ``--debug`` for tracebacks.
+
+Exit codes: 0 success; 1 ``laps predict`` met unreadable videos (the others are classified);
+2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
+gradients, :class:`~laps.errors.TrainingDiverged`); 4 too many broken or missing videos
+(:class:`~laps.errors.TooManyBrokenFiles`); 75 training stopped by SIGTERM / SIGUSR1 after
+writing a checkpoint (:class:`~laps.errors.Preempted`: run again with ``--resume``); 130 Ctrl-C.
 
 Every command lives in one module of this package, which registers it with
 ``add_parsers(subparsers)`` and imports what the command needs only when it runs: building the
@@ -10,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 import warnings
 
@@ -61,6 +68,22 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, summary: str,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+class _StderrHandler(logging.Handler):
+    """Writes records to the ``sys.stderr`` of the moment (not the one at creation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+        sys.stderr.flush()
+
+
+def show_laps_log() -> None:
+    """Print laps's own log records (INFO and up, e.g. a run's start and stop) to stderr, once."""
+    log = logging.getLogger("laps")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+        log.setLevel(logging.INFO)
+
+
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True))
 
@@ -74,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     # the one process-wide setting of the command line: timm and torch's deprecation notices are
     # not the user's to act on
     warnings.filterwarnings("ignore", category=FutureWarning)
+    show_laps_log()
     try:
         return int(args.func(args) or 0)
     except (LapsError, FileNotFoundError) as exc:
         if args.debug:
             raise
         print(f"laps {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except ModuleNotFoundError as exc:
         if args.debug or exc.name not in TOOLKIT_MODULES:
             raise

@@ -41,7 +41,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML config (sections model/data/optim/runtime)")
     for flag in TRAIN_FLAGS:
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, help=f"sets {TRAIN_FLAGS[flag]}")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true",
+                      help="continue the run in --output from its last checkpoint (mid-epoch after SIGTERM / SIGUSR1)")
+    runs.add_argument("--overwrite", action="store_true",
+                      help="replace a run found in --output (without it, such a directory is refused)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="any config key, e.g. optim.weight_decay=0")
     p.set_defaults(func=run_train)
 
@@ -75,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     flags = {key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items()}
     config = load_config(args.config, {**flags, **parse_overrides(args.overrides)})
-    summary = train(config, resume=args.resume)
+    summary = train(config, resume=args.resume, overwrite=args.overwrite)
     if summary:
         print(json.dumps(summary, indent=2))
     return 0

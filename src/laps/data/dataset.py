@@ -11,6 +11,7 @@ are skipped without another decode attempt.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Sequence
@@ -105,6 +106,18 @@ class VideoDataset(Dataset):
         """Record paths of the broken files found so far."""
         return [self.records[i].path for i in self._broken.nonzero().flatten().tolist()]
 
+    def broken_flags(self) -> torch.Tensor:
+        """``(N,)`` bool: which records were found broken so far (a copy)."""
+        return self._broken.clone()
+
+    def mark_broken(self, index: int, reason: str | None = None) -> None:
+        """Flag record ``index`` as broken: counted, and skipped from now on without a decode
+        attempt. ``reason`` is logged, once per file."""
+        if not self._broken[index]:
+            self._broken[index] = True
+            if reason is not None:
+                logger.warning("skipping broken video %s", reason)
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose augmentations :meth:`__getitem__` draws (training only)."""
         self.epoch = epoch
@@ -122,18 +135,13 @@ class VideoDataset(Dataset):
                 try:
                     return self._load(index, rng)
                 except VideoDecodeError as err:
-                    self._mark_broken(index, err)
+                    self.mark_broken(index, str(err))
                     last_error = str(err)
             index = int(rng.integers(len(self.records)))
         raise DataError(
             f"gave up after {self.max_retries + 1} unreadable video(s) in a row (last: {last_error}); "
             "list the broken files with 'laps data check LIST --root DIR'"
         )
-
-    def _mark_broken(self, index: int, err: VideoDecodeError) -> None:
-        if not self._broken[index]:
-            self._broken[index] = True
-            logger.warning("skipping broken video %s", err)
 
     def _indices(self, num_video_frames: int, rng: np.random.Generator, clip: int = 0) -> np.ndarray:
         return sample_indices(self.sampling, num_video_frames, self.num_frames, self.sampling_rate,
@@ -171,10 +179,13 @@ def resolve_num_workers(num_workers: int | str, batch_size: int) -> int:
 
 class _EpochSampler(DistributedSampler):
     """A :class:`DistributedSampler` whose items are ``(epoch, index)``: the epoch that selects
-    the augmentations travels with every index, to workers that persist across epochs."""
+    the augmentations travels with every index, to workers that persist across epochs. ``skip``
+    leaves out the epoch's first items (a run resumed in the middle of an epoch)."""
+
+    skip = 0
 
     def __iter__(self):
-        return ((self.epoch, index) for index in super().__iter__())
+        return ((self.epoch, index) for index in itertools.islice(super().__iter__(), self.skip, None))
 
 
 def build_loader(
@@ -210,7 +221,10 @@ def build_loader(
     )
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Reshuffle a :func:`build_loader` loader and select the epoch's augmentations."""
+def set_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> None:
+    """Reshuffle a :func:`build_loader` loader and select the epoch's augmentations; with
+    ``start_batch``, the loader leaves out the epoch's first batches (without loading them) and
+    yields exactly the batches an uninterrupted epoch would yield from there on."""
     loader.sampler.set_epoch(epoch)
+    loader.sampler.skip = start_batch * loader.batch_size
     loader.dataset.set_epoch(epoch)

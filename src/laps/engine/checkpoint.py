@@ -1,12 +1,17 @@
 """Checkpoints: safetensors weights (self-describing) and a weights_only-loadable training state.
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a
-killed process never leaves a half-written checkpoint under the real name.
+killed process never leaves a half-written checkpoint under the real name. Every file carries
+the checksum of its content (:mod:`laps.integrity`), checked whenever it is read: a truncated,
+zero-length or bit-flipped file is refused with an error that names it. A run directory keeps
+the last two training states (``state.pt`` and ``state.prev.pt``); :func:`load_resume_state`
+falls back to the older one, with a warning, when the newer one is damaged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -18,9 +23,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from laps.engine.config import Config, config_from_dict
 from laps.errors import CheckpointError
+from laps.integrity import BYTES_KEY, DIGEST_KEY, content_digest, damaged, safe_torch_load, verify
 from laps.models import VideoClassifier, checkpoint_filter_fn
 
-BEST, LAST, STATE = "best.safetensors", "last.safetensors", "state.pt"
+logger = logging.getLogger(__name__)
+
+BEST, LAST, STATE, PREVIOUS_STATE = "best.safetensors", "last.safetensors", "state.pt", "state.prev.pt"
 CONFIG, CLASSES = "config.yaml", "classes.json"
 
 
@@ -50,23 +58,54 @@ def save_weights(model: VideoClassifier, path: str | Path, config: Config | None
         metadata["laps_config"] = json.dumps(config.to_dict())
     if classes is not None:
         metadata["laps_classes"] = json.dumps(classes)
+    metadata[DIGEST_KEY], total = content_digest({"tensors": state, "metadata": metadata})
+    metadata[BYTES_KEY] = str(total)
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
 
 
-def save_state(state: dict[str, Any], path: str | Path) -> None:
-    """Atomically ``torch.save`` a training state made of tensors and plain Python values."""
+def save_state(state: dict[str, Any], path: str | Path, previous: str | Path | None = None) -> None:
+    """Atomically ``torch.save`` a training state made of tensors and plain Python values, with its
+    checksum. With ``previous``, the state that was at ``path`` is kept there: a process killed
+    between the two renames leaves ``previous`` alone, which :func:`load_resume_state` falls back to."""
+    path = Path(path)
+    digest, total = content_digest(state)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save({**state, DIGEST_KEY: digest, BYTES_KEY: total}, tmp)
+        if previous is not None and path.is_file():
+            os.replace(path, previous)
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
+    """A training state written by :func:`save_state`, its checksum checked; refuses pickles
+    that would run code (:class:`CheckpointError` naming the file)."""
+    state = safe_torch_load(path, "training state")
+    if not isinstance(state, dict):
+        raise damaged(path, "training state", f"it holds a {type(state).__name__}, not a training state")
+    verify(path, "training state", {k: v for k, v in state.items() if k not in (DIGEST_KEY, BYTES_KEY)},
+           state.pop(DIGEST_KEY, None), state.pop(BYTES_KEY, None))
+    return state
+
+
+def load_resume_state(run_dir: str | Path) -> dict[str, Any]:
+    """The newest good training state of a run directory: ``state.pt``, else (with a warning
+    naming what is wrong with it) ``state.prev.pt``; :class:`CheckpointError` if neither loads."""
+    run_dir = Path(run_dir)
+    newest, older = run_dir / STATE, run_dir / PREVIOUS_STATE
+    if not newest.is_file() and not older.is_file():
+        raise CheckpointError(f"--resume: {newest} does not exist; start without --resume")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"training state {path} does not exist; nothing to resume") from None
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
-        raise CheckpointError(f"cannot read training state {path}: {exc}") from exc
+        return load_state(newest)
+    except CheckpointError as err:
+        if not older.is_file():
+            raise
+        try:
+            state = load_state(older)
+        except CheckpointError as older_err:
+            raise CheckpointError(f"no training state of {run_dir} can be resumed: {err}; and {older_err}") from None
+        logger.warning("%s; resuming from the previous training state %s instead (epoch %d)",
+                       err, older, state["epoch"] + 1)
+        return state
 
 
 def resolve_weights(path: str | Path) -> Path:
@@ -85,12 +124,16 @@ def resolve_weights(path: str | Path) -> Path:
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config | None, list[str] | None]:
     """Tensors, run config and class names of a weights file (or run directory)."""
     path = resolve_weights(path)
+    if path.stat().st_size == 0:
+        raise damaged(path, "weights file", "it is empty (0 bytes)")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:  # noqa: BLE001 - not a safetensors file, truncated, ...
         raise CheckpointError(f"cannot read weights {path}: {exc}; expected a laps .safetensors file") from exc
+    digest, total = metadata.pop(DIGEST_KEY, None), metadata.pop(BYTES_KEY, None)
+    verify(path, "weights file", {"tensors": tensors, "metadata": metadata}, digest, total)
     config = config_from_dict(json.loads(metadata["laps_config"])) if "laps_config" in metadata else None
     classes = json.loads(metadata["laps_classes"]) if "laps_classes" in metadata else None
     return tensors, config, classes

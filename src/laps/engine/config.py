@@ -68,6 +68,7 @@ class DataConfig:
     norm: str = "auto"  # "auto": the mean and std of the backbone's timm weights (their pretrained_cfg)
     num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
     val_views: str = "1x1"
+    max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
 
 
 @dataclass
@@ -90,6 +91,7 @@ class OptimConfig:
     cutmix: float = 0.0
     layer_decay: float = 1.0
     ema_decay: float = 0.0
+    max_bad_steps: int = 10  # optimizer steps in a row with a non-finite loss or gradient that stop the run; 0: never
     precise_bn_iters: int = 0  # batches that recompute BatchNorm statistics before each evaluation; 0: off
 
 
@@ -128,7 +130,8 @@ CHOICES = {
 POSITIVE = ("model.num_frames", "model.img_size", "data.sampling_rate", "optim.epochs", "optim.batch_size",
             "optim.accum_steps", "runtime.eval_every", "model.fold_div")
 NON_NEGATIVE = ("optim.lr", "optim.weight_decay", "optim.warmup_epochs", "optim.clip_grad", "optim.mixup",
-                "optim.cutmix", "runtime.threads", "optim.ema_decay", "model.drop_path", "optim.precise_bn_iters")
+                "optim.cutmix", "runtime.threads", "optim.ema_decay", "model.drop_path", "optim.precise_bn_iters",
+                "optim.max_bad_steps", "data.max_broken_share")
 
 
 def _get(config: Config, key: str) -> Any:
@@ -147,6 +150,8 @@ def validate(config: Config) -> Config:
     workers = config.data.num_workers
     if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
         raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
+    if config.data.max_broken_share > 1:
+        raise ConfigError(f"data.max_broken_share={config.data.max_broken_share} is a share of the split: 0 to 1")
     low, high = scale_range(config)
     if low > high:
         raise ConfigError(f"data.scale_min ({low}) must be <= data.scale_max ({high})")
@@ -194,7 +199,10 @@ def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[tuple[st
     if path.resolve() in seen:
         raise ConfigError(f"config file {path} is its own base (a cycle of '{BASE_KEY}:' entries)")
     try:
-        layer = OmegaConf.load(path)
+        layer = OmegaConf.load(path)  # a safe YAML loader: plain values only
+    except yaml.constructor.ConstructorError as err:
+        raise ConfigError(f"config file {path}: the YAML tag {err.problem.split()[-1] if err.problem else ''} is "
+                          "refused; configs hold plain values only (no tags that build Python objects)") from None
     except (yaml.YAMLError, OmegaConfBaseException) as err:
         raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(layer, DictConfig):

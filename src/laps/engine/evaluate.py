@@ -57,17 +57,21 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(model: nn.Module, loader, num_classes: int, amp: str = "none", progress: bool = True,
-             desc: str = "eval") -> dict[str, Any]:
+             desc: str = "eval", should_stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
     """Run ``model`` over a test-mode loader of ``(views (B,V,T,C,H,W), labels, indices)``.
 
     Returns metrics with fractions in [0, 1] plus ``probs (num_videos, K)``, ``labels`` and
     ``indices`` (dataset order), gathered over all ranks; duplicates from padded distributed
-    samplers are dropped.
+    samplers are dropped. ``should_stop`` is asked before every batch (on every rank); when it
+    says so, the evaluation ends early and returns None.
     """
     was_training = model.training
     model.eval()
     probs, labels, indices = [], [], []
     for views, label, index in tqdm(loader, desc=desc, leave=False, disable=not (progress and is_main_process())):
+        if should_stop is not None and should_stop():
+            model.train(was_training)
+            return None
         probs.append(predict_views(model, views, loader.dataset.normalize, amp).cpu())
         labels.append(label)
         indices.append(index)

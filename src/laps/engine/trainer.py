@@ -1,9 +1,19 @@
 """The training loop: AMP, accumulation, clipping, schedules, mixup, EMA, DDP, checkpoints, logs.
 
-Determinism and resume: the model's initial weights come from ``seed``, and every epoch's
-randomness (data order, augmentation, dropout) from ``(seed, epoch)``; a checkpoint is written
-atomically after every epoch, so a run killed at any point and resumed with ``--resume`` ends with
-the same metrics as an uninterrupted one (the interrupted epoch is redone from its start).
+Determinism and resume: the model's initial weights come from ``seed``, an epoch's data order and
+augmentations from ``(seed, epoch)``, and a step's dropout and mixup from ``(seed, epoch, step)``.
+A checkpoint is written atomically after every epoch, so a run killed at any point and resumed with
+``--resume`` ends with the same metrics as an uninterrupted one (the interrupted epoch is redone
+from its start). SIGTERM / SIGUSR1 write a checkpoint of the exact step instead, and ``--resume``
+continues from that step (:mod:`laps.engine.preemption`).
+
+Faults are caught where they appear (docs/reliability.md): a step whose loss or gradient is not
+finite is skipped and counted, and ``optim.max_bad_steps`` of them in a row stop the run
+(:class:`~laps.errors.TrainingDiverged`); a model with non-finite weights is never saved; missing
+videos and labels outside the class map are reported before the first step, and a split whose
+unreadable videos pass ``data.max_broken_share`` stops the run with the list
+(:class:`~laps.errors.TooManyBrokenFiles`); the output directory is locked and never clobbered
+(:mod:`laps.engine.run_dir`).
 
 The trainer seeds torch's RNGs and sets ``runtime.threads`` only inside
 :func:`torch.random.fork_rng` and for the length of :meth:`Trainer.fit`: the caller's random state
@@ -15,8 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +44,18 @@ from tqdm import tqdm
 from laps.analysis.flops import count_flops, count_params
 from laps.analysis.plots import plot_training_curves
 from laps.data import build_loader, save_classes, set_epoch
-from laps.data.dataset import usable_cores
+from laps.data.annotations import resolve_path
+from laps.data.dataset import VideoDataset, usable_cores
 from laps.engine import checkpoint as ckpt
 from laps.engine.builders import build_dataset, build_model, class_names, read_split, resolve_device
 from laps.engine.config import Config, save_config
-from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
+from laps.engine.distributed import all_reduce_sum, all_reduce_tensor, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
 from laps.engine.precise_bn import recompute_bn_stats
+from laps.engine.preemption import StopSignals
+from laps.engine.run_dir import BROKEN, FLOPS, METRICS, RunLock, claim_output
 from laps.engine.runtime import seeded, threads
-from laps.errors import CheckpointError, ConfigError
+from laps.errors import ConfigError, DataError, Preempted, TooManyBrokenFiles, TrainingDiverged
 
 
 logger = logging.getLogger(__name__)
@@ -49,8 +64,8 @@ logger = logging.getLogger(__name__)
 INPUT_BOUND_SHARE = 0.2
 #: steps an epoch runs before its waiting share is judged (the first batches include worker start-up)
 INPUT_BOUND_MIN_STEPS = 20
-#: the run directory's cache of the model's FLOPs
-FLOPS = "flops.json"
+#: the per-epoch sums of the training metrics
+SUM_KEYS = ("loss", "correct", "count")
 
 
 def lr_lambda(steps_per_epoch: int, *, schedule: str, epochs: int, warmup_epochs: float = 0.0,
@@ -69,6 +84,11 @@ def lr_lambda(steps_per_epoch: int, *, schedule: str, epochs: int, warmup_epochs
         return 1.0
 
     return factor
+
+
+def step_seed(seed: int, epoch: int, step: int, stream: int = 0) -> int:
+    """Seed of one training step's randomness (stream 0: dropout and drop-path; 1: mixup / cutmix)."""
+    return int(np.random.SeedSequence([seed, epoch, step, stream]).generate_state(1)[0])
 
 
 def mix_batch(clips: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator, *,
@@ -101,7 +121,7 @@ def mix_batch(clips: torch.Tensor, labels: torch.Tensor, num_classes: int, gener
 class Trainer:
     """One training run, configured by a :class:`Config`; call :meth:`fit`."""
 
-    def __init__(self, config: Config, resume: bool = False) -> None:
+    def __init__(self, config: Config, resume: bool = False, overwrite: bool = False) -> None:
         self.config = config
         self.out = Path(config.runtime.output)
         self.device = resolve_device(config.runtime.device)
@@ -111,8 +131,11 @@ class Trainer:
         if self.device.type == "cuda" and self.distributed:
             torch.cuda.set_device(rank() % torch.cuda.device_count())
             self.device = torch.device("cuda", torch.cuda.current_device())
-        self.resume = resume
+        self.resume, self.overwrite = resume, overwrite
         self.warned_input_bound = False
+        self.stop = StopSignals()
+        self.bad_streak = 0
+        self.best, self.wall = {"top1": -1.0, "epoch": -1}, 0.0
         self._build_data()
         self._build_model()
 
@@ -124,6 +147,9 @@ class Trainer:
         self.num_classes = len(self.classes)
         self.train_set = build_dataset(c, train_records, train_root, train=True)
         self.val_set = build_dataset(c, val_records, val_root, train=False, views=c.data.val_views) if val_records else None
+        for split, dataset in (("train", self.train_set), ("val", self.val_set)):
+            if dataset is not None:
+                self._preflight(split, dataset)
         per_rank = c.optim.batch_size // world_size()
         if per_rank * world_size() != c.optim.batch_size:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} must be divisible by the {world_size()} processes")
@@ -134,6 +160,47 @@ class Trainer:
         if self.val_set is not None:
             self.val_loader = build_loader(self.val_set, max(1, per_rank), train=False,
                                            num_workers=c.data.num_workers, num_replicas=world_size(), rank=rank())
+
+    def _preflight(self, split: str, dataset: VideoDataset) -> None:
+        """Before the first step: labels outside the class map are an error; missing videos are
+        reported, counted as broken (skipped without a decode attempt) and, past
+        ``data.max_broken_share``, stop the run."""
+        bad = [r for r in dataset.records if not 0 <= r.label < self.num_classes]
+        if bad:
+            examples = ", ".join(f"{r.path} (label {r.label})" for r in bad[:3])
+            raise DataError(f"{split} list: {len(bad)} videos have labels outside 0..{self.num_classes - 1} "
+                            f"({self.num_classes} classes), e.g. {examples}; fix the list or data.classes")
+        missing = [i for i, r in enumerate(dataset.records) if not os.path.exists(resolve_path(dataset.root, r.path))]
+        for index in missing:
+            dataset.mark_broken(index)
+        if missing:
+            logger.warning("%s list: %d of %d videos do not exist under %s and will be skipped, e.g. %s",
+                           split, len(missing), len(dataset), dataset.root or ".",
+                           ", ".join(dataset.records[i].path for i in missing[:3]))
+            self._check_broken(split, dataset, exceeded=self._too_many_broken(dataset))
+
+    def _too_many_broken(self, dataset: VideoDataset) -> bool:
+        return dataset.broken > self.config.data.max_broken_share * len(dataset)
+
+    def _check_broken(self, split: str, dataset: VideoDataset, exceeded: bool) -> None:
+        """When any process found too many broken videos in ``split``: all processes join the lists,
+        rank 0 writes them to broken_files.txt, and every process raises :class:`TooManyBrokenFiles`."""
+        if not exceeded:
+            return
+        flags = all_reduce_tensor(dataset.broken_flags().to(torch.int32)) > 0
+        paths = [dataset.records[i].path for i in flags.nonzero().flatten().tolist()]
+        report = self.out / BROKEN
+        if is_main_process():
+            self.out.mkdir(parents=True, exist_ok=True)
+            with ckpt.atomic_path(report) as tmp:
+                tmp.write_text("".join(f"{path}\n" for path in paths))
+        share = self.config.data.max_broken_share
+        raise TooManyBrokenFiles(
+            f"{len(paths)} of {len(dataset)} videos of the {split} split ({len(paths) / len(dataset):.1%}) are missing "
+            f"or unreadable, more than data.max_broken_share={share:g}; the list is in {report} "
+            f"(e.g. {', '.join(paths[:3])}). Repair or drop them ('laps data check LIST --root DIR' gives "
+            "the reasons), or raise data.max_broken_share"
+        )
 
     def _build_model(self) -> None:
         c = self.config
@@ -175,66 +242,126 @@ class Trainer:
             state["ema"] = self.ema.module.state_dict()
         return state
 
-    def _restore(self) -> tuple[int, dict[str, Any], float]:
-        state = ckpt.load_state(self.out / ckpt.STATE)
+    def _restore(self) -> tuple[int, int, dict[str, float] | None]:
+        """Load the newest good training state -> (epoch, step to start at, the epoch's metric sums
+        so far when it stopped mid-epoch)."""
+        state = ckpt.load_resume_state(self.out)
         ckpt.load_weights_into(self.model, state["model"], self.out / ckpt.STATE)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
             ckpt.load_weights_into(self.ema.module, state["ema"], self.out / ckpt.STATE)
-        return state["epoch"] + 1, state["best"], state["wall_time_s"]
+        self.best, self.wall = state["best"], state["wall_time_s"]
+        at = state.get("resume_at")
+        if at is not None:
+            return at["epoch"], at["step"], at["sums"]
+        return state["epoch"] + 1, 0, None
 
-    def _write_epoch(self, epoch: int, row: dict[str, Any], best: dict[str, Any], wall: float, improved: bool) -> None:
+    def _save_state(self, state: dict[str, Any]) -> None:
+        self._check_finite()
+        ckpt.save_state(state, self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
+
+    def _check_finite(self) -> None:
+        """Refuse to save a model whose weights or buffers hold NaN or Inf."""
+        for model in (self.model, self.eval_model):
+            for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise TrainingDiverged(
+                        f"the model's {name} holds NaN or Inf; it was not saved. {self._last_good()}; lower "
+                        "optim.lr or set optim.clip_grad, then --resume"
+                    )
+
+    def _last_good(self) -> str:
+        path = self.out / ckpt.STATE
+        return f"the last good checkpoint is {path}" if path.is_file() else "no checkpoint was written yet"
+
+    def _write_epoch(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
         """Metrics row, weights, then the training state: the state is the commit point of an
         epoch, so a process killed anywhere in here redoes exactly this epoch on resume."""
+        self._check_finite()
         eval_model = self.eval_model
-        with open(self.out / "metrics.jsonl", "a") as f:
+        with open(self.out / METRICS, "a") as f:
             f.write(json.dumps(row) + "\n")
         ckpt.save_weights(eval_model, self.out / ckpt.LAST, self.config, self.classes)
         if improved:
             ckpt.save_weights(eval_model, self.out / ckpt.BEST, self.config, self.classes)
-        ckpt.save_state(self._state(epoch, best, wall), self.out / ckpt.STATE)
+        self._save_state(self._state(epoch, self.best, self.wall))
+
+    def _preempt(self, epoch: int, step: int, sums: dict[str, float]) -> None:
+        """Write a checkpoint that resumes at batch ``step`` of ``epoch`` (with the epoch's metric
+        sums so far, over all processes), then raise :class:`Preempted`."""
+        totals = dict(zip(SUM_KEYS, all_reduce_sum([sums[k] for k in SUM_KEYS])), skipped=sums["skipped"])
+        path = self.out / ckpt.STATE
+        if is_main_process():
+            state = self._state(epoch - 1, self.best, self.wall + time.perf_counter() - self.epoch_began)
+            state["resume_at"] = {"epoch": epoch, "step": step, "sums": totals}
+            self._save_state(state)
+            logger.warning("checkpoint of epoch %d, batch %d/%d written to %s", epoch + 1, step,
+                           len(self.train_loader), path)
+        raise Preempted(f"stopped by {self.stop.name} in epoch {epoch + 1} after batch {step}/{len(self.train_loader)}; "
+                        f"the checkpoint is {path}: run the same command with --resume to continue from there")
+
+    def _agreed(self, flags: list[float]) -> list[float]:
+        """``flags`` summed over processes: what every process decides on (a collective under DDP)."""
+        return all_reduce_sum([float(f) for f in flags]) if self.distributed else [float(f) for f in flags]
+
+    def _stop_agreed(self) -> bool:
+        """Whether any process received a stop signal (a collective under DDP: call it on every rank)."""
+        return self._agreed([self.stop.received is not None])[0] > 0
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, Any]:
-        """Train every remaining epoch -> summary.json's content (empty on ranks other than 0)."""
-        with seeded(self.config.runtime.seed, self.device), threads(self.config.runtime.threads):
+        """Train every remaining epoch -> summary.json's content (empty on ranks other than 0).
+
+        Raises :class:`Preempted` after writing a checkpoint when SIGTERM or SIGUSR1 arrives,
+        :class:`TrainingDiverged` and :class:`TooManyBrokenFiles` when the run cannot go on."""
+        lock = RunLock(self.out) if is_main_process() else nullcontext()
+        with seeded(self.config.runtime.seed, self.device), threads(self.config.runtime.threads), self.stop, lock:
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
         c = self.config
-        start_epoch, best, wall = 0, {"top1": -1.0, "epoch": -1}, 0.0
-        if self.resume and (self.out / ckpt.STATE).is_file():
-            start_epoch, best, wall = self._restore()
-        elif self.resume:
-            raise CheckpointError(f"--resume: {self.out / ckpt.STATE} does not exist; start without --resume")
+        if is_main_process():
+            claim_output(self.out, self.resume, self.overwrite)
+        start_epoch, start_step, carried = self._restore() if self.resume else (0, 0, None)
         if is_main_process():
             self._prepare_output(start_epoch)
+            logger.info("training %s/%s in %s from epoch %d%s; SIGTERM or SIGUSR1 checkpoints and exits with code %d",
+                        c.model.backbone, c.model.temporal, self.out, start_epoch + 1,
+                        f" batch {start_step}" if start_step else "", Preempted.exit_code)
         writer = self._tensorboard()
         try:
             for epoch in range(start_epoch, c.optim.epochs):
-                began = time.perf_counter()
-                row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
+                self.epoch_began = time.perf_counter()
+                resumed = epoch == start_epoch
+                row = {"epoch": epoch + 1, **self._train_epoch(epoch, start_step if resumed else 0,
+                                                               carried if resumed else None)}
                 if self.val_set is not None and ((epoch + 1) % c.runtime.eval_every == 0 or epoch + 1 == c.optim.epochs):
                     self._precise_bn()
-                    result = evaluate(self.eval_model, self.val_loader,
-                                      self.num_classes, c.runtime.amp, c.runtime.progress, desc=f"val {epoch + 1}")
+                    result = evaluate(self.eval_model, self.val_loader, self.num_classes, c.runtime.amp,
+                                      c.runtime.progress, desc=f"val {epoch + 1}", should_stop=self._stop_agreed)
+                    if result is None:  # stopped: redo the evaluation on resume, not the training
+                        self._preempt(epoch, len(self.train_loader), self.epoch_sums)
+                    self._check_broken("val", self.val_set, self._agreed([self._too_many_broken(self.val_set)])[0] > 0)
                     row.update(val_loss=result["loss"], val_top1=result["top1"], val_top5=result["top5"],
                                val_mean_class_acc=result["mean_class_acc"])
-                wall += time.perf_counter() - began
-                row["wall_time_s"] = wall
+                self.wall += time.perf_counter() - self.epoch_began
+                row["wall_time_s"] = self.wall
                 score = row.get("val_top1", -row["train_loss"])
-                improved = score > best["top1"]
+                improved = score > self.best["top1"]
                 if improved:
-                    best = {"top1": score, "epoch": epoch + 1}
+                    self.best = {"top1": score, "epoch": epoch + 1}
                 if is_main_process():
-                    self._write_epoch(epoch, row, best, wall, improved)
+                    self._write_epoch(epoch, row, improved)
                     if writer is not None:
                         for key, value in row.items():
                             if key != "epoch":
                                 writer.add_scalar(key, value, epoch + 1)
-            return self._finish(best, wall) if is_main_process() else {}
+                if epoch + 1 < c.optim.epochs and self._stop_agreed():
+                    raise Preempted(f"stopped by {self.stop.name} after epoch {epoch + 1}; its checkpoint is "
+                                    f"{self.out / ckpt.STATE}: run the same command with --resume to continue")
+            return self._finish(self.best, self.wall) if is_main_process() else {}
         finally:
             if writer is not None:
                 writer.close()
@@ -242,11 +369,11 @@ class Trainer:
     def _prepare_output(self, start_epoch: int) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         if start_epoch == 0:
-            (self.out / "metrics.jsonl").write_text("")
+            (self.out / METRICS).write_text("")
             (self.out / FLOPS).unlink(missing_ok=True)
         else:  # drop rows of epochs that will be redone
-            rows = _read_rows(self.out / "metrics.jsonl")
-            (self.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["epoch"] <= start_epoch))
+            rows = _read_rows(self.out / METRICS)
+            (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows if r["epoch"] <= start_epoch))
         save_config(self.config, self.out / ckpt.CONFIG)
         save_classes(self.out / ckpt.CLASSES, self.classes)
 
@@ -259,20 +386,25 @@ class Trainer:
             return None
         return SummaryWriter(str(self.out / "tensorboard"))
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
+    def _train_epoch(self, epoch: int, start: int = 0, carried: dict[str, float] | None = None) -> dict[str, float]:
+        """Train one epoch from batch ``start`` (a resumed run), its metric sums starting at ``carried``."""
         c = self.config
-        torch.manual_seed(c.runtime.seed * 1000 + epoch)  # dropout and drop-path
-        mix_generator = torch.Generator().manual_seed(c.runtime.seed * 1000 + epoch)
-        set_epoch(self.train_loader, epoch)
+        set_epoch(self.train_loader, epoch, start_batch=start)
         self.net.train()
-        sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+        zeros = {**dict.fromkeys(SUM_KEYS, 0.0), "skipped": 0}
+        sums = self.epoch_sums = dict(carried) if carried is not None and is_main_process() else zeros
+        if carried is not None:
+            sums["skipped"] = carried["skipped"]
         clips_seen, waited, began = 0, 0.0, time.perf_counter()
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{c.optim.epochs}", leave=False,
-                   disable=not (c.runtime.progress and is_main_process()), dynamic_ncols=True)
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{c.optim.epochs}", leave=False, initial=start,
+                   total=len(self.train_loader), disable=not (c.runtime.progress and is_main_process()),
+                   dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
-        step, asked = -1, time.perf_counter()
-        for step, (clips, labels) in enumerate(bar):
+        step, asked = start - 1, time.perf_counter()
+        for step, (clips, labels) in enumerate(bar, start):
             waited += time.perf_counter() - asked
+            torch.manual_seed(step_seed(c.runtime.seed, epoch, step))  # dropout and drop-path
+            mix_generator = torch.Generator().manual_seed(step_seed(c.runtime.seed, epoch, step, 1))
             clips = self.train_set.normalize(clips.to(self.device, non_blocking=True))  # uint8 until here
             labels = labels.to(self.device, non_blocking=True)
             mixed, targets = mix_batch(clips, labels, self.num_classes, mix_generator, mixup=c.optim.mixup,
@@ -280,12 +412,16 @@ class Trainer:
             with autocast(self.device, c.runtime.amp):
                 logits = self.net(mixed)
             loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
+            # always backward, also for a non-finite loss: under DDP every process must join the
+            # gradient all-reduce, and the non-finite gradient then skips the step on all of them
             self.scaler.scale(loss / c.optim.accum_steps).backward()
+            loss_value = float(loss.detach())
+            if math.isfinite(loss_value):
+                sums["loss"] += loss_value * labels.shape[0]
+                sums["correct"] += float((logits.argmax(-1) == labels).sum())
+                sums["count"] += labels.shape[0]
             if (step + 1) % c.optim.accum_steps == 0:
-                self._optimizer_step()
-            sums["loss"] += float(loss.detach()) * labels.shape[0]
-            sums["correct"] += float((logits.argmax(-1) == labels).sum())
-            sums["count"] += labels.shape[0]
+                self._after_step(epoch, step, self._optimizer_step())
             clips_seen += labels.shape[0] * world_size()
             elapsed = time.perf_counter() - began  # float(loss) above waited for the device
             bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
@@ -297,12 +433,39 @@ class Trainer:
         elapsed = time.perf_counter() - began
         if step + 1 < INPUT_BOUND_MIN_STEPS:
             self._check_input_bound(epoch, waited / elapsed)
-        loss_sum, correct, count = all_reduce_sum([sums["loss"], sums["correct"], sums["count"]])
+        set_epoch(self.train_loader, epoch)  # precise BN reads the epoch from its first batch
+        loss_sum, correct, count = all_reduce_sum([sums[k] for k in SUM_KEYS])
         return {
-            "train_loss": loss_sum / max(count, 1), "train_top1": correct / max(count, 1),
+            "train_loss": loss_sum / max(count, 1) if count else math.nan, "train_top1": correct / max(count, 1),
             "lr": self._lr(), "train_clips_per_s": clips_seen / elapsed,
             "data_wait_share": waited / elapsed, "broken_files": self.train_set.broken,
+            "skipped_steps": sums["skipped"],
         }
+
+    def _after_step(self, epoch: int, step: int, stepped: bool) -> None:
+        """After an optimizer step: count non-finite steps (and stop after too many in a row), stop
+        for too many broken videos, and checkpoint and stop on a stop signal."""
+        c = self.config
+        if stepped:
+            self.bad_streak = 0
+        else:
+            self.bad_streak += 1
+            self.epoch_sums["skipped"] += 1
+            if self.bad_streak == 1:
+                logger.warning("epoch %d, batch %d: the loss or a gradient is NaN or Inf; step skipped", epoch + 1, step + 1)
+            if c.optim.max_bad_steps and self.bad_streak >= c.optim.max_bad_steps:
+                raise TrainingDiverged(
+                    f"{self.bad_streak} optimizer steps in a row had a NaN or Inf loss or gradient (epoch {epoch + 1}, "
+                    f"batch {step + 1}); stopped. Likely causes: a learning rate too high (optim.lr={c.optim.lr:g}), "
+                    "fp16 without loss scaling, or broken input (NaN / Inf in the clips, wrong labels). "
+                    f"{self._last_good()}: lower optim.lr, set optim.clip_grad or runtime.amp=bf16, then --resume"
+                )
+        if step + 1 == len(self.train_loader):  # the epoch's end checks for signals after its checkpoint
+            return
+        stop, broken = self._agreed([self.stop.received is not None, self._too_many_broken(self.train_set)])
+        self._check_broken("train", self.train_set, broken > 0)
+        if stop > 0:
+            self._preempt(epoch, step + 1, self.epoch_sums)
 
     def _check_input_bound(self, epoch: int, share: float) -> None:
         """Say once per run, with the remedies, when training spends too long waiting for data."""
@@ -330,20 +493,26 @@ class Trainer:
         """The schedule's LR now: that of the groups without layer decay (the head's)."""
         return max(self.scheduler.get_last_lr())
 
-    def _optimizer_step(self) -> None:
+    def _optimizer_step(self) -> bool:
+        """Clip, step (unless a gradient is NaN or Inf), schedule -> whether the weights were updated."""
         c = self.config
-        if c.optim.clip_grad > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.clip_grad)
-        self.scaler.step(self.optimizer)
+        self.scaler.unscale_(self.optimizer)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        norm = nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        finite = bool(torch.isfinite(norm))
+        if finite and c.optim.clip_grad > 0:
+            nn.utils.clip_grads_with_norm_(self.model.parameters(), c.optim.clip_grad, norm)
+        if finite or self.scaler.is_enabled():  # fp16: the scaler skips the step itself and lowers its scale
+            self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        if self.ema is not None:
+        if finite and self.ema is not None:
             self.ema.update(self.model)
+        return finite
 
     def _finish(self, best: dict[str, Any], wall: float) -> dict[str, Any]:
-        rows = _read_rows(self.out / "metrics.jsonl")
+        rows = _read_rows(self.out / METRICS)
         last = rows[-1] if rows else {}
         summary = {
             "best_val_top1": best["top1"] if self.val_set is not None else None,
@@ -382,9 +551,10 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def train(config: Config, resume: bool = False) -> dict[str, Any]:
-    """Train as ``config`` says; returns summary.json's content (empty on ranks other than 0)."""
+def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Train as ``config`` says; returns summary.json's content (empty on ranks other than 0).
+    ``resume`` continues the run in ``runtime.output``; ``overwrite`` replaces a run found there."""
     try:
-        return Trainer(config, resume=resume).fit()
+        return Trainer(config, resume=resume, overwrite=overwrite).fit()
     finally:
         cleanup()

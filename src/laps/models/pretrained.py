@@ -20,6 +20,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
+from laps.integrity import load_error
 from laps.errors import CheckpointError
 from laps.models.visformer import is_visformer
 from laps.models.vit import is_vit
@@ -100,7 +101,7 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_state_dict(str(path), use_ema=True, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise load_error(path, exc, "checkpoint") from exc
 
 
 def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

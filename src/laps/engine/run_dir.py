@@ -1,0 +1,91 @@
+"""A training run's output directory: never clobbered, never written by two processes.
+
+- A directory that holds another run (a training state, weights or metrics) is refused unless the
+  run is resumed (``--resume``) or replaced (``--overwrite``, which removes the files laps wrote
+  there and nothing else).
+- :class:`RunLock` holds an exclusive lock on ``DIR/.lock`` while a run writes to ``DIR``: a second
+  ``laps train`` pointed at the same directory refuses to start instead of interleaving its
+  checkpoints with the first one's. It is a POSIX record lock (``lockf``), owned by the process
+  alone: it dies with the process (a killed run leaves no stale lock behind), and the loader
+  processes it forks do not inherit it (they would otherwise hold it for a moment after their
+  parent was killed). Two runs of one process are kept apart by a set of held directories.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from laps.engine import checkpoint as ckpt
+from laps.errors import OutputInUse
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks, the directory check still applies
+    fcntl = None
+
+LOCK = ".lock"
+_HELD: set[Path] = set()  # run directories this process holds
+METRICS, SUMMARY, FLOPS, CURVES, BROKEN = "metrics.jsonl", "summary.json", "flops.json", "curves.png", "broken_files.txt"
+#: files that mark a directory as holding a run
+RUN_MARKERS = (ckpt.STATE, ckpt.PREVIOUS_STATE, ckpt.BEST, ckpt.LAST, METRICS, SUMMARY)
+#: everything a run writes (what ``--overwrite`` removes)
+RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.CLASSES)
+
+
+def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check that a new run may write to ``out`` (refuse another run's directory unless resuming or
+    overwriting); with ``overwrite``, remove the previous run's files."""
+    present = [name for name in RUN_MARKERS if (out / name).exists()]
+    if not present or resume:
+        return
+    if not overwrite:
+        raise OutputInUse(
+            f"output directory {out} holds another run ({', '.join(present)}); continue it with --resume, "
+            "replace it with --overwrite, or pick another --output"
+        )
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+
+
+class RunLock:
+    """Exclusive lock on a run directory for the length of a ``with`` block."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / LOCK
+        self._file = None
+
+    def _refuse(self, holder: str) -> OutputInUse:
+        return OutputInUse(f"another laps train (pid {holder}) is writing to {self.path.parent}; wait for it to "
+                           "end or pick another --output")
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = self.path.parent.resolve()
+        if key in _HELD:
+            raise self._refuse(str(os.getpid()))
+        if fcntl is not None:
+            handle = open(self.path, "a+")
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise self._refuse(holder) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            self._file = handle
+        _HELD.add(key)
+        self._key = key
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _HELD.discard(self._key)
+        if self._file is not None:
+            self._file.close()  # closing releases the lock
+            self._file = None

@@ -1,0 +1,96 @@
+"""Preemption: SIGTERM / SIGUSR1 make `laps train` checkpoint the exact step and exit 75; --resume
+continues mid-epoch, and the run ends with the metrics and weights of an uninterrupted one."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from laps.engine import checkpoint as ckpt
+from laps.engine.preemption import StopSignals
+from laps.errors import Preempted
+
+FLAGS = ["--model", "vit_tiny_patch16_224", "--img-size", "32", "--num-frames", "4", "--sampling-rate", "2",
+         "--batch-size", "2", "--lr", "0.001", "--seed", "0", "--train-list", "train.txt", "--val-list", "val.txt",
+         "--epochs", "3", "model.patch_size=16", "model.depth=1", "data.scale_min=32", "data.scale_max=36",
+         "data.num_workers=0", "optim.warmup_epochs=1", "model.drop_path=0.1", "optim.mixup=0.2"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+STOPPED = re.compile(r"stopped by (SIG\w+) (?:in epoch (\d+) after batch (\d+)/(\d+)|after epoch (\d+))")
+BAR = re.compile(r"epoch (\d+)/3:[^\r\n]*?\| *(\d+)/(\d+)")
+
+
+def _cmd(data, out, *extra):
+    return [sys.executable, "-m", "laps", "train", "--data-root", str(data), "--output", str(out), *FLAGS, *extra]
+
+
+def _rows(out):
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("wall_time_s", "train_clips_per_s", "data_wait_share")} for r in rows]
+
+
+def _run_and_signal(cmd, target_epoch, target_batch, signum):
+    """Run ``cmd`` with a progress bar; send ``signum`` once the bar shows ``target_batch`` of
+    ``target_epoch`` -> (return code, stderr)."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(4096), b"")))
+    reader.start()
+    sent = False
+    while proc.poll() is None:
+        for epoch, batch, _ in BAR.findall(b"".join(chunks).decode(errors="replace")):
+            if not sent and (int(epoch), int(batch)) >= (target_epoch, target_batch):
+                proc.send_signal(signum)
+                sent = True
+        time.sleep(0.01)
+    reader.join()
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_signals_checkpoint_mid_epoch_and_resume_equals_uninterrupted(tiny_data, tmp_path):
+    full = tmp_path / "full"
+    subprocess.run(_cmd(tiny_data, full, "runtime.progress=false"), check=True, env=ENV, capture_output=True)
+
+    run = tmp_path / "run"
+    stops = []
+    # (epoch, batch seen on the bar, signal); each run after the first resumes the previous one
+    for number, (epoch, batch, signum) in enumerate([(1, 3, signal.SIGTERM), (2, 2, signal.SIGUSR1),
+                                                     (2, 7, signal.SIGTERM), (3, 5, signal.SIGUSR1)]):
+        code, err = _run_and_signal(_cmd(tiny_data, run, *(["--resume"] if number else [])), epoch, batch, signum)
+        assert code in (0, Preempted.exit_code), err[-2000:]
+        if code == 0:
+            break
+        found = STOPPED.search(err)
+        assert found, err[-2000:]
+        assert found.group(1) == signal.Signals(signum).name
+        state = ckpt.load_state(run / "state.pt")
+        if found.group(5):  # between two epochs: the epoch's own checkpoint
+            assert "resume_at" not in state and state["epoch"] + 1 == int(found.group(5))
+            continue
+        stops.append((int(found.group(2)), int(found.group(3)), int(found.group(4))))
+        assert state["resume_at"] == {**state["resume_at"], "epoch": stops[-1][0] - 1, "step": stops[-1][1]}
+    else:
+        code, err = _run_and_signal(_cmd(tiny_data, run, "--resume"), 99, 0, signal.SIGTERM)  # never signalled
+        assert code == 0, err[-2000:]
+    assert any(0 < batch < total for _, batch, total in stops), f"no stop landed mid-epoch: {stops}"
+    assert _rows(run) == _rows(full)
+    for name in ("best.safetensors", "last.safetensors"):
+        a, b = load_file(run / name), load_file(full / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_stop_signals_are_caught_only_inside_the_block():
+    before = signal.getsignal(signal.SIGUSR1)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.01)  # the handler runs between bytecodes
+        assert stop.received == signal.SIGUSR1 and stop.name == "SIGUSR1"
+    assert signal.getsignal(signal.SIGUSR1) is before
