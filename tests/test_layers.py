@@ -10,7 +10,7 @@ from pathlib import Path
 import laps
 
 PACKAGE = Path(laps.__file__).parent
-CORE = ["__init__.py", "errors.py", "ops.py", "models"]
+CORE = ["__init__.py", "errors.py", "ops.py", "integrity.py", "atomic.py", "models"]
 TOOLKIT_PACKAGES = ("laps.data", "laps.engine", "laps.analysis", "laps.bench", "laps.cli", "laps.demo")
 TOOLKIT_MODULES = ["av", "fvcore", "tensorboard", "matplotlib"]
 

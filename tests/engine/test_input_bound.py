@@ -43,7 +43,7 @@ def test_slow_model_is_not_input_bound(tiny_data, tmp_path, caplog):
             self.model = model
 
         def forward(self, clips):
-            time.sleep(0.3)  # far above the loading time even on a busy machine
+            time.sleep(0.6)  # far above the loading time even on a busy machine
             return self.model(clips)
 
     run = tmp_path / "run"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from laps.cli import add_command, add_option, workers
@@ -23,6 +25,7 @@ EVAL_EXAMPLES = """examples:
 PREDICT_EXAMPLES = """examples:
   laps predict --checkpoint runs/demo/laps video1.mp4 video2.mp4
   laps predict --checkpoint runs/mine/best.safetensors --json --top-k 3 my_videos/
+  laps predict --checkpoint runs/mine my_videos/ --output predictions.jsonl   # streamed, one line per video
 """
 
 #: CLI flag -> config key
@@ -69,6 +72,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--views", default="1x3", help="temporal clips x spatial crops (default 1x3)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--output", default=None, metavar="FILE.jsonl",
+                   help="write one JSON line per video as it is classified, into FILE.jsonl.partial, renamed to "
+                        "FILE.jsonl once every video is done")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run_predict)
 
@@ -100,16 +106,55 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from laps.engine.inference import expand_videos, format_prediction, load_trained, predict_files
+    from tqdm import tqdm
+
+    from laps.engine.inference import expand_videos, format_prediction, iter_predictions, load_trained
 
     trained = load_trained(args.checkpoint, args.device)
-    results = predict_files(trained, expand_videos(args.videos), args.views, args.top_k)
+    paths = expand_videos(args.videos)
+    results, errors = [], 0
+    with PredictionLog(args.output) as log:
+        for item in tqdm(iter_predictions(trained, paths, args.views, args.top_k), total=len(paths), unit="video",
+                         desc="predict", disable=len(paths) < 2, leave=False):
+            errors += "error" in item
+            log.write(item)
+            if args.json:
+                results.append(item)
+            elif not args.output or "error" in item:
+                tqdm.write(format_prediction(item), file=sys.stderr if args.output else sys.stdout)
     if args.json:
         print(json.dumps(results, indent=2))
-    else:
-        for item in results:
-            print(format_prediction(item))
-    return 1 if any("error" in item for item in results) else 0
+    if args.output:
+        print(f"{len(paths)} videos, {errors} unreadable -> {args.output}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+class PredictionLog:
+    """JSON Lines of predictions: each line written whole and flushed as it comes, into
+    ``PATH.partial``, renamed to ``PATH`` when the block ends normally. A run killed midway leaves
+    the complete lines so far under ``.partial`` and never an incomplete file under ``PATH``."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path else None
+        self.partial = Path(f"{path}.partial") if path else None
+        self._file = None
+
+    def __enter__(self) -> "PredictionLog":
+        if self.partial is not None:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.partial, "w")
+        return self
+
+    def write(self, item: dict) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(item) + "\n")
+            self._file.flush()
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            if exc_type is None:
+                os.replace(self.partial, self.path)
 
 
 DEMO_EXAMPLES = """examples:

@@ -21,6 +21,7 @@ Record paths are relative to a root directory (see :func:`default_root`) or abso
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -85,22 +86,30 @@ def load_classes(path: str | os.PathLike) -> list[str]:
     raise DataError(f"{path}: a class map must be a JSON list of names or a {{name: index}} dict with indices 0..K-1")
 
 
-def _read_json(path: Path):
+def _text(path: Path) -> str:
+    """The UTF-8 text of an annotation file (DataError if it is missing or not text)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check the path") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+                        "annotation files are text") from None
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(_text(path))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg}); fix or regenerate the file") from None
 
 
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
     """(line number, stripped line) for every non-blank, non-comment line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                yield lineno, line
+    for lineno, line in enumerate(_text(path).splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield lineno, line
 
 
 def _class_index(classes: Sequence[str], name: str, where: str) -> int:
@@ -144,8 +153,10 @@ _KINETICS_LAYOUTS: tuple[Callable[[str, str], str], ...] = (
 
 def read_kinetics_csv(path: Path, root: Path | None = None, classes: Sequence[str] | None = None) -> Annotations:
     """Kinetics CSV -> records; class names sorted unless ``classes`` is given; layout probed under ``root``."""
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        rows = list(csv.reader(io.StringIO(_text(path), newline="")))
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from None
     header = [h.strip() for h in rows[0]] if rows else []
     needed = ("label", "youtube_id", "time_start", "time_end")
     if not set(needed) <= set(header):
@@ -278,8 +289,7 @@ def detect_format(path: Path) -> str:
         return "folder"
     name = path.name.lower()
     if name.endswith(".csv"):
-        with open(path, encoding="utf-8") as f:
-            return "kinetics" if "youtube_id" in f.readline() else "list"
+        return "kinetics" if "youtube_id" in _text(path).partition("\n")[0] else "list"
     if name.endswith(".json"):
         return "ssv2"
     if re.fullmatch(r"(train|test)list\d+\.txt", name):

@@ -24,6 +24,10 @@ from PIL import Image
 from laps.errors import ConfigError, VideoDecodeError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: the largest frame a video may declare (8K UHD is 33.2 megapixels): a file claiming more is
+#: refused before anything is decoded, so a damaged or hostile header cannot make a reader
+#: allocate gigabytes
+MAX_PIXELS = 36_000_000
 
 
 class BrokenVideoError(VideoDecodeError):
@@ -104,6 +108,10 @@ class PyAVReader:
             kinds = sorted({s.type for s in self._container.streams}) or ["none"]
             raise BrokenVideoError(self.path, f"no video stream (streams: {', '.join(kinds)})")
         stream = self._stream = self._container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > MAX_PIXELS:
+            raise BrokenVideoError(self.path, f"its frames are declared {width}x{height}, larger than laps decodes "
+                                              f"({MAX_PIXELS / 1e6:.0f} megapixels); 'laps data resize' makes it smaller")
         stream.codec_context.thread_count = 1  # parallelism comes from loader workers
         pts, key_pts, packets = self._read_index()
         indexed = len(stream.index_entries)  # mp4/avi: every packet; mkv/webm: key frames only

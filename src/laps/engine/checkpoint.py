@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from laps.atomic import atomic_path
 from laps.engine.config import Config, config_from_dict
 from laps.errors import CheckpointError
 from laps.integrity import BYTES_KEY, DIGEST_KEY, content_digest, damaged, safe_torch_load, verify
@@ -30,21 +29,6 @@ logger = logging.getLogger(__name__)
 
 BEST, LAST, STATE, PREVIOUS_STATE = "best.safetensors", "last.safetensors", "state.pt", "state.prev.pt"
 CONFIG, CLASSES = "config.yaml", "classes.json"
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_weights(model: VideoClassifier, path: str | Path, config: Config | None = None,

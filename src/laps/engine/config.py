@@ -203,8 +203,10 @@ def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[tuple[st
     except yaml.constructor.ConstructorError as err:
         raise ConfigError(f"config file {path}: the YAML tag {err.problem.split()[-1] if err.problem else ''} is "
                           "refused; configs hold plain values only (no tags that build Python objects)") from None
-    except (yaml.YAMLError, OmegaConfBaseException) as err:
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except OSError as err:  # OmegaConf's word for a file that holds a number, a string or a list
+        raise ConfigError(f"config file {path} must hold a mapping of sections ({err})") from None
     if not isinstance(layer, DictConfig):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
     base = layer.pop(BASE_KEY, None)

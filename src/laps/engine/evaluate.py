@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from laps.atomic import atomic_path, write_text_atomic
 from laps.engine.distributed import collective_device, is_main_process
 
 
@@ -109,7 +110,7 @@ def accuracy_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int
 
 def write_eval_outputs(result: dict[str, Any], out_dir: str | Path, classes: list[str], views: str,
                        paths: list[str]) -> dict[str, Any]:
-    """Write eval.json, confusion.csv/png, per_class.csv and predictions.csv; return eval.json's dict."""
+    """Write confusion.csv/png, predictions.csv, then eval.json, each atomically; return eval.json's dict."""
     from laps.analysis.plots import plot_confusion
 
     out = Path(out_dir)
@@ -119,17 +120,18 @@ def write_eval_outputs(result: dict[str, Any], out_dir: str | Path, classes: lis
         "num_videos": result["num_videos"], "views": views,
         "per_class_acc": dict(zip(classes, result["per_class_acc"])),
     }
-    (out / "eval.json").write_text(json.dumps(summary, indent=2))
     confusion = result["confusion"]
-    with open(out / "confusion.csv", "w", newline="") as f:
+    with atomic_path(out / "confusion.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true\\pred", *classes])
         writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
-    plot_confusion(confusion, classes, out / "confusion.png")
-    with open(out / "predictions.csv", "w", newline="") as f:
+    with atomic_path(out / "confusion.png") as tmp:
+        plot_confusion(confusion, classes, tmp)
+    with atomic_path(out / "predictions.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "pred", "prob"])
         for index, label, prob in zip(result["indices"].tolist(), result["labels"].tolist(), result["probs"]):
             pred = int(prob.argmax())
             writer.writerow([paths[index], classes[label], classes[pred], f"{float(prob[pred]):.4f}"])
+    write_text_atomic(out / "eval.json", json.dumps(summary, indent=2))  # last: its presence means a complete evaluation
     return summary

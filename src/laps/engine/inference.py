@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -77,22 +78,28 @@ def expand_videos(inputs: list[str]) -> list[str]:
     return paths
 
 
-def predict_files(trained: TrainedModel, paths: list[str], views: str = "1x3", top_k: int = 5,
-                  amp: str = "none") -> list[dict[str, Any]]:
-    """``[{"path", "top": [{"label", "prob"}, ...]}]`` per video, or ``{"path", "error"}``."""
+def iter_predictions(trained: TrainedModel, paths: list[str], views: str = "1x3", top_k: int = 5,
+                     amp: str = "none") -> Iterator[dict[str, Any]]:
+    """Classify ``paths`` one at a time: yields ``{"path", "top": [{"label", "prob"}, ...]}`` per
+    video, or ``{"path", "error"}`` for one that cannot be read. Nothing accumulates: memory stays
+    flat however many videos there are."""
     c = trained.config
     dataset = VideoDataset([VideoRecord(os.path.abspath(p), 0) for p in paths], ".", c.model.num_frames,
                            c.data.sampling_rate, train=False, img_size=c.model.img_size, sampling=c.data.sampling,
                            views=views, norm=resolve_norm(c), max_retries=0)
-    results = []
     for index, path in enumerate(paths):
         try:
             views_tensor, _, _ = dataset[index]
         except LapsError as exc:
-            results.append({"path": path, "error": str(exc)})
+            yield {"path": path, "error": str(exc)}
             continue
         probs = predict_views(trained.model, views_tensor.unsqueeze(0), dataset.normalize, amp)[0]
         top = probs.topk(min(top_k, probs.numel()))
-        results.append({"path": path, "top": [{"label": trained.classes[i], "prob": float(p)}
-                                              for p, i in zip(top.values.tolist(), top.indices.tolist())]})
-    return results
+        yield {"path": path, "top": [{"label": trained.classes[i], "prob": float(p)}
+                                     for p, i in zip(top.values.tolist(), top.indices.tolist())]}
+
+
+def predict_files(trained: TrainedModel, paths: list[str], views: str = "1x3", top_k: int = 5,
+                  amp: str = "none") -> list[dict[str, Any]]:
+    """:func:`iter_predictions` as a list."""
+    return list(iter_predictions(trained, paths, views, top_k, amp))

@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from laps.atomic import atomic_path, write_text_atomic
 from laps.analysis.flops import count_flops, count_params
 from laps.analysis.plots import plot_training_curves
 from laps.data import build_loader, save_classes, set_epoch
@@ -53,9 +54,9 @@ from laps.engine.distributed import all_reduce_sum, all_reduce_tensor, cleanup, 
 from laps.engine.evaluate import autocast, evaluate
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.preemption import StopSignals
-from laps.engine.run_dir import BROKEN, FLOPS, METRICS, RunLock, claim_output
+from laps.engine.run_dir import BROKEN, CURVES, FLOPS, METRICS, SUMMARY, RunLock, claim_output
 from laps.engine.runtime import seeded, threads
-from laps.errors import ConfigError, DataError, Preempted, TooManyBrokenFiles, TrainingDiverged
+from laps.errors import CheckpointError, ConfigError, DataError, Preempted, TooManyBrokenFiles, TrainingDiverged
 
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class Trainer:
         self.warned_input_bound = False
         self.stop = StopSignals()
         self.bad_streak = 0
-        self.best, self.wall = {"top1": -1.0, "epoch": -1}, 0.0
+        self.best, self.wall = {"top1": -math.inf, "epoch": -1}, 0.0
         self._build_data()
         self._build_model()
 
@@ -192,8 +193,7 @@ class Trainer:
         report = self.out / BROKEN
         if is_main_process():
             self.out.mkdir(parents=True, exist_ok=True)
-            with ckpt.atomic_path(report) as tmp:
-                tmp.write_text("".join(f"{path}\n" for path in paths))
+            write_text_atomic(report, "".join(f"{path}\n" for path in paths))
         share = self.config.data.max_broken_share
         raise TooManyBrokenFiles(
             f"{len(paths)} of {len(dataset)} videos of the {split} split ({len(paths) / len(dataset):.1%}) are missing "
@@ -524,9 +524,10 @@ class Trainer:
             "broken_files": self.train_set.broken, "device": str(self.device),
             "data_workers": self.train_loader.num_workers,
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_text_atomic(self.out / SUMMARY, json.dumps(summary, indent=2))
         if rows:
-            plot_training_curves({self.config.model.temporal: rows}, self.out / "curves.png")
+            with atomic_path(self.out / CURVES) as tmp:
+                plot_training_curves({self.config.model.temporal: rows}, tmp)
         return summary
 
 
@@ -540,15 +541,24 @@ class Trainer:
         model = build_model(c, self.num_classes, pretrained=False)
         clip = torch.zeros(1, c.model.num_frames, model.in_chans, c.model.img_size, c.model.img_size)
         gflops = count_flops(model, clip) / 1e9
-        with ckpt.atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"gflops_per_view": gflops}) + "\n")
+        write_text_atomic(path, json.dumps({"gflops_per_view": gflops}) + "\n")
         return gflops
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl; a torn last line (a process killed while appending it, before the
+    epoch's checkpoint was committed) is dropped, a damaged line before it is an error."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise CheckpointError(f"{path} line {number} is not JSON; the metrics log is damaged") from None
+    return rows
 
 
 def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
