@@ -94,3 +94,52 @@ def test_stop_signals_are_caught_only_inside_the_block():
         time.sleep(0.01)  # the handler runs between bytecodes
         assert stop.received == signal.SIGUSR1 and stop.name == "SIGUSR1"
     assert signal.getsignal(signal.SIGUSR1) is before
+
+
+def _rank_pids(launcher_pid):
+    """{rank: pid} of the worker processes a torchrun launcher started."""
+    found = {}
+    children = subprocess.run(["pgrep", "-P", str(launcher_pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"RANK="):
+                found[int(item[5:])] = int(pid)
+    return found
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_ddp_process_stops_all_of_them_at_the_same_step(tiny_data, tmp_path):
+    """Under DDP the processes agree on a stop (a signal reached only rank 1 here): rank 0 writes the
+    checkpoint, nobody hangs, and the resumed run ends with the uninterrupted run's weights."""
+    def ddp(out, *extra):
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+                "-m", "laps", "train", "--data-root", str(tiny_data), "--output", str(out), *FLAGS,
+                "runtime.progress=false", *extra]
+
+    full = tmp_path / "full"
+    subprocess.run(ddp(full), check=True, env=ENV, capture_output=True, timeout=300)
+    run = tmp_path / "run"
+    launcher = subprocess.Popen(ddp(run), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").is_file() and time.time() < deadline:  # training has begun
+        time.sleep(0.01)
+    time.sleep(0.3)
+    ranks = _rank_pids(launcher.pid)
+    assert set(ranks) == {0, 1}
+    os.kill(ranks[1], signal.SIGUSR1)
+    _, err = launcher.communicate(timeout=120)
+    assert launcher.returncode != 0 and "stopped by SIGUSR1" in err, err[-3000:]
+    assert len(_rows(run)) < 3
+    resume = subprocess.run(ddp(run, "--resume"), env=ENV, capture_output=True, text=True, timeout=300)
+    assert resume.returncode == 0, resume.stderr[-3000:]
+    a, b = _rows(run), _rows(full)
+    assert [r["epoch"] for r in a] == [1, 2, 3]
+    for x, y in zip(a, b):  # the per-epoch sums were reduced at the stop: equal up to summation order
+        assert x == {**y, "train_loss": pytest.approx(y["train_loss"], rel=1e-9)}
+    w, v = load_file(run / "last.safetensors"), load_file(full / "last.safetensors")
+    assert all(torch.equal(w[k], v[k]) for k in w)
