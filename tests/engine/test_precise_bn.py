@@ -64,3 +64,50 @@ def test_the_trainer_applies_it_to_the_model_and_the_ema_model_before_evaluating
     config = tiny_config(tiny_data, tmp_path, **{"optim.epochs": 2, "optim.precise_bn_iters": 7, "optim.ema_decay": 0.5})
     Trainer(config).fit()
     assert calls == [("VideoClassifier", 7)] * 4  # model and EMA model, at each of the two evaluations
+
+
+def _rank_batches(rank):
+    generator = torch.Generator().manual_seed(rank)
+    return [torch.randn(3, 2, 8, 8, generator=generator) * (1 + rank) + 2 * rank for _ in range(2)]
+
+
+def _conv_bn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.Conv2d(4, 3, 3), torch.nn.BatchNorm2d(3))
+
+
+def _precise_bn_rank(rank, world, port, out):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model = _conv_bn()
+        recompute_bn_stats(model, iter(_rank_batches(rank)), num_batches=2)
+        torch.save({k: v for k, v in model.state_dict().items() if "running" in k}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_ddp_the_statistics_cover_the_batches_of_every_process(tmp_path):
+    """Two gloo processes see different batches; both end with the moments of all of them."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_precise_bn_rank, args=(2, port, str(tmp_path)), nprocs=2)
+    model = _conv_bn()
+    layers = batch_norms(model)
+    every = [b for rank in (0, 1) for b in _rank_batches(rank)]
+    expected = [_inputs_of(model, layer, every) for layer in layers]
+    solo = _conv_bn()
+    alone = _inputs_of(solo, batch_norms(solo)[0], _rank_batches(0))
+    for rank in (0, 1):
+        stats = torch.load(tmp_path / f"rank{rank}.pt")
+        for i, inputs in enumerate(expected):
+            torch.testing.assert_close(stats[f"{[1, 4][i]}.running_mean"].double(), inputs.mean(1), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(stats[f"{[1, 4][i]}.running_var"].double(), inputs.var(1), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(stats["1.running_mean"].double(), alone.mean(1), atol=1e-3)  # not one rank's alone
