@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from laps.atomic import atomic_path
 from laps.errors import CheckpointError
 
 #: key of the checksum record: in a training state's dict, and in a safetensors file's metadata
@@ -110,3 +113,32 @@ def safe_torch_load(path: str | Path, what: str) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
         raise load_error(path, exc, what) from exc
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    """Atomically write ``tensors`` as a ``.safetensors`` file whose metadata (``metadata`` plus
+    ``format``) carries the checksum of tensors and metadata."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    metadata = {"format": "pt", **metadata}
+    metadata[DIGEST_KEY], total = content_digest({"tensors": tensors, "metadata": metadata})
+    metadata[BYTES_KEY] = str(total)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_safetensors(path: str | Path, what: str = "weights file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a ``.safetensors`` file, its checksum checked (if it has one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    if path.stat().st_size == 0:
+        raise damaged(path, what, "it is empty (0 bytes)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - not a safetensors file, truncated, ...
+        raise CheckpointError(f"cannot read {what} {path}: {exc}; expected a .safetensors file") from exc
+    digest, total = metadata.pop(DIGEST_KEY, None), metadata.pop(BYTES_KEY, None)
+    verify(path, what, {"tensors": tensors, "metadata": metadata}, digest, total)
+    return tensors, metadata

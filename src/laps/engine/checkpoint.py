@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+
 from laps.atomic import atomic_path
 from laps.engine.config import Config, config_from_dict
 from laps.errors import CheckpointError
-from laps.integrity import BYTES_KEY, DIGEST_KEY, content_digest, damaged, safe_torch_load, verify
-from laps.models import VideoClassifier, checkpoint_filter_fn
+from laps.integrity import (BYTES_KEY, DIGEST_KEY, content_digest, damaged, load_safetensors, safe_torch_load,
+                            save_safetensors, verify)
+from laps.models import VideoClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +36,12 @@ def save_weights(model: VideoClassifier, path: str | Path, config: Config | None
     """Write the weights as safetensors in timm's image-model format (``model.backbone.state_dict()``:
     a timm image model loads them as they are); the run config and class names go into the
     file's metadata so a lone weights file can be loaded and used for prediction."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.backbone.state_dict().items()}
-    metadata = {"format": "pt"}
+    metadata = {}
     if config is not None:
         metadata["laps_config"] = json.dumps(config.to_dict())
     if classes is not None:
         metadata["laps_classes"] = json.dumps(classes)
-    metadata[DIGEST_KEY], total = content_digest({"tensors": state, "metadata": metadata})
-    metadata[BYTES_KEY] = str(total)
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
+    save_safetensors(model.backbone.state_dict(), path, metadata)
 
 
 def save_state(state: dict[str, Any], path: str | Path, previous: str | Path | None = None) -> None:
@@ -108,34 +104,9 @@ def resolve_weights(path: str | Path) -> Path:
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config | None, list[str] | None]:
     """Tensors, run config and class names of a weights file (or run directory)."""
     path = resolve_weights(path)
-    if path.stat().st_size == 0:
-        raise damaged(path, "weights file", "it is empty (0 bytes)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except Exception as exc:  # noqa: BLE001 - not a safetensors file, truncated, ...
-        raise CheckpointError(f"cannot read weights {path}: {exc}; expected a laps .safetensors file") from exc
-    digest, total = metadata.pop(DIGEST_KEY, None), metadata.pop(BYTES_KEY, None)
-    verify(path, "weights file", {"tensors": tensors, "metadata": metadata}, digest, total)
+    tensors, metadata = load_safetensors(path)
     config = config_from_dict(json.loads(metadata["laps_config"])) if "laps_config" in metadata else None
     classes = json.loads(metadata["laps_classes"]) if "laps_classes" in metadata else None
     return tensors, config, classes
 
 
-def load_weights_into(model: VideoClassifier, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Strict load of weights in timm's image-model format (weights files) or the model's own
-    (training states) with one clear message when the checkpoint belongs to another model."""
-    tensors = checkpoint_filter_fn(tensors, model)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
-    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        detail = (f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} with other shapes"
-                  + (f" (e.g. {wrong[0]}: {tuple(tensors[wrong[0]].shape)} vs {tuple(expected[wrong[0]].shape)})" if wrong else ""))
-        raise CheckpointError(
-            f"checkpoint {source} does not fit this model: {detail}; it was saved from another "
-            "backbone or class count — build the model from the checkpoint's own config"
-        )
-    model.load_state_dict(tensors)

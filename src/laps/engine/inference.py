@@ -20,6 +20,7 @@ from laps.engine.config import Config, config_from_dict
 from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
 from laps.errors import CheckpointError, LapsError
 from laps.models import VideoClassifier
+from laps.models.video import load_weights_into
 
 
 @dataclass
@@ -44,7 +45,7 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     if classes is None:
         raise CheckpointError(f"{weights} carries no class names and has no classes.json beside it; was it written by laps train?")
     model = build_model(config, len(classes), pretrained=False)
-    ckpt.load_weights_into(model, tensors, weights)
+    load_weights_into(model, tensors, weights)
     return TrainedModel(model.to(resolve_device(device)).eval(), config, classes)
 
 

@@ -31,7 +31,7 @@ METRICS, SUMMARY, FLOPS, CURVES, BROKEN = "metrics.jsonl", "summary.json", "flop
 #: files that mark a directory as holding a run
 RUN_MARKERS = (ckpt.STATE, ckpt.PREVIOUS_STATE, ckpt.BEST, ckpt.LAST, METRICS, SUMMARY)
 #: everything a run writes (what ``--overwrite`` removes)
-RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.CLASSES)
+RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.CLASSES, "config.json")
 
 
 def claim_output(out: Path, resume: bool, overwrite: bool) -> None:

@@ -46,9 +46,10 @@ from laps.analysis.flops import count_flops, count_params
 from laps.analysis.plots import plot_training_curves
 from laps.data import build_loader, save_classes, set_epoch
 from laps.data.annotations import resolve_path
+from laps.data.transforms import norm_stats
 from laps.data.dataset import VideoDataset, usable_cores
 from laps.engine import checkpoint as ckpt
-from laps.engine.builders import build_dataset, build_model, class_names, read_split, resolve_device
+from laps.engine.builders import build_dataset, build_model, class_names, read_split, resolve_device, resolve_norm
 from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, all_reduce_tensor, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
@@ -56,6 +57,8 @@ from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.preemption import StopSignals
 from laps.engine.run_dir import BROKEN, CURVES, FLOPS, METRICS, SUMMARY, RunLock, claim_output
 from laps.engine.runtime import seeded, threads
+from laps.models.hub import CONFIG_NAME, sharing_config
+from laps.models.video import load_weights_into
 from laps.errors import CheckpointError, ConfigError, DataError, Preempted, TooManyBrokenFiles, TrainingDiverged
 
 
@@ -246,12 +249,12 @@ class Trainer:
         """Load the newest good training state -> (epoch, step to start at, the epoch's metric sums
         so far when it stopped mid-epoch)."""
         state = ckpt.load_resume_state(self.out)
-        ckpt.load_weights_into(self.model, state["model"], self.out / ckpt.STATE)
+        load_weights_into(self.model, state["model"], self.out / ckpt.STATE)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
-            ckpt.load_weights_into(self.ema.module, state["ema"], self.out / ckpt.STATE)
+            load_weights_into(self.ema.module, state["ema"], self.out / ckpt.STATE)
         self.best, self.wall = state["best"], state["wall_time_s"]
         at = state.get("resume_at")
         if at is not None:
@@ -376,6 +379,9 @@ class Trainer:
             (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows if r["epoch"] <= start_epoch))
         save_config(self.config, self.out / ckpt.CONFIG)
         save_classes(self.out / ckpt.CLASSES, self.classes)
+        mean, std = (tuple(v.flatten().tolist()) for v in norm_stats(resolve_norm(self.config)))
+        write_text_atomic(self.out / CONFIG_NAME, json.dumps(sharing_config(
+            self.model, self.classes, mean, std, self.config.data.sampling_rate), indent=2) + "\n")
 
     def _tensorboard(self):
         if not is_main_process():

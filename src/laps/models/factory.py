@@ -77,6 +77,8 @@ def create_model(
             f"{backbone!r} is not a supported backbone family; laps supports the timm "
             f"VisionTransformer family and Visformer ({', '.join(SUPPORTED_PATTERNS)})"
         )
+    architecture = {"backbone": backbone, "temporal": temporal, "num_frames": num_frames, "levels": levels,
+                    "fold_div": fold_div, "timm_kwargs": dict(timm_kwargs)}
     if num_classes is not None:
         timm_kwargs["num_classes"] = num_classes
     if pretrained is True:
@@ -85,4 +87,6 @@ def create_model(
     model = timm.create_model(backbone, pretrained=pretrained is True, **timm_kwargs)
     if pretrained not in (True, False, None, ""):
         load_pretrained_file(model, pretrained)
-    return lapsify(model, num_frames=num_frames, temporal=temporal, levels=levels, fold_div=fold_div)
+    video = lapsify(model, num_frames=num_frames, temporal=temporal, levels=levels, fold_div=fold_div)
+    video.architecture = {**architecture, "num_classes": video.num_classes}
+    return video

@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from laps.errors import ConfigError, ShapeError, UnsupportedBackboneError
+from laps.errors import CheckpointError, ConfigError, ShapeError, UnsupportedBackboneError
 from laps.models.temporal import TemporalAttention, block_levels, check_variant
 from laps.models.visformer import convert_visformer, is_visformer
 from laps.models.vit import convert_vit, is_vit
@@ -66,6 +68,7 @@ class VideoClassifier(nn.Module):
         if not convert_backbone(backbone, shift, fold_div):
             raise UnsupportedBackboneError(f"{type(backbone).__name__} has no attention block to convert")
         self.in_chans = next(m for m in backbone.modules() if isinstance(m, nn.Conv2d)).in_channels
+        self.architecture: dict | None = None  # create_model's arguments, which rebuild the model
         self.set_num_frames(num_frames)
 
     @property
@@ -128,6 +131,14 @@ class VideoClassifier(nn.Module):
         """Clip logits ``(B, K)`` = mean over T of the per-frame logits of ``(B, T, C, H, W)``."""
         return self.forward_frames(clips).mean(1)
 
+    def save_pretrained(self, directory: str | Path, classes: list[str] | None = None,
+                        mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``: everything
+        :func:`laps.from_pretrained` needs to rebuild this model (see :mod:`laps.models.hub`)."""
+        from laps.models.hub import save_pretrained
+
+        return save_pretrained(self, directory, classes=classes, mean=mean, std=std)
+
     def extra_repr(self) -> str:
         return f"temporal={self.temporal}, num_frames={self.num_frames}, levels={self.block_levels}"
 
@@ -142,3 +153,21 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoClassi
         return _PREFIX + key if key not in own and _PREFIX + key in own else key
 
     return {mapped(key): value for key, value in state_dict.items()}
+
+
+def load_weights_into(model: VideoClassifier, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Strict load of weights in timm's image-model format (weights files) or the model's own
+    (training states) with one clear message when the checkpoint belongs to another model."""
+    tensors = checkpoint_filter_fn(tensors, model)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = (f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} with other shapes"
+                  + (f" (e.g. {wrong[0]}: {tuple(tensors[wrong[0]].shape)} vs {tuple(expected[wrong[0]].shape)})" if wrong else ""))
+        raise CheckpointError(
+            f"checkpoint {source} does not fit this model: {detail}; it was saved from another "
+            "backbone or class count — build the model from the checkpoint's own config"
+        )
+    model.load_state_dict(tensors)
