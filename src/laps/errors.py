@@ -49,3 +49,7 @@ class TooManyBrokenFiles(DataError):
 
 class OutputInUse(LapsError, RuntimeError):
     """The output directory holds another run, or another process is writing to it."""
+
+
+class ExportError(LapsError, RuntimeError):
+    """An exported model does not reproduce the eager model."""

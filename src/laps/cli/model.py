@@ -1,4 +1,4 @@
-"""Model subcommands: ``laps flops``."""
+"""Model subcommands: ``laps flops``, ``laps export``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import argparse
 from laps.cli import add_command, add_option
 from laps.models.temporal import VARIANTS
 
+EXPORT_EXAMPLES = """examples:
+  laps export --checkpoint runs/demo/laps --output laps.onnx
+  laps export --checkpoint runs/demo/laps --output laps.pt2
+"""
 FLOPS_EXAMPLES = """examples:
   laps flops visformer_small --temporal laps --num-frames 8 --img-size 224
   laps flops vit_base_patch16_224 --temporal joint --num-frames 16 --json
@@ -25,6 +29,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-classes", type=int, default=400)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_flops)
+
+    p = add_command(subparsers, "export", "export a trained model to ONNX (.onnx) or torch.export (.pt2), checked",
+                    "Export a trained model with a dynamic batch, then run the exported file on random clips and "
+                    "compare it with the eager model (ONNX: in ONNX Runtime on the CPU).", EXPORT_EXAMPLES)
+    p.add_argument("--checkpoint", required=True,
+                   help="a run directory, a save_pretrained folder or a Hugging Face Hub id")
+    p.add_argument("--output", required=True, help="FILE.onnx or FILE.pt2: the format follows the extension")
+    p.add_argument("--batch-size", type=int, default=2, help="batch of the example clips traced (default 2)")
+    p.set_defaults(func=run_export)
 
 
 def run_flops(args: argparse.Namespace) -> int:
@@ -51,4 +64,17 @@ def run_flops(args: argparse.Namespace) -> int:
     print(f"  GFLOPs/view   {cost['gflops']:.2f}")
     print(f"  base2d GFLOPs {cost['base2d_gflops']:.2f}")
     print(f"  overhead      {100 * cost['overhead']:+.2f}%")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from laps.cli import print_json
+    from laps.export import check_export, export
+    from laps.models.hub import from_pretrained
+
+    model = from_pretrained(args.checkpoint)
+    config = model.shared_config
+    metadata = {key: config.get(key) for key in ("classes", "mean", "std", "img_size", "sampling_rate")}
+    path = export(model, args.output, args.batch_size, metadata)
+    print_json({"output": str(path), "num_frames": model.num_frames, **check_export(model, path)})
     return 0
