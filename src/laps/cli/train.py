@@ -26,6 +26,8 @@ PREDICT_EXAMPLES = """examples:
   laps predict --checkpoint runs/demo/laps video1.mp4 video2.mp4
   laps predict --checkpoint runs/mine/best.safetensors --json --top-k 3 my_videos/
   laps predict --checkpoint runs/mine my_videos/ --output predictions.jsonl   # streamed, one line per video
+  laps predict --checkpoint runs/mine long.mp4 --timeline --window 2 --stride 1 --output long_timeline/
+  ffmpeg -i rtsp://camera/stream -f mpegts - | laps predict --checkpoint runs/mine - --timeline --output cam/
 """
 
 #: CLI flag -> config key
@@ -74,8 +76,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--output", default=None, metavar="FILE.jsonl",
                    help="write one JSON line per video as it is classified, into FILE.jsonl.partial, renamed to "
-                        "FILE.jsonl once every video is done")
+                        "FILE.jsonl once every video is done (with --timeline: the output folder)")
     p.add_argument("--device", default="auto")
+    timeline = p.add_argument_group("timeline of one long video or stream (--timeline)")
+    timeline.add_argument("--timeline", action="store_true",
+                          help="label one video (a path, a URL PyAV opens, or - for stdin) over time: writes "
+                               "timeline.json, timeline.csv and timeline.png into --output DIR")
+    timeline.add_argument("--window", type=float, default=2.0, help="seconds a clip covers (default 2)")
+    timeline.add_argument("--stride", type=float, default=1.0, help="seconds between clip starts (default 1)")
+    timeline.add_argument("--smooth", type=int, default=3, help="windows the scores are averaged over (default 3)")
+    timeline.add_argument("--threshold", type=float, default=0.5,
+                          help="smoothed score a window needs to be labelled (default 0.5)")
+    timeline.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
     p.set_defaults(func=run_predict)
 
 
@@ -111,6 +123,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from laps.engine.inference import expand_videos, format_prediction, iter_predictions, load_trained
 
     trained = load_trained(args.checkpoint, args.device)
+    if args.timeline:
+        return run_timeline(args, trained)
     paths = expand_videos(args.videos)
     results, errors = [], 0
     with PredictionLog(args.output) as log:
@@ -127,6 +141,30 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.output:
         print(f"{len(paths)} videos, {errors} unreadable -> {args.output}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def run_timeline(args: argparse.Namespace, trained) -> int:
+    from laps.data.transforms import Normalize
+    from laps.engine.builders import resolve_norm
+    from laps.engine.timeline import open_stream, segments, slide, write_timeline
+    from laps.errors import ConfigError
+
+    if len(args.videos) != 1 or not args.output:
+        raise ConfigError("--timeline takes one video (a path, a URL or -) and --output DIR")
+    c = trained.config
+    device = next(trained.model.parameters()).device
+    normalize = Normalize(resolve_norm(c))
+    with open_stream(args.videos[0]) as container:
+        timeline = slide(trained.model, container, trained.classes, num_frames=c.model.num_frames,
+                         img_size=c.model.img_size, normalize=lambda clips: normalize(clips.to(device)),
+                         window=args.window, stride=args.stride, batch_size=args.batch_size)
+    found = segments(timeline, args.smooth, args.threshold)
+    write_timeline(timeline, found, args.output)
+    for segment in found:
+        print(f"{segment['start']:8.1f}s - {segment['end']:8.1f}s  {segment['label']}  {100 * segment['score']:.1f}%")
+    print(f"{len(timeline.starts)} clips over {timeline.duration:.1f} s, {len(found)} segments -> {args.output}",
+          file=sys.stderr)
+    return 0
 
 
 class PredictionLog:

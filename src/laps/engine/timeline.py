@@ -1,0 +1,222 @@
+"""Label a long video over time: clips slid over a stream, per-class scores, merged segments.
+
+The video is decoded once, front to back, and never held in memory. Window ``k`` covers
+``[k * stride, k * stride + window)`` seconds. Its ``T`` frames are the first frames at or after the
+centres of ``T`` equal parts of it, so windows that overlap share decoded frames. A window is
+resized and cropped as in evaluation (one centre crop). Once its last frame has arrived, it joins a
+batch for the model. What stays in memory are the windows still open (about ``window / stride``
+of them, ``T`` small crops each), a bounded set of thumbnails, and the scores: ``(windows, K)``
+float16, 29 MB for ten hours at one window a second and 400 classes.
+
+Segments: the scores are smoothed over ``smooth`` windows, each window takes its best class if its
+smoothed score reaches ``threshold``, and runs of windows with the same class merge into
+``{"start", "end", "label", "score"}``. Window ``k`` stands for the ``stride`` seconds around its
+centre (the first window from the video's start, the last to its end), so a segment boundary is
+placed to within one stride.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from laps.atomic import atomic_path, write_text_atomic
+from laps.data.transforms import TestTransform
+from laps.errors import ConfigError, VideoDecodeError
+
+#: thumbnails kept for the picture (halved by dropping every other when full)
+THUMBNAILS = 24
+
+
+@dataclass
+class _Window:
+    index: int
+    start: float
+    times: list[float]  # the T sample times
+    crops: list[torch.Tensor | None] = field(default_factory=list)
+
+    @property
+    def filled(self) -> int:
+        return sum(c is not None for c in self.crops)
+
+
+@dataclass
+class Timeline:
+    """Window starts ``(W,)`` and ends (seconds), scores ``(W, K)``, the class names, and thumbnails
+    ``[(time, uint8 (h, w, 3))]``; ``duration`` is the last decoded frame's time."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    scores: np.ndarray
+    classes: list[str]
+    stride: float
+    duration: float
+    thumbnails: list[tuple[float, np.ndarray]]
+
+
+def open_stream(source: str):
+    """``av.open`` a path, a URL PyAV can read, or ``-`` for standard input."""
+    try:
+        return av.open(sys.stdin.buffer if source == "-" else source)
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoDecodeError(f"{source}: cannot open the stream ({err})") from None
+
+
+def _frames(container) -> Iterator[tuple[float, np.ndarray]]:
+    """(time in seconds, RGB frame) in presentation order."""
+    if not container.streams.video:
+        raise VideoDecodeError(f"{container.name}: no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    try:
+        for frame in container.decode(stream):
+            if frame.time is not None:
+                yield float(frame.time), frame.to_ndarray(format="rgb24")
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(f"{container.name}: corrupt video data after some frames ({err})") from None
+
+
+def _duration(container) -> float | None:
+    stream = container.streams.video[0] if container.streams.video else None
+    if stream is not None and stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1e6 if container.duration else None
+
+
+def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, img_size: int,
+          normalize: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float, batch_size: int = 8,
+          progress: bool = True) -> Timeline:
+    """Slide ``window``-second clips every ``stride`` seconds over the video of ``container``
+    (an open PyAV container) and score each with ``model`` ``(B, T, C, H, W) -> logits``."""
+    if window <= 0 or stride <= 0:
+        raise ConfigError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
+    transform = TestTransform(img_size)
+    parts = [(j + 0.5) * window / num_frames for j in range(num_frames)]
+    open_windows: deque[_Window] = deque()
+    ready: list[_Window] = []
+    starts, scores, thumbnails = [], [], []
+    thumb_gap, last_time, next_index = stride, 0.0, 0
+    model.eval()
+
+    def run_batch(batch: list[_Window]) -> None:
+        clips = torch.stack([torch.stack(w.crops) for w in batch])
+        with torch.no_grad():
+            probs = model(normalize(clips)).float().softmax(-1)
+        scores.extend(probs.numpy().astype(np.float16))
+        starts.extend(w.start for w in batch)
+
+    total = _duration(container)
+    bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=not progress,
+               leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s video [{elapsed}<{remaining}]")
+    for time, rgb in _frames(container):
+        crop = None
+        while next_index * stride <= time:  # windows that have begun
+            start = next_index * stride
+            open_windows.append(_Window(next_index, start, [start + p for p in parts], [None] * num_frames))
+            next_index += 1
+        for w in open_windows:
+            for j, t in enumerate(w.times):
+                if w.crops[j] is None and t <= time:
+                    crop = transform(rgb[None])[0, 0] if crop is None else crop
+                    w.crops[j] = crop
+        while open_windows and open_windows[0].filled == num_frames:
+            ready.append(open_windows.popleft())
+            if len(ready) == batch_size:
+                run_batch(ready)
+                ready = []
+        if not thumbnails or time >= thumbnails[-1][0] + thumb_gap:
+            thumbnails.append((time, (crop if crop is not None else transform(rgb[None])[0, 0]).permute(1, 2, 0).numpy()))
+            if len(thumbnails) > THUMBNAILS:  # keep them spread over the whole video, however long
+                thumbnails, thumb_gap = thumbnails[::2], thumb_gap * 2
+        bar.update(round(time - last_time, 3))
+        last_time = time
+    bar.close()
+    if not starts and not ready and open_windows and open_windows[0].filled:  # shorter than one window: pad
+        first = open_windows[0]
+        first.crops = [c if c is not None else next(x for x in reversed(first.crops) if x is not None) for c in first.crops]
+        ready.append(first)
+    if ready:
+        run_batch(ready)
+    if not starts:
+        raise VideoDecodeError(f"{container.name}: no frame could be decoded")
+    starts_a = np.asarray(starts, dtype=np.float64)
+    return Timeline(starts_a, starts_a + window, np.stack(scores), classes, stride, last_time, thumbnails)
+
+
+def segments(timeline: Timeline, smooth: int = 3, threshold: float = 0.5) -> list[dict[str, Any]]:
+    """Smoothed, thresholded and merged ``[{"start", "end", "label", "score"}]`` (seconds, the
+    mean smoothed score of the label over the segment)."""
+    scores = timeline.scores.astype(np.float32)
+    if smooth > 1:
+        kernel = np.ones(smooth, dtype=np.float32) / smooth
+        padded = np.pad(scores, ((smooth // 2, smooth - 1 - smooth // 2), (0, 0)), mode="edge")
+        scores = np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(scores.shape[1])], axis=1)
+    best, top = scores.argmax(1), scores.max(1)
+    centres = (timeline.starts + timeline.ends) / 2
+    half = timeline.stride / 2
+    out: list[dict[str, Any]] = []
+    run_start = None
+    for i in range(len(best) + 1):
+        ends_run = i == len(best) or top[i] < threshold or (run_start is not None and best[i] != best[run_start])
+        if run_start is not None and ends_run:
+            label = int(best[run_start])
+            out.append({"start": 0.0 if run_start == 0 else max(0.0, float(centres[run_start] - half)),
+                        "end": timeline.duration if i == len(best) else min(timeline.duration, float(centres[i - 1] + half)),
+                        "label": timeline.classes[label], "score": float(scores[run_start:i, label].mean())})
+            run_start = None
+        if i < len(best) and run_start is None and top[i] >= threshold:
+            run_start = i
+    return out
+
+
+def write_timeline(timeline: Timeline, found: list[dict[str, Any]], out_dir: str | Path, top_k: int = 3) -> None:
+    """``timeline.json`` (segments and per-window scores), ``timeline.csv`` (one row per window:
+    start, end, a score per class) and ``timeline.png`` (thumbnails over the top labels), each
+    written atomically."""
+    out = Path(out_dir)
+    with atomic_path(out / "timeline.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["start", "end", *timeline.classes])
+        for start, end, row in zip(timeline.starts, timeline.ends, timeline.scores):
+            writer.writerow([f"{start:.3f}", f"{end:.3f}", *(f"{float(p):.4f}" for p in row)])
+    with atomic_path(out / "timeline.png") as tmp:
+        _plot(timeline, found, tmp, top_k)
+    write_text_atomic(out / "timeline.json", json.dumps({
+        "duration": timeline.duration, "stride": timeline.stride, "classes": timeline.classes, "segments": found,
+        "scores": {"start": timeline.starts.round(3).tolist(), "end": timeline.ends.round(3).tolist(),
+                   "probs": timeline.scores.astype(float).round(4).tolist()},
+    }) + "\n")
+
+
+def _plot(timeline: Timeline, found: list[dict[str, Any]], path: Path, top_k: int) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 5))
+    strip, curves = figure.subplots(2, 1, gridspec_kw={"height_ratios": [1, 2]})
+    if timeline.thumbnails:
+        strip.imshow(np.concatenate([image for _, image in timeline.thumbnails], axis=1))
+        strip.set_xticks([(i + 0.5) * timeline.thumbnails[0][1].shape[1] for i in range(len(timeline.thumbnails))],
+                         [f"{t:.0f}s" for t, _ in timeline.thumbnails], fontsize=7)
+    strip.set_yticks([])
+    centres = (timeline.starts + timeline.ends) / 2
+    for k in np.argsort(-timeline.scores.astype(np.float32).mean(0))[:top_k]:
+        curves.plot(centres, timeline.scores[:, k].astype(np.float32), label=timeline.classes[k])
+    for segment in found:
+        curves.axvspan(segment["start"], segment["end"], alpha=0.1, color="grey")
+        curves.text((segment["start"] + segment["end"]) / 2, 1.02, segment["label"], ha="center", fontsize=7)
+    curves.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.1), xlim=(0, max(timeline.duration, 1e-3)))
+    curves.legend(loc="lower right", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)

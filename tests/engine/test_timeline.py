@@ -1,0 +1,123 @@
+"""Timelines: clips slid over a long video find the boundaries of its parts within one stride, with
+memory that does not grow with the video's length."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from laps.data.encoding import write_video
+from laps.data.synthetic import synthetic_clip
+from laps.engine.timeline import open_stream, segments, slide
+
+COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30], [30, 230, 230]], dtype=np.uint8)
+FPS = 8
+
+
+class ColourOracle(nn.Module):
+    """Logits: per class, the number of the clip's frames whose mean colour is nearest to it (a
+    model that is right about every frame, so the test sees only the timeline's own errors)."""
+
+    def forward(self, clips):  # (B, T, C, H, W) float in [0, 255]
+        means = clips.mean(dim=(-1, -2))  # (B, T, C)
+        nearest = torch.cdist(means, torch.tensor(COLOURS, dtype=torch.float32)).argmin(-1)  # (B, T)
+        return nn.functional.one_hot(nearest, len(COLOURS)).sum(1).float() * 5
+
+
+def _colour_video(path, durations):
+    """Parts of flat colours, ``durations`` seconds each -> the boundaries (seconds) and labels."""
+    labels = [i % len(COLOURS) for i in range(len(durations))]
+    frames = np.concatenate([np.broadcast_to(COLOURS[k], (round(d * FPS), 24, 32, 3)) for k, d in zip(labels, durations)])
+    write_video(path, frames + np.random.default_rng(0).integers(0, 8, frames.shape, dtype=np.uint8), fps=FPS)
+    return np.cumsum(durations)[:-1], labels
+
+
+@pytest.mark.parametrize("stride", [0.5, 1.0])
+def test_segments_match_the_parts_within_one_stride(tmp_path, stride):
+    durations = [7, 12.5, 9, 15, 6.5, 10]
+    boundaries, labels = _colour_video(tmp_path / "long.mp4", durations)
+    with open_stream(str(tmp_path / "long.mp4")) as container:
+        timeline = slide(ColourOracle(), container, [f"c{k}" for k in range(5)], num_frames=4, img_size=24,
+                         normalize=lambda clips: clips.float(), window=2.0, stride=stride, progress=False)
+    assert timeline.scores.shape == (len(timeline.starts), 5)
+    assert timeline.starts[0] == 0 and np.allclose(np.diff(timeline.starts), stride)
+    found = segments(timeline, smooth=1, threshold=0.5)
+    assert [s["label"] for s in found] == [f"c{k}" for k in labels]
+    assert found[0]["start"] == 0 and abs(found[-1]["end"] - sum(durations)) <= stride
+    for boundary, (left, right) in zip(boundaries, zip(found, found[1:])):
+        assert abs(left["end"] - boundary) <= stride and abs(right["start"] - boundary) <= stride
+    assert all(s["score"] > 0.9 for s in found)
+
+
+def test_a_video_shorter_than_the_window_gives_one_padded_clip(tmp_path):
+    _colour_video(tmp_path / "short.mp4", [1.0])
+    with open_stream(str(tmp_path / "short.mp4")) as container:
+        timeline = slide(ColourOracle(), container, [f"c{k}" for k in range(5)], num_frames=4, img_size=24,
+                         normalize=lambda clips: clips.float(), window=2.0, stride=1.0, progress=False)
+    assert len(timeline.starts) == 1 and timeline.scores[0].argmax() == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data, tmp_path_factory):
+    from laps.engine.trainer import train
+    from tests.helpers import tiny_config
+
+    run = tmp_path_factory.mktemp("run")
+    train(tiny_config(tiny_data, run, **{"optim.epochs": 1, "data.val_list": None}))
+    return run
+
+
+def _synthetic_video(path, seconds, faststart=False):
+    """Synthetic classes one after another, 4 s each, at FPS frames a second (32 px)."""
+    clips = [synthetic_clip(k % 10, seed=k, num_frames=4 * FPS, size=32) for k in range(int(seconds // 4))]
+    write_video(path, np.concatenate(clips), fps=FPS, faststart=faststart)
+
+
+def test_the_cli_writes_json_csv_and_png_also_from_stdin(tiny_run, tmp_path):
+    _synthetic_video(tmp_path / "long.mp4", 40, faststart=True)  # moov first: readable from a pipe
+    for source, out in (("file", tmp_path / "from_file"), ("stdin", tmp_path / "from_stdin")):
+        cmd = [sys.executable, "-m", "laps", "predict", "--checkpoint", str(tiny_run), "--timeline", "--window", "2",
+               "--stride", "1", "--output", str(out), str(tmp_path / "long.mp4") if source == "file" else "-"]
+        stdin = open(tmp_path / "long.mp4", "rb") if source == "stdin" else None
+        done = subprocess.run(cmd, stdin=stdin, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads((out / "timeline.json").read_text())
+        assert len(report["scores"]["start"]) == 39 and len(report["scores"]["probs"][0]) == 10
+        assert abs(report["duration"] - 40) < 0.5
+        assert all({"start", "end", "label", "score"} == set(s) for s in report["segments"])
+        rows = (out / "timeline.csv").read_text().splitlines()
+        assert len(rows) == 40 and rows[0].split(",")[:3] == ["start", "end", report["classes"][0]]
+        assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "from_file" / "timeline.json").read_text()) == \
+        json.loads((tmp_path / "from_stdin" / "timeline.json").read_text())
+
+
+def _peak_rss_mb(cmd):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            status = open(f"/proc/{proc.pid}/status").read()
+            peak = max(peak, int(status.split("VmRSS:")[1].split()[0]) / 1024)
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.02)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    return peak
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_video_length(tiny_run, tmp_path):
+    peaks = {}
+    for minutes in (1, 5):
+        video = tmp_path / f"{minutes}min.mp4"
+        _synthetic_video(video, 60 * minutes)
+        peaks[minutes] = _peak_rss_mb([sys.executable, "-m", "laps", "predict", "--checkpoint", str(tiny_run),
+                                       "--timeline", "--output", str(tmp_path / f"out{minutes}"), str(video)])
+    print(f"\ntimeline peak RSS: 1 min {peaks[1]:.1f} MB, 5 min {peaks[5]:.1f} MB")
+    assert peaks[5] - peaks[1] < 25, peaks
