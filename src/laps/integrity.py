@@ -102,13 +102,19 @@ def load_error(path: str | Path, exc: Exception, what: str) -> CheckpointError:
     return CheckpointError(f"cannot read {what} {path}: {reason}")
 
 
-def safe_torch_load(path: str | Path, what: str) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU with :func:`load_error`'s messages."""
+def _existing(path: str | Path, what: str) -> Path:
+    """``path`` as a Path, if it is a file that is not empty."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist")
     if path.stat().st_size == 0:
         raise damaged(path, what, "it is empty (0 bytes)")
+    return path
+
+
+def safe_torch_load(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU with :func:`load_error`'s messages."""
+    path = _existing(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
@@ -128,11 +134,7 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadat
 
 def load_safetensors(path: str | Path, what: str = "weights file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a ``.safetensors`` file, its checksum checked (if it has one)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist")
-    if path.stat().st_size == 0:
-        raise damaged(path, what, "it is empty (0 bytes)")
+    path = _existing(path, what)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})

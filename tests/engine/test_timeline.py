@@ -1,9 +1,12 @@
 """Timelines: clips slid over a long video find the boundaries of its parts within one stride, with
 memory that does not grow with the video's length."""
 
+import functools
+import http.server
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -78,11 +81,24 @@ def _synthetic_video(path, seconds, faststart=False):
     write_video(path, np.concatenate(clips), fps=FPS, faststart=faststart)
 
 
-def test_the_cli_writes_json_csv_and_png_also_from_stdin(tiny_run, tmp_path):
+@pytest.fixture
+def http_server(tmp_path):
+    """Serves ``tmp_path`` over HTTP on localhost -> its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_path, http_server):
     _synthetic_video(tmp_path / "long.mp4", 40, faststart=True)  # moov first: readable from a pipe
-    for source, out in (("file", tmp_path / "from_file"), ("stdin", tmp_path / "from_stdin")):
+    sources = {"file": str(tmp_path / "long.mp4"), "stdin": "-", "url": f"{http_server}/long.mp4"}
+    for source, video in sources.items():
+        out = tmp_path / f"from_{source}"
         cmd = [sys.executable, "-m", "laps", "predict", "--checkpoint", str(tiny_run), "--timeline", "--window", "2",
-               "--stride", "1", "--output", str(out), str(tmp_path / "long.mp4") if source == "file" else "-"]
+               "--stride", "1", "--output", str(out), video]
         stdin = open(tmp_path / "long.mp4", "rb") if source == "stdin" else None
         done = subprocess.run(cmd, stdin=stdin, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -93,8 +109,8 @@ def test_the_cli_writes_json_csv_and_png_also_from_stdin(tiny_run, tmp_path):
         rows = (out / "timeline.csv").read_text().splitlines()
         assert len(rows) == 40 and rows[0].split(",")[:3] == ["start", "end", report["classes"][0]]
         assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((tmp_path / "from_file" / "timeline.json").read_text()) == \
-        json.loads((tmp_path / "from_stdin" / "timeline.json").read_text())
+    reports = [json.loads((tmp_path / f"from_{source}" / "timeline.json").read_text()) for source in sources]
+    assert reports[0] == reports[1] == reports[2]
 
 
 def _peak_rss_mb(cmd):
