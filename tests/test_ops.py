@@ -364,3 +364,15 @@ def test_block_path_in_bf16_autocast_style_is_close_to_fp64(num_frames, level, s
     want = _run(reference_block, x.double(), weight.double(), num_frames, groups, shift, fold_div)
     torch.testing.assert_close(out.double(), want[0], atol=5e-2, rtol=5e-2)
     torch.testing.assert_close(x_grad.double(), want[1], atol=2e-1, rtol=1e-1)
+
+
+@pytest.mark.parametrize("to_groups", [True, False])
+@pytest.mark.parametrize("fold, direction", [(0, 1), (2, 1), (3, -1)])
+@pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 2), (8, 3), (4, 1), (6, 1), (2, 1), (8, None)])
+def test_the_out_of_place_reorder_of_exports_equals_the_fast_path(num_frames, level, fold, direction, to_groups):
+    from laps.ops import _reorder, _reorder_out_of_place, frame_groups, group_layout
+
+    layout = group_layout(frame_groups(num_frames, level), num_frames)
+    x = torch.randn(2 * num_frames, 3, 5, 12)
+    args = (x, num_frames, layout.size, layout.step, to_groups, fold, direction, torch.float32)
+    assert torch.equal(_reorder_out_of_place(*args), _reorder(*args, (0, 1, 2, 3)))

@@ -268,7 +268,31 @@ def _memory_order(x: torch.Tensor) -> tuple[int, ...]:
     return tuple(sorted(range(x.dim()), key=lambda dim: -x.stride(dim)))
 
 
+def _shift_along_frames(clips: torch.Tensor, fold: int, direction: int) -> torch.Tensor:
+    """``(B, T, ..., C)``: channels ``[0, fold)`` of frame t from frame ``t + direction``, ``[fold, 2*fold)``
+    from ``t - direction``, zeros past the clip's ends; out of place (concatenations)."""
+    def moved(part: torch.Tensor, by: int) -> torch.Tensor:
+        zeros = torch.zeros_like(part[:, :1])
+        return torch.cat([part[:, 1:], zeros], 1) if by > 0 else torch.cat([zeros, part[:, :-1]], 1)
+
+    return torch.cat([moved(clips[..., :fold], direction), moved(clips[..., fold:2 * fold], -direction),
+                      clips[..., 2 * fold:]], dim=-1)
+
+
+def _reorder_out_of_place(x, num_frames, size, step, to_groups, fold, direction, dtype) -> torch.Tensor:
+    """:func:`_reorder` without writes into a preallocated tensor: for graph exporters (ONNX turns
+    slice writes into slow scatters); the values are the same, the layout is contiguous."""
+    clips = _frame_digits(x, num_frames, size, step, group_order=not to_groups).flatten(1, 3)  # (B, T, ...) clip order
+    if fold:
+        clips = _shift_along_frames(clips, fold, direction)
+    if to_groups and size > 1 and step > 1:
+        clips = clips.unflatten(1, (num_frames // (size * step), size, step)).transpose(2, 3)
+    return clips.reshape(x.shape).to(dtype)
+
+
 def _reorder(x, num_frames, size, step, to_groups, fold, direction, dtype, memory_order) -> torch.Tensor:
+    if torch.compiler.is_exporting():
+        return _reorder_out_of_place(x, num_frames, size, step, to_groups, fold, direction, dtype)
     out = torch.empty_permuted(x.shape, memory_order, dtype=dtype, device=x.device)
     _write_frames(
         _frame_digits(out, num_frames, size, step, group_order=to_groups),
