@@ -75,7 +75,7 @@ class DataConfig:
 class OptimConfig:
     # defaults: the from-scratch recipe measured on a small camera-motion set (configs/scratch_small.yaml)
     optimizer: str = "adamw"
-    lr: float = 5e-4
+    lr: float = 1e-3
     weight_decay: float = 0.05
     momentum: float = 0.9
     schedule: str = "cosine"
