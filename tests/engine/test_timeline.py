@@ -40,9 +40,12 @@ def _colour_video(path, durations):
     return np.cumsum(durations)[:-1], labels
 
 
-@pytest.mark.parametrize("stride", [0.5, 1.0])
-def test_segments_match_the_parts_within_one_stride(tmp_path, stride):
-    durations = [7, 12.5, 9, 15, 6.5, 10]
+@pytest.mark.parametrize("seconds, stride", [(60, 1.0), pytest.param(300, 0.5, marks=pytest.mark.slow),
+                                             pytest.param(300, 1.0, marks=pytest.mark.slow)])
+def test_segments_match_the_parts_of_a_long_video_within_one_stride(tmp_path, seconds, stride):
+    durations = np.random.default_rng(1).choice(np.arange(6, 15.5, 0.5), seconds // 5)
+    durations = np.append(durations[np.cumsum(durations) < seconds - 5], 0)
+    durations[-1] = seconds - durations.sum()  # parts of 6 to 20 s, filling the video exactly
     boundaries, labels = _colour_video(tmp_path / "long.mp4", durations)
     with open_stream(str(tmp_path / "long.mp4")) as container:
         timeline = slide(ColourOracle(), container, [f"c{k}" for k in range(5)], num_frames=4, img_size=24,
