@@ -49,8 +49,8 @@ def _poison_steps(trainer, steps, where):
 
 @pytest.mark.parametrize("where", ["input", "loss"])
 def test_non_finite_steps_are_skipped_and_counted(tiny_data, tmp_path, where):
-    trainer = Trainer(tiny_config(tiny_data, tmp_path / "run", **{"data.val_list": None}))
-    _poison_steps(trainer, {1, 2, 6}, where)  # 5 steps an epoch: two in epoch 1, one in epoch 2
+    trainer = Trainer(tiny_config(tiny_data, tmp_path / "run", **{"data.val_list": None, "runtime.progress": True}))
+    _poison_steps(trainer, {0, 1, 6}, where)  # 5 steps an epoch: the first two of epoch 1, one in epoch 2
     trainer.fit()
     rows = _rows(tmp_path / "run")
     assert [r["skipped_steps"] for r in rows] == [2, 1]

@@ -430,7 +430,8 @@ class Trainer:
                 self._after_step(epoch, step, self._optimizer_step())
             clips_seen += labels.shape[0] * world_size()
             elapsed = time.perf_counter() - began  # float(loss) above waited for the device
-            bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
+            seen = max(sums["count"], 1)  # 0 while every batch so far had a non-finite loss
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}",
                             clips_s=f"{clips_seen / elapsed:.1f}", data=f"{waited / elapsed:.0%}",
                             lr=f"{self._lr():.2e}", refresh=False)  # tqdm's own rate
             if step + 1 == INPUT_BOUND_MIN_STEPS:
