@@ -23,7 +23,7 @@ def test_slow_data_is_reported_once_with_remedies(tiny_data, tmp_path, caplog, m
     read = VideoDataset.__getitem__
 
     def slow_read(self, index):
-        time.sleep(0.08)
+        time.sleep(0.15)
         return read(self, index)
 
     monkeypatch.setattr(VideoDataset, "__getitem__", slow_read)
