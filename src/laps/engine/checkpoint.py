@@ -62,8 +62,8 @@ def load_state(path: str | Path) -> dict[str, Any]:
     state = safe_torch_load(path, "training state")
     if not isinstance(state, dict):
         raise damaged(path, "training state", f"it holds a {type(state).__name__}, not a training state")
-    verify(path, "training state", {k: v for k, v in state.items() if k not in (DIGEST_KEY, BYTES_KEY)},
-           state.pop(DIGEST_KEY, None), state.pop(BYTES_KEY, None))
+    digest, total = state.pop(DIGEST_KEY, None), state.pop(BYTES_KEY, None)
+    verify(path, "training state", state, digest, total)
     return state
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from laps.engine import checkpoint as ckpt
 from laps.errors import OutputInUse
+from laps.models.hub import CONFIG_NAME
 
 try:
     import fcntl
@@ -31,7 +32,7 @@ METRICS, SUMMARY, FLOPS, CURVES, BROKEN = "metrics.jsonl", "summary.json", "flop
 #: files that mark a directory as holding a run
 RUN_MARKERS = (ckpt.STATE, ckpt.PREVIOUS_STATE, ckpt.BEST, ckpt.LAST, METRICS, SUMMARY)
 #: everything a run writes (what ``--overwrite`` removes)
-RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.CLASSES, "config.json")
+RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.CLASSES, CONFIG_NAME)
 
 
 def claim_output(out: Path, resume: bool, overwrite: bool) -> None:

@@ -262,7 +262,8 @@ class Trainer:
         return state["epoch"] + 1, 0, None
 
     def _save_state(self, state: dict[str, Any]) -> None:
-        self._check_finite()
+        """Commit ``state`` as state.pt, keeping the one before as state.prev.pt (the caller has
+        checked that the model is finite)."""
         ckpt.save_state(state, self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
 
     def _check_finite(self) -> None:
@@ -297,6 +298,7 @@ class Trainer:
         totals = dict(zip(SUM_KEYS, all_reduce_sum([sums[k] for k in SUM_KEYS])), skipped=sums["skipped"])
         path = self.out / ckpt.STATE
         if is_main_process():
+            self._check_finite()
             state = self._state(epoch - 1, self.best, self.wall + time.perf_counter() - self.epoch_began)
             state["resume_at"] = {"epoch": epoch, "step": step, "sums": totals}
             self._save_state(state)
