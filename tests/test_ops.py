@@ -165,7 +165,7 @@ def _timm_qkv(frames, dtype, heads=2, tokens=3, dim=8):
 
 def group_order_frames(layout, num_frames):
     """Reference: the frame at each row of a clip in group order, by the definition's loops."""
-    g, s = layout.size, layout.step
+    g, s = layout.group_size, layout.leap
     return [b * g * s + m * s + j for b in range(num_frames // (g * s)) for j in range(s) for m in range(g)]
 
 
@@ -197,7 +197,7 @@ def test_group_layout(num_frames, groups, expected):
     assert ops.group_layout(groups, num_frames) == expected
     if expected is not None:  # group order really puts every group's frames side by side
         rows = group_order_frames(expected, num_frames)
-        chunks = {tuple(rows[i : i + expected.size]) for i in range(0, num_frames, expected.size)}
+        chunks = {tuple(rows[i : i + expected.group_size]) for i in range(0, num_frames, expected.group_size)}
         assert chunks == set(groups)
 
 
@@ -368,11 +368,27 @@ def test_block_path_in_bf16_autocast_style_is_close_to_fp64(num_frames, level, s
 
 @pytest.mark.parametrize("to_groups", [True, False])
 @pytest.mark.parametrize("fold, direction", [(0, 1), (2, 1), (3, -1)])
-@pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 2), (8, 3), (4, 1), (6, 1), (2, 1), (8, None)])
-def test_the_out_of_place_reorder_of_exports_equals_the_fast_path(num_frames, level, fold, direction, to_groups):
-    from laps.ops import _reorder, _reorder_out_of_place, frame_groups, group_layout
-
-    layout = group_layout(frame_groups(num_frames, level), num_frames)
+@pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 2), (8, 3), (4, 1), (6, 1), (2, 1), (8, None), (12, 2)])
+def test_the_fast_reorder_equals_the_reference(num_frames, level, fold, direction, to_groups):
+    """The slice-copy path writes exactly the values of the out-of-place specification."""
+    layout = ops.group_layout(ops.frame_groups(num_frames, level), num_frames)
     x = torch.randn(2 * num_frames, 3, 5, 12)
-    args = (x, num_frames, layout.size, layout.step, to_groups, fold, direction, torch.float32)
-    assert torch.equal(_reorder_out_of_place(*args), _reorder(*args, (0, 1, 2, 3)))
+    move = ops.Reorder(num_frames, layout, to_groups, fold, direction, torch.float32)
+    assert torch.equal(ops.reorder(x, move), ops.reorder_reference(x, move))
+
+
+@pytest.mark.parametrize("num_frames, level", REORDERS)
+def test_the_reference_reorder_is_the_definition(num_frames, level):
+    """The specification against the definition's loops: frames permuted, then shifted frame by frame."""
+    layout = ops.group_layout(ops.frame_groups(num_frames, level), num_frames)
+    x = torch.randn(2 * num_frames, 3, 8)
+    rows = group_order_frames(layout, num_frames)
+    into = ops.reorder_reference(x, ops.Reorder(num_frames, layout, to_groups=True))
+    torch.testing.assert_close(into, reorder_rows(x, num_frames, rows), rtol=0, atol=0)
+    back = ops.reorder_reference(into, ops.Reorder(num_frames, layout, to_groups=False, fold=2))
+    torch.testing.assert_close(back, looped_shift(x, num_frames, 2), rtol=0, atol=0)
+
+
+def test_level_constants_name_the_per_frame_and_joint_schedules():
+    assert ops.frame_groups(4, ops.PER_FRAME) == ops.frame_groups(4, None) == ((0,), (1,), (2,), (3,))
+    assert ops.frame_groups(4, ops.JOINT) == ((0, 1, 2, 3),)

@@ -1,26 +1,44 @@
 """Pure tensor functions of LAPS: frame-group attention, leap attention and the temporal shifts.
 
-Layout conventions:
+Conventions:
 
 * attention tensors are ``(B*T, heads, N, d)``; the ``T`` rows of a clip are consecutive;
 * a *group schedule* is a partition of the ``T`` frames of a clip into groups whose tokens attend
-  jointly. Per-frame 2D attention is ``T`` groups of one frame, Leap Attention is pairs, joint
-  space-time attention is one group of all ``T`` frames;
+  jointly. Per-frame 2D attention is ``T`` groups of one frame (level :data:`PER_FRAME`), Leap
+  Attention is pairs (levels >= 1), joint space-time attention is one group of all ``T`` frames
+  (level :data:`JOINT`);
 * a *regular* schedule (:class:`GroupLayout`) is one a reshape can express: per-frame, joint, and
-  leap pairs when ``T`` is a multiple of ``2s``. Its *group order* puts the frames of every group
-  next to each other; in timm's token-major ``qkv`` layout a group of ``g`` frames in that order is
-  a view ``(B*T/g, heads, g*N, d)``: no copy.
+  leap pairs when ``T`` is a multiple of ``2 * leap``. Its *group order* lists the groups one after
+  the other, so the frames of a group are adjacent rows. In timm's token-major ``qkv`` layout a
+  group of ``g`` adjacent frames is then a view ``(B*T/g, heads, g*N, d)``: attention needs no copy.
 
-The fast path of a temporal block is therefore: :func:`to_group_order` (one copy, which can be the
-dtype cast that autocast makes anyway), :func:`group_attention` on views, and
-:func:`from_group_order`, which writes the output back in clip order with the shift applied in the
-same copy. The natural-order functions (:func:`frame_group_attention`, :func:`leap_attention`,
-:func:`periodic_shift`, :func:`plain_shift`) are built from the same pieces.
+Worked example, ``T = 8`` at leap level 2 (``GroupLayout(group_size=2, leap=2)``)::
+
+    groups       (0,2) (1,3) (4,6) (5,7)
+    clip order   rows hold frames 0 1 2 3 4 5 6 7
+    group order  rows hold frames 0 2 1 3 4 6 5 7
+
+A temporal block moves its input tokens into group order (:func:`to_group_order`: one copy, which
+is also the dtype cast autocast makes anyway), attends on views (:func:`group_attention`) and
+writes the output back into clip order with the shift applied in the same copy
+(:func:`from_group_order`). With the periodic shift, output frame ``t`` takes channels
+``[0, fold)`` from frame ``t+1`` and ``[fold, 2*fold)`` from frame ``t-1`` (zeros past the clip's
+ends), so the write-back of the example reads, per output frame::
+
+    out frame t      0  1  2  3  4  5  6  7
+    [0, fold)        1  2  3  4  5  6  7  z
+    [fold, 2*fold)   z  0  1  2  3  4  5  6
+    the rest         0  1  2  3  4  5  6  7      (z: zeros)
+
+:func:`reorder_reference` states this out of place (an index permutation, then concatenations):
+it is the specification, and graph exporters use it. The fast path (:func:`reorder`) writes the
+same values into one preallocated tensor with a few slice copies; see :func:`_shift_frames` for
+how ``t + 1`` is found without a gather. Tests check the two are equal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +47,10 @@ from laps.errors import ConfigError, ShapeError
 
 Groups = tuple[tuple[int, ...], ...]
 SHIFTS = ("none", "periodic", "plain")
+#: level of plain per-frame (2D) attention; ``None`` in a level schedule means the same
+PER_FRAME = 0
+#: level of joint space-time attention: one group of all the frames of a clip
+JOINT = -1
 
 
 def _check_num_frames(num_frames: int) -> None:
@@ -60,13 +82,13 @@ def leap_groups(num_frames: int, level: int) -> Groups:
     >>> leap_groups(8, 2)
     ((0, 2), (1, 3), (4, 6), (5, 7))
     """
-    step = leap_step(num_frames, level)
+    distance = leap_step(num_frames, level)
     paired = [False] * num_frames
     groups: list[tuple[int, ...]] = []
     for t in range(num_frames):
-        if not paired[t] and t + step < num_frames and not paired[t + step]:
-            groups.append((t, t + step))
-            paired[t] = paired[t + step] = True
+        if not paired[t] and t + distance < num_frames and not paired[t + distance]:
+            groups.append((t, t + distance))
+            paired[t] = paired[t + distance] = True
     leftover = [t for t in range(num_frames) if not paired[t]]
     groups.extend(tuple(leftover[i : i + 2]) for i in range(0, len(leftover), 2))
     return tuple(sorted(groups))
@@ -74,11 +96,11 @@ def leap_groups(num_frames: int, level: int) -> Groups:
 
 def frame_groups(num_frames: int, level: int | None) -> Groups:
     """Group schedule of one attention block: leap pairs for ``level >= 1``, single frames for
-    ``None``/``0`` (per-frame attention) and one group of all frames for ``level == -1`` (joint)."""
+    ``None``/:data:`PER_FRAME`, one group of all frames for :data:`JOINT`."""
     _check_num_frames(num_frames)
-    if level is None or level == 0:
+    if level is None or level == PER_FRAME:
         return tuple((t,) for t in range(num_frames))
-    if level == -1:
+    if level == JOINT:
         return (tuple(range(num_frames)),)
     return leap_groups(num_frames, level)
 
@@ -98,17 +120,25 @@ def check_groups(groups: Groups, num_frames: int) -> Groups:
 
 @dataclass(frozen=True)
 class GroupLayout:
-    """A regular schedule: blocks of ``size * step`` consecutive frames, each split into ``step``
-    groups ``(j, j + step, ..., j + (size-1) * step)``. Clip order views a clip as
-    ``(blocks, size, step)``; group order is ``(blocks, step, size)``, the frames of a group adjacent."""
+    """A regular schedule: runs of ``group_size * leap`` consecutive frames, each run split into
+    ``leap`` groups ``(j, j + leap, ..., j + (group_size - 1) * leap)``.
 
-    size: int
-    step: int
+    Frame ``t`` of a clip has the digits ``t = (run * group_size + member) * leap + j``. Clip order
+    walks the digits as ``(run, member, j)``; group order as ``(run, j, member)``."""
+
+    group_size: int
+    leap: int
 
     @property
     def is_clip_order(self) -> bool:
         """True when group order and clip order coincide (one frame a group, or adjacent frames)."""
-        return self.size == 1 or self.step == 1
+        return self.group_size == 1 or self.leap == 1
+
+    def frames_in_group_order(self, num_frames: int) -> list[int]:
+        """The clip's frame at each row of group order: ``[0, 2, 1, 3, 4, 6, 5, 7]`` for the example."""
+        per_run = self.group_size * self.leap
+        return [run * per_run + member * self.leap + j for run in range(num_frames // per_run)
+                for j in range(self.leap) for member in range(self.group_size)]
 
 
 CLIP_ORDER = GroupLayout(1, 1)
@@ -118,21 +148,19 @@ def group_layout(groups: Groups, num_frames: int) -> GroupLayout | None:
     """The :class:`GroupLayout` equal to ``groups``, or ``None`` if the groups are irregular.
 
     >>> group_layout(leap_groups(8, 2), 8)
-    GroupLayout(size=2, step=2)
+    GroupLayout(group_size=2, leap=2)
     """
     groups = check_groups(groups, num_frames)
-    size = len(groups[0])
-    if any(len(g) != size for g in groups):
+    group_size = len(groups[0])
+    if any(len(g) != group_size for g in groups):
         return None
-    step = groups[0][1] - groups[0][0] if size > 1 else 1
-    if step < 1 or num_frames % (size * step):
+    leap = groups[0][1] - groups[0][0] if group_size > 1 else 1
+    if leap < 1 or num_frames % (group_size * leap):
         return None
-    expected = {
-        tuple(block * size * step + j + i * step for i in range(size))
-        for block in range(num_frames // (size * step))
-        for j in range(step)
-    }
-    return GroupLayout(size, step) if expected == set(groups) else None
+    layout = GroupLayout(group_size, leap)
+    rows = layout.frames_in_group_order(num_frames)
+    expected = {tuple(rows[i : i + group_size]) for i in range(0, num_frames, group_size)}
+    return layout if expected == set(groups) else None
 
 
 def split_clips(x: torch.Tensor, num_frames: int, name: str = "x") -> tuple[int, torch.Tensor]:
@@ -147,7 +175,7 @@ def split_clips(x: torch.Tensor, num_frames: int, name: str = "x") -> tuple[int,
     return batch, x.unflatten(0, (batch, num_frames))
 
 
-def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_frames: int) -> None:
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ShapeError(
             f"q, k, v must be 4-D (B*T, heads, N, d), got shapes {tuple(q.shape)}, "
@@ -158,30 +186,43 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
             f"q, k, v shapes disagree: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}; "
             "they must share (B*T, heads, N) and q, k the head dim"
         )
+    split_clips(q, num_frames, "q")
 
 
-def _attend(q, k, v, size: int, dropout_p: float, scale: float | None) -> torch.Tensor:
-    """Attention within groups of ``size`` adjacent rows: ``(R, h, N, d)`` -> ``(R, h, N, d_v)``.
+# --- attention within groups --------------------------------------------------------------------
+
+
+def _attend_adjacent(q, k, v, group_size: int, dropout_p: float, scale: float | None) -> torch.Tensor:
+    """Attention within groups of ``group_size`` adjacent rows: ``(R, h, N, d)`` -> ``(R, h, N, d_v)``.
 
     ``(R, h, N, d)`` -> ``(R/g, h, g*N, d)`` is a view when a row's stride is ``N`` token strides
     (timm's token-major ``qkv``), a copy otherwise; so is the way back for the fused kernels'
     token-major output."""
-    grouped = [x.unflatten(0, (-1, size)).transpose(1, 2).flatten(2, 3) for x in (q, k, v)]
+    grouped = [x.unflatten(0, (-1, group_size)).transpose(1, 2).flatten(2, 3) for x in (q, k, v)]
     out = F.scaled_dot_product_attention(*grouped, dropout_p=dropout_p, scale=scale)
-    return out.unflatten(2, (size, -1)).transpose(1, 2).flatten(0, 1)
+    return out.unflatten(2, (group_size, -1)).transpose(1, 2).flatten(0, 1)
 
 
-def _gather_attention(q, k, v, num_frames: int, groups: Groups, dropout_p: float, scale: float | None):
+def _attend_gathered(q, k, v, num_frames: int, groups: Groups, dropout_p: float, scale: float | None):
     """Irregular schedules, in clip order: one attention per group size, on gathered copies."""
-    batch, _ = split_clips(q, num_frames, "q")
+    batch = q.shape[0] // num_frames
     heads, tokens, dim_v = v.shape[1:]
     out = v.new_empty(batch, num_frames, tokens, heads, dim_v).transpose(2, 3)  # token-major
     for size in sorted({len(g) for g in groups}):
         index = torch.tensor([g for g in groups if len(g) == size], device=q.device)
-        part = [x.unflatten(0, (batch, num_frames))[:, index].transpose(2, 3).flatten(3, 4).flatten(0, 1) for x in (q, k, v)]
+        part = [x.unflatten(0, (batch, num_frames))[:, index].transpose(2, 3).flatten(3, 4).flatten(0, 1)
+                for x in (q, k, v)]
         o = F.scaled_dot_product_attention(*part, dropout_p=dropout_p, scale=scale)  # (B*G, h, size*N, d)
         out[:, index] = o.unflatten(0, (batch, -1)).unflatten(3, (size, tokens)).transpose(2, 3)
     return out.flatten(0, 1)
+
+
+def attend_groups(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_frames: int, groups: Groups,
+                  layout: GroupLayout | None, dropout_p: float = 0.0, scale: float | None = None) -> torch.Tensor:
+    """:func:`group_attention` without the shape checks, for callers that checked their input once."""
+    if layout is None:
+        return _attend_gathered(q, k, v, num_frames, groups, dropout_p, scale)
+    return _attend_adjacent(q, k, v, layout.group_size, dropout_p, scale)
 
 
 def group_attention(
@@ -206,11 +247,11 @@ def group_attention(
     A regular schedule is one ``scaled_dot_product_attention`` call on views of timm-layout
     ``q, k, v``; an irregular one takes one call per group size, on gathered copies.
     """
-    _check_qkv(q, k, v)
-    split_clips(q, num_frames, "q")
-    if layout is None:
-        return _gather_attention(q, k, v, num_frames, groups, dropout_p, scale)
-    return _attend(q, k, v, layout.size, dropout_p, scale)
+    _check_qkv(q, k, v, num_frames)
+    return attend_groups(q, k, v, num_frames, groups, layout, dropout_p, scale)
+
+
+# --- moving frames between clip order and group order, with the shift ------------------------
 
 
 def shift_fold(channels: int, fold_div: int) -> int:
@@ -226,41 +267,35 @@ def shift_fold(channels: int, fold_div: int) -> int:
     return fold
 
 
-def _frame_digits(x: torch.Tensor, num_frames: int, size: int, step: int, group_order: bool) -> torch.Tensor:
-    """View ``(B*T, ...)`` as ``(B, blocks, size, step, ...)``: frame ``t`` of a clip at the digits
-    of ``t = (block * size + member) * step + j``. For a tensor in group order, a permuted view.
-    When group order is clip order, one frame digit: one slice copy a channel group."""
-    if size == 1 or step == 1:
-        size, step = 1, 1
-    if group_order:
-        return x.unflatten(0, (-1, num_frames // (size * step), step, size)).transpose(2, 3)
-    return x.unflatten(0, (-1, num_frames // (size * step), size, step))
+@dataclass(frozen=True)
+class Reorder:
+    """One move of the frames of ``(B*T, ..., C)`` clips, as one value.
 
+    Attributes:
+        num_frames: ``T``.
+        layout: the group order moved into or out of.
+        to_groups: True: clip order -> group order; False: group order -> clip order.
+        fold: channels shifted each way on the way (0: no shift).
+        direction: +1: channels ``[0, fold)`` of frame t come from frame ``t+1`` and
+            ``[fold, 2*fold)`` from ``t-1``; -1: the other way round (the gradient's move).
+        dtype: the result's dtype (None: the input's).
+        memory_order: the result's dims from the slowest- to the fastest-varying in memory
+            (None: contiguous).
+    """
 
-def _shift_frames(dst: torch.Tensor, src: torch.Tensor, step: int) -> None:
-    """``dst[frame t] = src[frame t + step]`` (``step`` +1 or -1) on ``(B, blocks, size, step, ...)``
-    digit views, zeros where ``t + step`` leaves the clip: frames of different clips never mix.
+    num_frames: int
+    layout: GroupLayout
+    to_groups: bool
+    fold: int = 0
+    direction: int = 1
+    dtype: torch.dtype | None = None
+    memory_order: tuple[int, ...] | None = None
 
-    One slice copy per digit: the frames whose later digits are all at their last value (first
-    value, for -1) move up (down) one in digit ``j`` while the later digits wrap round."""
-    last, first = (slice(-1, None), slice(0, 1)) if step > 0 else (slice(0, 1), slice(-1, None))
-    keep, move = (slice(None, -1), slice(1, None)) if step > 0 else (slice(1, None), slice(None, -1))
-    for digit in (3, 2, 1):
-        if dst.shape[digit] > 1:
-            outer, later = (slice(None),) * digit, 3 - digit
-            dst[outer + (keep,) + (last,) * later] = src[outer + (move,) + (first,) * later]
-    dst[(slice(None), last, last, last)] = 0
-
-
-def _write_frames(dst: torch.Tensor, src: torch.Tensor, fold: int, direction: int) -> None:
-    """``dst = src`` on digit views, channels ``[0, fold)`` taken from frame ``t + direction`` and
-    ``[fold, 2*fold)`` from ``t - direction`` (``direction`` -1: the adjoint, for the gradient)."""
-    if not fold:
-        dst.copy_(src)
-        return
-    _shift_frames(dst[..., :fold], src[..., :fold], direction)
-    _shift_frames(dst[..., fold : 2 * fold], src[..., fold : 2 * fold], -direction)
-    dst[..., 2 * fold :] = src[..., 2 * fold :]
+    def adjoint(self, x: torch.Tensor) -> "Reorder":
+        """The move that carries a gradient of this move's output back to ``x``'s order, dtype and
+        memory layout."""
+        return replace(self, to_groups=not self.to_groups, direction=-self.direction, dtype=x.dtype,
+                       memory_order=_memory_order(x))
 
 
 def _memory_order(x: torch.Tensor) -> tuple[int, ...]:
@@ -269,8 +304,8 @@ def _memory_order(x: torch.Tensor) -> tuple[int, ...]:
 
 
 def _shift_along_frames(clips: torch.Tensor, fold: int, direction: int) -> torch.Tensor:
-    """``(B, T, ..., C)``: channels ``[0, fold)`` of frame t from frame ``t + direction``, ``[fold, 2*fold)``
-    from ``t - direction``, zeros past the clip's ends; out of place (concatenations)."""
+    """``(B, T, ..., C)``: channels ``[0, fold)`` of frame t from frame ``t + direction``,
+    ``[fold, 2*fold)`` from ``t - direction``, zeros past the clip's ends; out of place."""
     def moved(part: torch.Tensor, by: int) -> torch.Tensor:
         zeros = torch.zeros_like(part[:, :1])
         return torch.cat([part[:, 1:], zeros], 1) if by > 0 else torch.cat([zeros, part[:, :-1]], 1)
@@ -279,43 +314,102 @@ def _shift_along_frames(clips: torch.Tensor, fold: int, direction: int) -> torch
                       clips[..., 2 * fold:]], dim=-1)
 
 
-def _reorder_out_of_place(x, num_frames, size, step, to_groups, fold, direction, dtype) -> torch.Tensor:
-    """:func:`_reorder` without writes into a preallocated tensor: for graph exporters (ONNX turns
-    slice writes into slow scatters); the values are the same, the layout is contiguous."""
-    clips = _frame_digits(x, num_frames, size, step, group_order=not to_groups).flatten(1, 3)  # (B, T, ...) clip order
-    if fold:
-        clips = _shift_along_frames(clips, fold, direction)
-    if to_groups and size > 1 and step > 1:
-        clips = clips.unflatten(1, (num_frames // (size * step), size, step)).transpose(2, 3)
-    return clips.reshape(x.shape).to(dtype)
+def reorder_reference(x: torch.Tensor, move: Reorder) -> torch.Tensor:
+    """The specification of a move, out of place: ``(B*T, ...)`` -> ``(B*T, ...)``.
+
+    Frames are permuted by :meth:`GroupLayout.frames_in_group_order` (or its inverse), the shift is
+    done on clip order by concatenation. Used by graph exporters (ONNX turns slice writes into slow
+    scatters); the result is contiguous."""
+    clips = x.unflatten(0, (-1, move.num_frames))  # (B, T, ...)
+    rows = move.layout.frames_in_group_order(move.num_frames)
+    if not move.to_groups:  # group order -> clip order: row p of group order holds frame rows[p]
+        clips = clips[:, [rows.index(t) for t in range(move.num_frames)]]
+    if move.fold and move.num_frames > 1:
+        clips = _shift_along_frames(clips, move.fold, move.direction)
+    if move.to_groups:
+        clips = clips[:, rows]
+    return clips.reshape(x.shape).to(move.dtype or x.dtype)
 
 
-def _reorder(x, num_frames, size, step, to_groups, fold, direction, dtype, memory_order) -> torch.Tensor:
+def _frame_digits(x: torch.Tensor, num_frames: int, layout: GroupLayout, group_order: bool) -> torch.Tensor:
+    """View ``(B*T, ...)`` as ``(B, runs, group_size, leap, ...)``, frame ``t`` of a clip at its digits
+    ``(run, member, j)``; for a tensor in group order, a permuted view. When group order is clip
+    order, the frame is one digit: ``(B, T, 1, 1, ...)``."""
+    group_size, leap = (1, 1) if layout.is_clip_order else (layout.group_size, layout.leap)
+    runs = num_frames // (group_size * leap)
+    if group_order:
+        return x.unflatten(0, (-1, runs, leap, group_size)).transpose(2, 3)
+    return x.unflatten(0, (-1, runs, group_size, leap))
+
+
+def _shift_frames(dst: torch.Tensor, src: torch.Tensor, direction: int) -> None:
+    """``dst[frame t] = src[frame t + direction]`` (``direction`` +1 or -1) on digit views
+    ``(B, runs, group_size, leap, ...)``; zeros where ``t + direction`` leaves the clip.
+
+    ``t + 1`` is ``t`` with a carry, as in counting: for ``T = 8``, digits ``(run, member, j)`` of
+    sizes ``(2, 2, 2)``:
+
+    * frames whose ``j`` is not last take ``j + 1``: frames 0, 2, 4, 6 <- 1, 3, 5, 7;
+    * frames whose ``j`` is last and ``member`` is not take ``member + 1`` with ``j = 0``: 1, 5 <- 2, 6;
+    * frames whose ``j`` and ``member`` are last and ``run`` is not: 3 <- 4;
+    * the frame with every digit last (7) gets zeros.
+
+    One slice copy a digit (``outer + (keep,) + (last,) * later`` picks the frames of one line); for
+    ``direction = -1`` the same with first and last swapped. Frames of different clips never mix:
+    the batch dim is never carried into."""
+    last, first = (slice(-1, None), slice(0, 1)) if direction > 0 else (slice(0, 1), slice(-1, None))
+    keep, take = (slice(None, -1), slice(1, None)) if direction > 0 else (slice(1, None), slice(None, -1))
+    for digit in (3, 2, 1):  # j, member, run
+        if dst.shape[digit] > 1:
+            outer, later = (slice(None),) * digit, 3 - digit
+            dst[outer + (keep,) + (last,) * later] = src[outer + (take,) + (first,) * later]
+    dst[(slice(None), last, last, last)] = 0
+
+
+def _write_frames(dst: torch.Tensor, src: torch.Tensor, fold: int, direction: int) -> None:
+    """``dst = src`` on digit views, channels ``[0, fold)`` taken from frame ``t + direction`` and
+    ``[fold, 2*fold)`` from ``t - direction``."""
+    if not fold:
+        dst.copy_(src)
+        return
+    _shift_frames(dst[..., :fold], src[..., :fold], direction)
+    _shift_frames(dst[..., fold : 2 * fold], src[..., fold : 2 * fold], -direction)
+    dst[..., 2 * fold :] = src[..., 2 * fold :]
+
+
+def _reorder_in_place(x: torch.Tensor, move: Reorder) -> torch.Tensor:
+    """:func:`reorder_reference`'s values written into one new tensor by slice copies."""
     if torch.compiler.is_exporting():
-        return _reorder_out_of_place(x, num_frames, size, step, to_groups, fold, direction, dtype)
-    out = torch.empty_permuted(x.shape, memory_order, dtype=dtype, device=x.device)
-    _write_frames(
-        _frame_digits(out, num_frames, size, step, group_order=to_groups),
-        _frame_digits(x, num_frames, size, step, group_order=not to_groups),
-        fold,
-        direction,
-    )
+        return reorder_reference(x, move)
+    memory_order = move.memory_order or tuple(range(x.dim()))
+    out = torch.empty_permuted(x.shape, memory_order, dtype=move.dtype or x.dtype, device=x.device)
+    fold = move.fold if move.num_frames > 1 else 0
+    _write_frames(_frame_digits(out, move.num_frames, move.layout, group_order=move.to_groups),
+                  _frame_digits(x, move.num_frames, move.layout, group_order=not move.to_groups),
+                  fold, move.direction)
     return out
 
 
-class _Reorder(torch.autograd.Function):
-    """Frames from clip order into group order, or back with a shift: one copy forward, the
-    adjoint copy backward (in the input's dtype and memory order)."""
+class _ReorderFunction(torch.autograd.Function):
+    """A :class:`Reorder`: one copy forward, the adjoint copy backward."""
 
     @staticmethod
-    def forward(ctx, x, num_frames, size, step, to_groups, fold, dtype, memory_order):
-        ctx.args = (num_frames, size, step, not to_groups, fold, -1, x.dtype, _memory_order(x))
-        return _reorder(x, num_frames, size, step, to_groups, fold, 1, dtype, memory_order)
+    def forward(ctx, x: torch.Tensor, move: Reorder) -> torch.Tensor:
+        ctx.adjoint = move.adjoint(x)
+        return _reorder_in_place(x, move)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        return (_reorder(grad, *ctx.args),) + (None,) * 7
+    def backward(ctx, grad: torch.Tensor):
+        return _reorder_in_place(grad, ctx.adjoint), None
+
+
+def reorder(x: torch.Tensor, move: Reorder) -> torch.Tensor:
+    """Apply ``move`` to ``(B*T, ...)`` (no shape checks: the caller checked its input once); one
+    copy, or ``x`` itself when the move changes nothing."""
+    identity = (move.layout.is_clip_order and not (move.fold and move.num_frames > 1)
+                and move.dtype in (None, x.dtype) and move.memory_order is None)
+    return x if identity else _ReorderFunction.apply(x, move)
 
 
 def to_group_order(
@@ -325,10 +419,7 @@ def to_group_order(
     to ``dtype``: one copy (under autocast, the cast the next layer would make anyway), or ``x``
     itself when neither order nor dtype changes."""
     split_clips(x, num_frames)
-    dtype = x.dtype if dtype is None else dtype
-    if layout.is_clip_order and dtype == x.dtype:
-        return x
-    return _Reorder.apply(x, num_frames, layout.size, layout.step, True, 0, dtype, tuple(range(x.dim())))
+    return reorder(x, Reorder(num_frames, layout, to_groups=True, dtype=dtype))
 
 
 def from_group_order(
@@ -341,15 +432,15 @@ def from_group_order(
     """``(B*T, ..., C)`` in the group order of ``layout`` -> clip order, shifted on the way.
 
     With ``fold > 0`` and ``T > 1``, channels ``[0, fold)`` of frame t take frame t+1's values,
-    ``[fold, 2*fold)`` frame t-1's, the rest stay; zeros past the clip's ends. The result is laid
-    out with its dims in ``memory_order`` (default: contiguous). One copy (a slice copy per
-    channel group and frame digit); ``y`` itself when nothing changes."""
+    ``[fold, 2*fold)`` frame t-1's, the rest stay; zeros past the clip's ends (a single frame has
+    no neighbour: its values stay). The result is laid out with its dims in ``memory_order``
+    (default: contiguous). One copy; ``y`` itself when nothing changes."""
     split_clips(y, num_frames, "y")
-    fold = fold if num_frames > 1 else 0  # a single frame has no neighbour: its image stays
-    if layout.is_clip_order and not fold and memory_order is None:
-        return y
-    memory_order = tuple(range(y.dim())) if memory_order is None else tuple(memory_order)
-    return _Reorder.apply(y, num_frames, layout.size, layout.step, False, fold, y.dtype, memory_order)
+    memory_order = None if memory_order is None else tuple(memory_order)
+    return reorder(y, Reorder(num_frames, layout, to_groups=False, fold=fold, memory_order=memory_order))
+
+
+# --- the natural-order functions ---------------------------------------------------------------
 
 
 def frame_group_attention(
@@ -374,14 +465,14 @@ def frame_group_attention(
     token to see only the tokens of its own group: :func:`to_group_order`,
     :func:`group_attention` and :func:`from_group_order`.
     """
-    _check_qkv(q, k, v)
-    split_clips(q, num_frames, "q")
+    _check_qkv(q, k, v, num_frames)
     groups = check_groups(groups, num_frames)
     layout = group_layout(groups, num_frames)
     order = layout or CLIP_ORDER
-    grouped = [to_group_order(x.transpose(1, 2), num_frames, order).transpose(1, 2) for x in (q, k, v)]
-    out = group_attention(*grouped, num_frames, groups, layout, dropout_p=dropout_p, scale=scale)
-    return from_group_order(out.transpose(1, 2), num_frames, order).transpose(1, 2)
+    grouped = [reorder(x.transpose(1, 2), Reorder(num_frames, order, to_groups=True)).transpose(1, 2)
+               for x in (q, k, v)]
+    out = attend_groups(*grouped, num_frames, groups, layout, dropout_p=dropout_p, scale=scale)
+    return reorder(out.transpose(1, 2), Reorder(num_frames, order, to_groups=False)).transpose(1, 2)
 
 
 def leap_attention(

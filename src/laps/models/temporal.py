@@ -26,7 +26,6 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "la": ("leap", "none"),
     "laps": ("leap", "periodic"),
 }
-JOINT_LEVEL = -1  # level value meaning "one group of all frames" (see ops.frame_groups)
 
 
 def check_variant(temporal: str) -> tuple[str, str]:
@@ -49,12 +48,12 @@ def default_levels(num_frames: int, num_blocks: int) -> list[int]:
 def block_levels(
     temporal: str, num_frames: int, num_blocks: int, levels: list[int | None] | None
 ) -> list[int | None]:
-    """Level of every attention block for a variant: ``None`` = per-frame, ``-1`` = joint."""
+    """Level of every attention block for a variant: ``None`` = per-frame, :data:`ops.JOINT` = joint."""
     attention, _ = check_variant(temporal)
     if attention == "frame":
         return [None] * num_blocks
     if attention == "joint":
-        return [JOINT_LEVEL] * num_blocks
+        return [ops.JOINT] * num_blocks
     if levels is None:
         return list(default_levels(num_frames, num_blocks))
     if len(levels) != num_blocks:
@@ -63,9 +62,9 @@ def block_levels(
             "give one level (or None for per-frame attention) per attention block"
         )
     for level in levels:
-        if level not in (None, 0) and (not isinstance(level, int) or level < 1):
+        if level not in (None, ops.PER_FRAME) and (not isinstance(level, int) or level < 1):
             raise ConfigError(f"level {level!r} is invalid; levels must be >= 1, or None/0")
-    return [None if level in (None, 0) else level for level in levels]
+    return [None if level in (None, ops.PER_FRAME) else level for level in levels]
 
 
 class TemporalAttention(nn.Module):
@@ -93,12 +92,20 @@ class TemporalAttention(nn.Module):
         self.set_frames(1, None)
 
     def set_frames(self, num_frames: int, level: int | None) -> None:
-        """Configure for clips of ``num_frames`` frames at ``level`` (None per-frame, -1 joint)."""
+        """Configure for clips of ``num_frames`` frames at ``level`` (None per-frame, ops.JOINT joint)."""
         self.num_frames = num_frames
         self.level = level
         self.groups = ops.frame_groups(num_frames, level)
         self.layout = ops.group_layout(self.groups, num_frames)  # None: irregular, computed in clip order
         self.order = self.layout or ops.CLIP_ORDER
+
+    def check_frames(self, x: torch.Tensor) -> None:
+        """The one shape check of a forward: ``x (B*T, ...)`` holds whole clips of :attr:`num_frames`."""
+        ops.split_clips(x, self.num_frames)
+
+    def into_groups(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``(B*T, ...)`` in clip order -> :attr:`order`, cast to ``dtype``: one copy at most."""
+        return ops.reorder(x, ops.Reorder(self.num_frames, self.order, to_groups=True, dtype=dtype))
 
     def mix(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float, channels_first: bool = False
@@ -106,12 +113,13 @@ class TemporalAttention(nn.Module):
         """``q, k, v (B*T, heads, N, d)`` in :attr:`order` -> ``(B*T, N, heads*d)`` in clip order:
         grouped attention, then the shift while the frames go back; laid out in memory as
         ``(B*T, heads*d, N)`` if ``channels_first``."""
-        out = ops.group_attention(q, k, v, self.num_frames, self.groups, self.layout, dropout_p)
+        out = ops.attend_groups(q, k, v, self.num_frames, self.groups, self.layout, dropout_p)
         out = out.transpose(1, 2)  # (B*T, N, h, d)
         if self.shift == "plain":
             out = out.flatten(2)
         memory_order = (0, *range(2, out.dim()), 1) if channels_first else None
-        return ops.from_group_order(out, self.num_frames, self.order, self.fold, memory_order).flatten(2)
+        back = ops.Reorder(self.num_frames, self.order, to_groups=False, fold=self.fold, memory_order=memory_order)
+        return ops.reorder(out, back).flatten(2)
 
     def extra_repr(self) -> str:
         return f"heads={self.num_heads}, frames={self.num_frames}, level={self.level}, shift={self.shift}"

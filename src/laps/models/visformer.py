@@ -7,7 +7,6 @@ from timm.models.visformer import Attention as VisformerAttention
 from timm.models.visformer import Visformer
 from torch import nn
 
-from laps import ops
 from laps.models.temporal import TemporalAttention
 
 
@@ -26,6 +25,7 @@ class VisformerTemporalAttention(TemporalAttention):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B*T, C, H, W)`` -> ``(B*T, C, H, W)``; H*W positions are the tokens."""
+        self.check_frames(x)
         frames, _, height, width = x.shape
         qkv = self.qkv(x).reshape(frames, 3, self.num_heads, self.head_dim, -1).permute(1, 0, 2, 4, 3)
         # (B*T, heads, H*W, d), token-major in group order: the copies a fused attention needs anyway
@@ -35,8 +35,7 @@ class VisformerTemporalAttention(TemporalAttention):
         return self.proj_drop(self.proj(out))
 
     def _token_major(self, x: torch.Tensor) -> torch.Tensor:
-        x = ops.to_group_order(x.transpose(1, 2), self.num_frames, self.order)
-        return x.contiguous().transpose(1, 2)
+        return self.into_groups(x.transpose(1, 2)).contiguous().transpose(1, 2)
 
 
 def is_visformer(model: nn.Module) -> bool:

@@ -7,7 +7,6 @@ from timm.layers.attention import Attention
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from laps import ops
 from laps.errors import UnsupportedBackboneError
 from laps.models.temporal import TemporalAttention
 
@@ -36,8 +35,9 @@ class ViTTemporalAttention(TemporalAttention):
         """``x (B*T, N, C)`` -> ``(B*T, N, C_out)``."""
         if attn_mask is not None or is_causal:
             raise NotImplementedError("temporal attention does not take an attention mask")
+        self.check_frames(x)
         frames, tokens, _ = x.shape
-        grouped = ops.to_group_order(x, self.num_frames, self.order, _compute_dtype(x))
+        grouped = self.into_groups(x, _compute_dtype(x))
         qkv = self.qkv(grouped).reshape(frames, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
