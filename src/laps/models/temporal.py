@@ -123,3 +123,9 @@ class TemporalAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"heads={self.num_heads}, frames={self.num_frames}, level={self.level}, shift={self.shift}"
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a linear layer computes ``x`` in: autocast's where it is on, else ``x``'s."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype

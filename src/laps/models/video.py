@@ -14,6 +14,7 @@ from torch import nn
 
 from laps.errors import CheckpointError, ConfigError, ShapeError, UnsupportedBackboneError
 from laps.models.temporal import TemporalAttention, block_levels, check_variant
+from laps.models.eva import convert_eva, is_eva
 from laps.models.visformer import convert_visformer, is_visformer
 from laps.models.vit import convert_vit, is_vit
 
@@ -24,11 +25,14 @@ def convert_backbone(model: nn.Module, shift: str, fold_div: int) -> list[Tempor
     """Swap every attention module of a supported timm model for its temporal version."""
     if is_vit(model):
         return convert_vit(model, shift, fold_div)
+    if is_eva(model):
+        return convert_eva(model, shift, fold_div)
     if is_visformer(model):
         return convert_visformer(model, shift, fold_div)
     raise UnsupportedBackboneError(
-        f"{type(model).__name__} is not a supported backbone; laps supports the timm "
-        "VisionTransformer family (vit_*, deit_*) and Visformer (visformer_tiny, visformer_small)"
+        f"{type(model).__name__} is not a supported backbone; laps converts timm's VisionTransformer "
+        "(ViT, DeiT, CLIP, SigLIP, DINOv2, ...), Eva (EVA02, DINOv3, Perception Encoder, rope ViTs) "
+        "and Visformer models: see laps.list_models()"
     )
 
 

@@ -8,7 +8,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
-from laps.models.temporal import TemporalAttention
+from laps.models.temporal import TemporalAttention, compute_dtype
 
 
 class ViTTemporalAttention(TemporalAttention):
@@ -37,7 +37,7 @@ class ViTTemporalAttention(TemporalAttention):
             raise NotImplementedError("temporal attention does not take an attention mask")
         self.check_frames(x)
         frames, tokens, _ = x.shape
-        grouped = self.into_groups(x, _compute_dtype(x))
+        grouped = self.into_groups(x, compute_dtype(x))
         qkv = self.qkv(grouped).reshape(frames, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
@@ -54,20 +54,29 @@ def is_vit(model: nn.Module) -> bool:
 
 def convert_vit(model: VisionTransformer, shift: str, fold_div: int) -> list[TemporalAttention]:
     """Replace the attention of every block in place; returns the new modules in block order."""
+    if not isinstance(model.patch_drop, nn.Identity):
+        raise UnsupportedBackboneError(
+            "patch dropout keeps different patches in every frame, so frames no longer share token "
+            "positions for the shift and the pairs; build the backbone with patch_drop_rate=0"
+        )
     converted = []
     for index, block in enumerate(model.blocks):
         attn = getattr(block, "attn", None)
         if type(attn) is not Attention:
             raise UnsupportedBackboneError(
-                f"block {index} of {type(model).__name__} uses {type(attn).__name__}, not timm's "
-                "standard Attention; laps supports plain ViT/DeiT blocks (vit_*, deit_*)"
+                f"block {index} of {type(model).__name__} is a {type(block).__name__} with "
+                f"{type(attn).__name__}: {_why_not(block, attn)}"
             )
         block.attn = ViTTemporalAttention(attn, shift, fold_div)
         converted.append(block.attn)
     return converted
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype a linear layer computes ``x`` in: autocast's where it is on, else ``x``'s."""
-    device = x.device.type
-    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+
+def _why_not(block: nn.Module, attn: nn.Module | None) -> str:
+    """Why a VisionTransformer block is refused, for the error message."""
+    if attn is None:
+        return ("its attention is fused with the MLP or split into parallel branches, which laps has no "
+                "temporal version of; use a model with plain blocks")
+    return (f"laps converts timm's standard Attention only, and {type(attn).__name__} computes another "
+            "attention (differential attention subtracts two softmax maps); use a model with plain blocks")
