@@ -178,3 +178,29 @@ def test_each_family_exports_and_matches_the_eager_model(tmp_path, family, suffi
     export(model, tmp_path / f"model{suffix}")
     report = check_export(model, tmp_path / f"model{suffix}")
     assert report["passed"] and report["max_abs_diff"] <= 1e-4 * max(1.0, report["max_abs_logit"])
+
+
+@pytest.mark.parametrize("tag", ["vit_base_patch16_clip_224.openai", "vit_small_patch16_dinov3.lvd1689m"])
+def test_pretrained_tag_loads_timms_weights_from_the_local_cache(tmp_path, monkeypatch, tag):
+    """``pretrained=True`` with a tag goes through timm's own loading: weights put in an offline Hugging Face
+    cache where timm looks for that tag arrive in the video model's backbone."""
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+    from timm.models import get_pretrained_cfg
+
+    family = "clip" if "clip" in tag else "dinov3"
+    image = _image(family)
+    repo = get_pretrained_cfg(tag).hf_hub_id
+    snapshot = tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    save_file({k: v.contiguous() for k, v in image.state_dict().items()}, snapshot / "model.safetensors")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    video = laps.create_model(tag, pretrained=True, temporal="laps", num_frames=2, num_classes=5, **FAMILIES[family][1])
+    loaded, saved = video.backbone.state_dict(), image.state_dict()
+    body = [key for key in saved if not key.startswith("head.")]  # timm resets a classifier of another size
+    assert len(body) > 10 and all(torch.equal(loaded[key], saved[key]) for key in body)

@@ -281,3 +281,7 @@ def test_hub_weights_without_network_fail_at_once_in_one_line(tmp_path, monkeypa
         message = str(info.value)
         assert "'vit_base_patch16_224.augreg_in21k'" in message and "pretrained='path/to/weights.safetensors'" in message
         assert ("HF_HUB_OFFLINE is set" if offline else "the test has no network") in message and "\n" not in message
+    with pytest.raises(CheckpointError) as info:  # a foundation model's tag: the tag and the folder to fill
+        laps.create_model("vit_base_patch16_clip_224.openai", pretrained=True, num_frames=2)
+    assert "'vit_base_patch16_clip_224.openai'" in str(info.value)
+    assert str(tmp_path / "models--timm--vit_base_patch16_clip_224.openai") in str(info.value)

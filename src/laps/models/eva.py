@@ -23,10 +23,16 @@ _MODULES = ("qkv", "q_proj", "k_proj", "v_proj", "q_norm", "k_norm", "attn_drop"
 
 
 def apply_rope(x: torch.Tensor, rope: torch.Tensor, num_prefix_tokens: int, half: bool) -> torch.Tensor:
-    """Rotary embedding on the patch tokens of ``x (B*T, heads, N, d)``, the first
-    ``num_prefix_tokens`` (class, register tokens) left as they are: timm's Eva rule."""
-    rotated = apply_rot_embed_cat(x[:, :, num_prefix_tokens:], rope, half=half)
-    return torch.cat([x[:, :, :num_prefix_tokens], rotated], dim=2)
+    """Rotary embedding on the patch tokens of ``x (B*T, heads, N, d)``, the first ``num_prefix_tokens``
+    (class, register tokens) left as they are: timm's Eva rule. ``rope`` is ``(N - prefix, 2d)``, or
+    ``(heads, N - prefix, 2d)`` for per-head frequencies.
+
+    The result is written token-major, ``(B*T, N, heads, d)`` in memory (as timm's ``qkv``), so the
+    frames of a group stay a view for the attention kernel instead of costing a copy each."""
+    tokens = x.transpose(1, 2)  # (B*T, N, h, d)
+    per_token = (rope if rope.dim() > 2 else rope.unsqueeze(0)).transpose(-3, -2)  # (N - prefix, h or 1, 2d)
+    rotated = apply_rot_embed_cat(tokens[:, num_prefix_tokens:], per_token, half=half)
+    return torch.cat([tokens[:, :num_prefix_tokens], rotated], dim=1).transpose(1, 2)
 
 
 class EvaTemporalAttention(TemporalAttention):

@@ -84,10 +84,11 @@ def check_hub_weights(name: str) -> None:
         return
     reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else _hub_unreachable(constants.ENDPOINT)
     if reason:
+        cache = Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
         raise CheckpointError(
-            f"timm weights {name!r} (hub repo {repo}) are not in the local cache and {reason}; download them once "
-            f"where there is network (timm.create_model({name!r}, pretrained=True)), or pass pretrained="
-            "'path/to/weights.safetensors'"
+            f"timm weights {name!r} (hub repo {repo}) are not in the local cache {cache} and {reason}; download them "
+            f"once where there is network (timm.create_model({name!r}, pretrained=True)) and copy that folder "
+            "there, or pass pretrained='path/to/weights.safetensors'"
         )
 
 
