@@ -69,3 +69,16 @@ def test_flops_of_a_recipe_are_the_documented_ones(capsys):
     assert abs(cost["gflops"] - 40.14) <= 0.005 and abs(cost["params"] / 1e6 - 39.76) <= 0.005
     assert main(["flops", "--config", recipe, "--temporal", "base2d", "--json"]) == 0
     assert abs(json.loads(capsys.readouterr().out)["gflops"] - 39.07) <= 0.005  # a flag overrides the recipe
+
+
+@pytest.mark.parametrize("backbone", ["vit_base_patch16_clip_224", "eva02_tiny_patch14_224", "vit_small_patch16_dinov3",
+                                      "vit_small_patch16_rope_224"])
+def test_foundation_families_pay_exactly_their_pairs(backbone):
+    """The same count for the foundation families: rotary embeddings and extra tokens change nothing
+    but N (class + register/storage tokens + patches)."""
+    kw = dict(num_classes=5, img_size=32, patch_size=16, depth=2, embed_dim=64, num_heads=2)
+    clips = torch.zeros(1, 4, 3, 32, 32)
+    models = {v: laps.create_model(backbone, temporal=v, num_frames=4, **kw) for v in ("base2d", "laps")}
+    tokens = models["base2d"].backbone.num_prefix_tokens + 4
+    flops = {variant: count_flops(model, clips) for variant, model in models.items()}
+    assert flops["laps"] - flops["base2d"] == 2 * 2 * 4 * tokens**2 * 64
