@@ -110,3 +110,10 @@ def test_the_app_binds_to_this_machine_unless_told(serve):
     args = build_parser().parse_args(["app", "--checkpoint", "x"])
     assert (args.host, args.port) == ("127.0.0.1", 7860)
     assert serve().startswith("http://127.0.0.1:")
+
+
+def test_flags_the_decoding_cannot_use_are_refused_before_loading(capsys):
+    from laps.cli import main
+
+    assert main(["app", "--checkpoint", "no/such/run", "--switch", "-1"]) == 2
+    assert "--switch >= 0" in capsys.readouterr().err

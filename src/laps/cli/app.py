@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from laps.cli import add_command
+from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 APP_EXAMPLES = """examples:
   laps app --checkpoint runs/demo/laps                 # http://127.0.0.1:7860
@@ -27,12 +28,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--views", default="1x3", help="temporal clips x spatial crops for the top classes (default 1x3)")
     p.add_argument("--long-after", type=float, default=8.0,
                    help="videos this many seconds or longer also get a timeline (default 8)")
-    p.add_argument("--window", type=float, default=2.0, help="timeline: seconds a clip covers (default 2)")
-    p.add_argument("--stride", type=float, default=1.0, help="timeline: seconds between clip starts (default 1)")
-    p.add_argument("--smooth", type=int, default=3, help="timeline: windows the scores are averaged over (default 3)")
-    p.add_argument("--switch", type=float, default=4.0, help="timeline: penalty per change of label (default 4)")
-    p.add_argument("--background", type=float, default=0.2,
-                   help="timeline: score a class must beat to leave 'background' (default 0.2)")
+    add_timeline_flags(p.add_argument_group("timeline of a long video (as laps predict --timeline)"))
     p.set_defaults(func=run_app)
 
 
@@ -40,6 +36,7 @@ def run_app(args: argparse.Namespace) -> int:
     from laps.app.analyse import Settings, load_model
     from laps.app.server import App, make_server
 
+    check_timeline_flags(args)
     settings = Settings(top_k=args.top_k, views=args.views, long_after=args.long_after, window=args.window,
                         stride=args.stride, smooth=args.smooth, switch=args.switch, background=args.background)
     app = App(load_model(args.checkpoint, args.device), settings, max_bytes=int(args.max_mb * 1e6))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from laps.cli import add_command, add_option, workers
+from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 TRAIN_EXAMPLES = """examples:
   laps train --config configs/demo.yaml --output runs/mine
@@ -83,13 +84,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     timeline.add_argument("--timeline", action="store_true",
                           help="label one video (a path, a URL PyAV opens, or - for stdin) over time: writes "
                                "timeline.json, timeline.csv and timeline.png into --output DIR")
-    timeline.add_argument("--window", type=float, default=2.0, help="seconds a clip covers (default 2)")
-    timeline.add_argument("--stride", type=float, default=1.0, help="seconds between clip starts (default 1)")
-    timeline.add_argument("--smooth", type=int, default=3, help="windows the scores are averaged over (default 3)")
-    timeline.add_argument("--switch", type=float, default=4.0,
-                          help="penalty (nats) for each change of label: higher gives fewer, longer segments (default 4)")
-    timeline.add_argument("--background", type=float, default=0.2,
-                          help="smoothed score a class must beat for a window to leave 'background' (default 0.2)")
+    add_timeline_flags(timeline)
     timeline.add_argument("--truth", default=None, metavar="SEGMENTS.csv",
                           help="true segments (CSV with header start,end,label): drawn in the PNG with the boundary error")
     timeline.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
@@ -158,9 +153,7 @@ def run_timeline(args: argparse.Namespace, trained) -> int:
 
     if len(args.videos) != 1 or not args.output:
         raise ConfigError("--timeline takes one video (a path, a URL or -) and --output DIR")
-    if args.smooth < 1 or args.switch < 0 or not 0 < args.background < 1:
-        raise ConfigError(f"--smooth must be >= 1, --switch >= 0 and --background in (0, 1); got {args.smooth}, "
-                          f"{args.switch} and {args.background}")
+    check_timeline_flags(args)
     truth = read_truth(args.truth) if args.truth else None
     c = trained.config
     device = next(trained.model.parameters()).device
