@@ -44,20 +44,20 @@ def viterbi(scores: np.ndarray, switch: float, background: float) -> np.ndarray:
     """Best state per window of ``(W, K)`` scores in ``(0, 1]``: ``(W,)`` ints, ``K`` for background.
 
     Maximises the summed log scores minus ``switch`` per change of state; background scores
-    ``background`` in every window."""
+    ``background`` in every window. The way back is one bit per window and state (stayed, or came
+    from that step's best state): 14 MB for ten hours at one window a second and 400 classes."""
     log = np.log(np.maximum(np.concatenate([scores, np.full((len(scores), 1), background, np.float32)], 1), 1e-6))
-    states = log.shape[1]
-    back = np.zeros(log.shape, dtype=np.int64)
+    stayed = np.zeros(log.shape, dtype=bool)
+    came_from = np.zeros(len(log), dtype=np.int64)  # the best state of the window before
     total = log[0].copy()
     for i in range(1, len(log)):
-        best = int(total.argmax())
-        stay_better = total >= total[best] - switch  # staying costs nothing, switching costs ``switch``
-        back[i] = np.where(stay_better, np.arange(states), best)
-        total = np.where(stay_better, total, total[best] - switch) + log[i]
+        came_from[i] = best = int(total.argmax())
+        stayed[i] = total >= total[best] - switch  # staying costs nothing, switching costs ``switch``
+        total = np.where(stayed[i], total, total[best] - switch) + log[i]
     path = np.empty(len(log), dtype=np.int64)
     path[-1] = int(total.argmax())
     for i in range(len(log) - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
+        path[i - 1] = path[i] if stayed[i, path[i]] else came_from[i]
     return path
 
 
