@@ -44,7 +44,7 @@ def viterbi(scores: np.ndarray, switch: float, background: float) -> np.ndarray:
     """Best state per window of ``(W, K)`` scores in ``(0, 1]``: ``(W,)`` ints, ``K`` for background.
 
     Maximises the summed log scores minus ``switch`` per change of state; background scores
-    ``background`` in every window. The way back is one bit per window and state (stayed, or came
+    ``background`` in every window. The way back is one byte per window and state (stayed, or came
     from that step's best state): 14 MB for ten hours at one window a second and 400 classes."""
     log = np.log(np.maximum(np.concatenate([scores, np.full((len(scores), 1), background, np.float32)], 1), 1e-6))
     stayed = np.zeros(log.shape, dtype=bool)
