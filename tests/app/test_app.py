@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from laps.cli import build_parser
-from tests.app.conftest import CLASSES, colour_video
+from tests.app.helpers import CLASSES, colour_video
 
 
 def post(base, body=b"", name="video.mp4", source=None):

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.app.conftest import colour_video
+from tests.app.helpers import colour_video
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
