@@ -15,8 +15,8 @@ from torch import nn
 
 from laps.data.encoding import write_video
 from laps.data.synthetic import synthetic_clip
-from laps.engine.segmenting import BACKGROUND, read_truth, smooth_scores, viterbi
-from laps.engine.timeline import open_stream, segments, slide
+from laps.engine.segmenting import BACKGROUND, boundary_errors, read_truth, smooth_scores, viterbi
+from laps.engine.timeline import open_stream, segments, slide, write_timeline
 from laps.errors import DataError
 
 COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30], [30, 230, 230]], dtype=np.uint8)
@@ -133,6 +133,18 @@ def test_a_model_right_on_90_percent_of_clips_gives_the_true_segments_of_a_video
     assert [s["label"] for s in found] == [f"c{k}" for k in labels]
     for boundary, segment in zip(boundaries, found):
         assert abs(segment["end"] - boundary) <= 1.0
+    truth = [{"start": float(a), "end": float(b), "label": f"c{k}"}
+             for a, b, k in zip(np.r_[0, boundaries], np.r_[boundaries, sum(durations)], labels)]
+    write_timeline(timeline, found, tmp_path / "out", truth=truth)
+    report = json.loads((tmp_path / "out" / "timeline.json").read_text())
+    assert len(report["truth"]["boundary_errors"]) == 4 and max(report["truth"]["boundary_errors"]) <= 1.0
+    assert (tmp_path / "out" / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_boundary_errors_measure_each_true_boundary_to_the_nearest_found_one():
+    truth = [{"end": 10.0}, {"end": 20.0}, {"end": 30.0}]
+    assert boundary_errors([{"end": 11.0}, {"end": 14.0}, {"end": 30.0}], truth).tolist() == [1.0, 6.0]
+    assert boundary_errors([{"end": 30.0}], truth).tolist() == [np.inf, np.inf]  # one segment: no boundary
 
 
 class Unsure(nn.Module):
