@@ -15,7 +15,9 @@ from torch import nn
 
 from laps.data.encoding import write_video
 from laps.data.synthetic import synthetic_clip
-from laps.engine.timeline import open_stream, segments, slide
+from laps.engine.segmenting import BACKGROUND, boundary_errors, read_truth, smooth_scores, viterbi
+from laps.engine.timeline import open_stream, segments, slide, write_timeline
+from laps.errors import DataError
 
 COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30], [30, 230, 230]], dtype=np.uint8)
 FPS = 8
@@ -51,7 +53,7 @@ def test_segments_match_the_parts_of_a_long_video_within_one_stride(tmp_path, se
                          normalize=lambda clips: clips.float(), window=2.0, stride=stride, progress=False)
     assert timeline.scores.shape == (len(timeline.starts), 5)
     assert timeline.starts[0] == 0 and np.allclose(np.diff(timeline.starts), stride)
-    found = segments(timeline, smooth=1, threshold=0.5)
+    found = segments(timeline, smooth=1)
     assert [s["label"] for s in found] == [f"c{k}" for k in labels]
     assert found[0]["start"] == 0 and abs(found[-1]["end"] - sum(durations)) <= stride
     for boundary, (left, right) in zip(boundaries, zip(found, found[1:])):
@@ -65,6 +67,111 @@ def test_a_video_shorter_than_the_window_gives_one_padded_clip(tmp_path):
         timeline = slide(ColourOracle(), container, [f"c{k}" for k in range(5)], num_frames=4, img_size=24,
                          normalize=lambda clips: clips.float(), window=2.0, stride=1.0, progress=False)
     assert len(timeline.starts) == 1 and timeline.scores[0].argmax() == 0
+
+
+class NoisyOracle(ColourOracle):
+    """:class:`ColourOracle` wrong about a seeded ``error`` share of the clips (a random other class)."""
+
+    def __init__(self, error: float, seed: int = 0):
+        super().__init__()
+        self.error, self.generator = error, torch.Generator().manual_seed(seed)
+        self.wrong = 0
+
+    def forward(self, clips):
+        logits = super().forward(clips)
+        flip = torch.rand(len(logits), generator=self.generator) < self.error
+        other = (logits.argmax(1) + torch.randint(1, len(COLOURS), (len(logits),), generator=self.generator)) % len(COLOURS)
+        logits[flip] = nn.functional.one_hot(other[flip], len(COLOURS)).float() * 20
+        self.wrong += int(flip.sum())
+        return logits
+
+
+def _noisy_scores(truth: np.ndarray, classes: int, right: float, seed: int) -> np.ndarray:
+    """Per-window scores ``(W, classes)``: Dirichlet noise, plus the true class on a ``right`` share of
+    the windows and a random wrong class on the others."""
+    rng = np.random.default_rng(seed)
+    scores = rng.dirichlet(np.full(classes, 0.5), len(truth))
+    correct = rng.random(len(truth)) < right
+    favoured = np.where(correct, truth, (truth + rng.integers(1, classes, len(truth))) % classes)
+    scores[np.arange(len(truth)), favoured] += 1.5
+    return scores / scores.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_viterbi_recovers_the_parts_from_a_model_right_on_90_percent_of_windows(seed):
+    rng = np.random.default_rng(100 + seed)
+    lengths = rng.integers(6, 21, 8)  # parts of 6-20 windows
+    labels = [int(rng.integers(10))]
+    while len(labels) < len(lengths):
+        labels.append(int((labels[-1] + rng.integers(1, 10)) % 10))
+    truth = np.repeat(labels, lengths)
+    scores = _noisy_scores(truth, 10, right=0.9, seed=seed)
+    assert 0.8 < (scores.argmax(1) == truth).mean() < 0.95  # the model really is about 90% right
+    states = viterbi(smooth_scores(scores, 3), switch=4.0, background=0.2)
+    found_cuts = np.flatnonzero(np.diff(states)) + 1
+    assert [int(states[i]) for i in [0, *found_cuts]] == labels
+    assert np.abs(found_cuts - np.cumsum(lengths)[:-1]).max() <= 1
+
+
+def test_the_earlier_threshold_rule_breaks_the_same_scores_into_many_segments():
+    truth = np.repeat([0, 1], 30)
+    scores = smooth_scores(_noisy_scores(truth, 10, right=0.9, seed=0), 3)
+    broken = np.where(scores.max(1) >= 0.5, scores.argmax(1), 10)
+    assert (np.diff(broken) != 0).sum() > 3  # what the decoding exists for
+    assert (np.diff(viterbi(scores, 4.0, 0.2)) != 0).sum() == 1
+
+
+def test_a_model_right_on_90_percent_of_clips_gives_the_true_segments_of_a_video(tmp_path):
+    durations = [12.0, 9.0, 15.0, 10.0, 14.0]
+    boundaries, labels = _colour_video(tmp_path / "long.mp4", durations)
+    model = NoisyOracle(error=0.1)
+    with open_stream(str(tmp_path / "long.mp4")) as container:
+        timeline = slide(model, container, [f"c{k}" for k in range(5)], num_frames=4, img_size=24,
+                         normalize=lambda clips: clips.float(), window=2.0, stride=1.0, progress=False)
+    assert 0.05 < model.wrong / len(timeline.starts) < 0.15
+    found = segments(timeline)
+    assert [s["label"] for s in found] == [f"c{k}" for k in labels]
+    for boundary, segment in zip(boundaries, found):
+        assert abs(segment["end"] - boundary) <= 1.0
+    truth = [{"start": float(a), "end": float(b), "label": f"c{k}"}
+             for a, b, k in zip(np.r_[0, boundaries], np.r_[boundaries, sum(durations)], labels)]
+    write_timeline(timeline, found, tmp_path / "out", truth=truth)
+    report = json.loads((tmp_path / "out" / "timeline.json").read_text())
+    assert len(report["truth"]["boundary_errors"]) == 4 and max(report["truth"]["boundary_errors"]) <= 1.0
+    assert (tmp_path / "out" / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_boundary_errors_measure_each_true_boundary_to_the_nearest_found_one():
+    truth = [{"end": 10.0}, {"end": 20.0}, {"end": 30.0}]
+    assert boundary_errors([{"end": 11.0}, {"end": 14.0}, {"end": 30.0}], truth).tolist() == [1.0, 6.0]
+    assert boundary_errors([{"end": 30.0}], truth).tolist() == [np.inf, np.inf]  # one segment: no boundary
+
+
+class Unsure(nn.Module):
+    """The same logits for every class: no class is ever confident."""
+
+    def forward(self, clips):
+        return torch.zeros(len(clips), 10)
+
+
+def test_a_video_no_class_explains_is_one_background_segment(tmp_path):
+    _synthetic_video(tmp_path / "long.mp4", 16)
+    with open_stream(str(tmp_path / "long.mp4")) as container:
+        timeline = slide(Unsure(), container, [f"c{k}" for k in range(10)], num_frames=4, img_size=32,
+                         normalize=lambda clips: clips.float(), window=2.0, stride=1.0, progress=False)
+    found = segments(timeline)
+    assert [s["label"] for s in found] == [BACKGROUND]
+    assert found[0]["start"] == 0 and found[0]["end"] == timeline.duration
+    assert found[0]["score"] == pytest.approx(0.1, abs=1e-3)  # the best class's score there
+
+
+def test_a_truth_file_needs_start_end_label(tmp_path):
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("start,end,label\n0,30,drifting_left\n30,60,brightening\n")
+    bad.write_text("begin,finish\n0,30\n")
+    assert read_truth(good)[1] == {"start": 30.0, "end": 60.0, "label": "brightening"}
+    with pytest.raises(DataError, match="start,end,label"):
+        read_truth(bad)
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +201,16 @@ def http_server(tmp_path):
     server.shutdown()
 
 
+@pytest.mark.slow  # three subprocesses
 def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_path, http_server):
     _synthetic_video(tmp_path / "long.mp4", 40, faststart=True)  # moov first: readable from a pipe
+    truth = tmp_path / "truth.csv"
+    truth.write_text("start,end,label\n" + "".join(f"{4 * k},{4 * k + 4},c{k}\n" for k in range(10)))
     sources = {"file": str(tmp_path / "long.mp4"), "stdin": "-", "url": f"{http_server}/long.mp4"}
     for source, video in sources.items():
         out = tmp_path / f"from_{source}"
         cmd = [sys.executable, "-m", "laps", "predict", "--checkpoint", str(tiny_run), "--timeline", "--window", "2",
-               "--stride", "1", "--output", str(out), video]
+               "--stride", "1", "--truth", str(truth), "--output", str(out), video]
         stdin = open(tmp_path / "long.mp4", "rb") if source == "stdin" else None
         done = subprocess.run(cmd, stdin=stdin, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -108,6 +218,7 @@ def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_
         assert len(report["scores"]["start"]) == 39 and len(report["scores"]["probs"][0]) == 10
         assert abs(report["duration"] - 40) < 0.5
         assert all({"start", "end", "label", "score"} == set(s) for s in report["segments"])
+        assert len(report["truth"]["boundary_errors"]) == 9 and "segments found, 10 true" in done.stderr
         rows = (out / "timeline.csv").read_text().splitlines()
         assert len(rows) == 40 and rows[0].split(",")[:3] == ["start", "end", report["classes"][0]]
         assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"

@@ -24,7 +24,7 @@ from laps import __version__
 from laps.errors import LapsError
 
 #: modules that each add their commands with ``add_parsers(subparsers)``
-COMMAND_MODULES = ("laps.cli.model", "laps.cli.data", "laps.cli.train", "laps.cli.bench")
+COMMAND_MODULES = ("laps.cli.model", "laps.cli.data", "laps.cli.train", "laps.cli.bench", "laps.cli.app")
 
 #: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
 TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib", "omegaconf", "tqdm", "yaml", "numpy")

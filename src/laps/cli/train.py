@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from laps.cli import add_command, add_option, workers
+from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 TRAIN_EXAMPLES = """examples:
   laps train --config configs/demo.yaml --output runs/mine
@@ -27,6 +28,7 @@ PREDICT_EXAMPLES = """examples:
   laps predict --checkpoint runs/mine/best.safetensors --json --top-k 3 my_videos/
   laps predict --checkpoint runs/mine my_videos/ --output predictions.jsonl   # streamed, one line per video
   laps predict --checkpoint runs/mine long.mp4 --timeline --window 2 --stride 1 --output long_timeline/
+  laps predict --checkpoint runs/mine long.mp4 --timeline --switch 8 --truth long_segments.csv --output long_timeline/
   ffmpeg -i rtsp://camera/stream -f mpegts - | laps predict --checkpoint runs/mine - --timeline --output cam/
 """
 
@@ -82,11 +84,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     timeline.add_argument("--timeline", action="store_true",
                           help="label one video (a path, a URL PyAV opens, or - for stdin) over time: writes "
                                "timeline.json, timeline.csv and timeline.png into --output DIR")
-    timeline.add_argument("--window", type=float, default=2.0, help="seconds a clip covers (default 2)")
-    timeline.add_argument("--stride", type=float, default=1.0, help="seconds between clip starts (default 1)")
-    timeline.add_argument("--smooth", type=int, default=3, help="windows the scores are averaged over (default 3)")
-    timeline.add_argument("--threshold", type=float, default=0.5,
-                          help="smoothed score a window needs to be labelled (default 0.5)")
+    add_timeline_flags(timeline)
+    timeline.add_argument("--truth", default=None, metavar="SEGMENTS.csv",
+                          help="true segments (CSV with header start,end,label): drawn in the PNG with the boundary error")
     timeline.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
     p.set_defaults(func=run_predict)
 
@@ -146,11 +146,15 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_timeline(args: argparse.Namespace, trained) -> int:
     from laps.data.transforms import Normalize
     from laps.engine.builders import resolve_norm
+    from laps.analysis.timeline_plot import truth_summary
+    from laps.engine.segmenting import read_truth
     from laps.engine.timeline import open_stream, segments, slide, write_timeline
     from laps.errors import ConfigError
 
     if len(args.videos) != 1 or not args.output:
         raise ConfigError("--timeline takes one video (a path, a URL or -) and --output DIR")
+    check_timeline_flags(args)
+    truth = read_truth(args.truth) if args.truth else None
     c = trained.config
     device = next(trained.model.parameters()).device
     normalize = Normalize(resolve_norm(c))
@@ -158,10 +162,12 @@ def run_timeline(args: argparse.Namespace, trained) -> int:
         timeline = slide(trained.model, container, trained.classes, num_frames=c.model.num_frames,
                          img_size=c.model.img_size, normalize=lambda clips: normalize(clips.to(device)),
                          window=args.window, stride=args.stride, batch_size=args.batch_size)
-    found = segments(timeline, args.smooth, args.threshold)
-    write_timeline(timeline, found, args.output)
+    found = segments(timeline, args.smooth, args.switch, args.background)
+    write_timeline(timeline, found, args.output, smooth=args.smooth, background=args.background, truth=truth)
     for segment in found:
         print(f"{segment['start']:8.1f}s - {segment['end']:8.1f}s  {segment['label']}  {100 * segment['score']:.1f}%")
+    if truth:
+        print(truth_summary(found, truth), file=sys.stderr)
     print(f"{len(timeline.starts)} clips over {timeline.duration:.1f} s, {len(found)} segments -> {args.output}",
           file=sys.stderr)
     return 0

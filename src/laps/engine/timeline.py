@@ -8,11 +8,10 @@ batch for the model. What stays in memory are the windows still open (about ``wi
 of them, ``T`` small crops each), a bounded set of thumbnails, and the scores: ``(windows, K)``
 float16, 29 MB for ten hours at one window a second and 400 classes.
 
-Segments: the scores are smoothed over ``smooth`` windows, each window takes its best class if its
-smoothed score reaches ``threshold``, and runs of windows with the same class merge into
-``{"start", "end", "label", "score"}``. Window ``k`` stands for the ``stride`` seconds around its
-centre (the first window from the video's start, the last to its end), so a segment boundary is
-placed to within one stride.
+Segments come from the scores by :mod:`laps.engine.segmenting` (smoothing, then a Viterbi pass
+with a switch penalty and a ``background`` state). Window ``k`` stands for the ``stride`` seconds
+around its centre (the first window from the video's start, the last to its end), so a segment
+boundary is placed to within one stride.
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ from tqdm import tqdm
 
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.transforms import TestTransform
+from laps.engine.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
+                                   smooth_scores, viterbi)
 from laps.errors import ConfigError, VideoDecodeError
 
 #: thumbnails kept for the picture (halved by dropping every other when full)
@@ -155,36 +156,24 @@ def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, i
     return Timeline(starts_a, starts_a + window, np.stack(scores), classes, stride, last_time, thumbnails)
 
 
-def segments(timeline: Timeline, smooth: int = 3, threshold: float = 0.5) -> list[dict[str, Any]]:
-    """Smoothed, thresholded and merged ``[{"start", "end", "label", "score"}]`` (seconds, the
-    mean smoothed score of the label over the segment)."""
-    scores = timeline.scores.astype(np.float32)
-    if smooth > 1:
-        kernel = np.ones(smooth, dtype=np.float32) / smooth
-        padded = np.pad(scores, ((smooth // 2, smooth - 1 - smooth // 2), (0, 0)), mode="edge")
-        scores = np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(scores.shape[1])], axis=1)
-    best, top = scores.argmax(1), scores.max(1)
-    centres = (timeline.starts + timeline.ends) / 2
-    half = timeline.stride / 2
-    out: list[dict[str, Any]] = []
-    run_start = None
-    for i in range(len(best) + 1):
-        ends_run = i == len(best) or top[i] < threshold or (run_start is not None and best[i] != best[run_start])
-        if run_start is not None and ends_run:
-            label = int(best[run_start])
-            out.append({"start": 0.0 if run_start == 0 else max(0.0, float(centres[run_start] - half)),
-                        "end": timeline.duration if i == len(best) else min(timeline.duration, float(centres[i - 1] + half)),
-                        "label": timeline.classes[label], "score": float(scores[run_start:i, label].mean())})
-            run_start = None
-        if i < len(best) and run_start is None and top[i] >= threshold:
-            run_start = i
-    return out
+def segments(timeline: Timeline, smooth: int = SMOOTH, switch: float = SWITCH,
+             background: float = BACKGROUND_SCORE) -> list[dict[str, Any]]:
+    """``[{"start", "end", "label", "score"}]`` (seconds) from the timeline's scores: smoothed over
+    ``smooth`` windows, decoded by :func:`~laps.engine.segmenting.viterbi` (``switch`` nats per
+    change of label; ``background`` where no class's score reaches ``background``)."""
+    scores = smooth_scores(timeline.scores, smooth)
+    states = viterbi(scores, switch, background)
+    return segments_from_states(states, scores, timeline.classes, timeline.starts, timeline.ends, timeline.stride,
+                                timeline.duration)
 
 
-def write_timeline(timeline: Timeline, found: list[dict[str, Any]], out_dir: str | Path, top_k: int = 3) -> None:
-    """``timeline.json`` (segments and per-window scores), ``timeline.csv`` (one row per window:
-    start, end, a score per class) and ``timeline.png`` (thumbnails over the top labels), each
-    written atomically."""
+def write_timeline(timeline: Timeline, found: list[dict[str, Any]], out_dir: str | Path, *, smooth: int = SMOOTH,
+                   background: float = BACKGROUND_SCORE, truth: list[dict[str, Any]] | None = None) -> None:
+    """``timeline.json`` (segments, the decoding's settings, per-window scores and, given ``truth``,
+    the boundary errors), ``timeline.csv`` (one row per window: start, end, a score per class) and
+    ``timeline.png`` (thumbnails, smoothed and raw scores, segments, truth), each written atomically."""
+    from laps.analysis.timeline_plot import plot_timeline
+
     out = Path(out_dir)
     with atomic_path(out / "timeline.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
@@ -192,31 +181,13 @@ def write_timeline(timeline: Timeline, found: list[dict[str, Any]], out_dir: str
         for start, end, row in zip(timeline.starts, timeline.ends, timeline.scores):
             writer.writerow([f"{start:.3f}", f"{end:.3f}", *(f"{float(p):.4f}" for p in row)])
     with atomic_path(out / "timeline.png") as tmp:
-        _plot(timeline, found, tmp, top_k)
-    write_text_atomic(out / "timeline.json", json.dumps({
-        "duration": timeline.duration, "stride": timeline.stride, "classes": timeline.classes, "segments": found,
-        "scores": {"start": timeline.starts.round(3).tolist(), "end": timeline.ends.round(3).tolist(),
-                   "probs": timeline.scores.astype(float).round(4).tolist()},
-    }) + "\n")
-
-
-def _plot(timeline: Timeline, found: list[dict[str, Any]], path: Path, top_k: int) -> None:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(12, 5))
-    strip, curves = figure.subplots(2, 1, gridspec_kw={"height_ratios": [1, 2]})
-    if timeline.thumbnails:
-        strip.imshow(np.concatenate([image for _, image in timeline.thumbnails], axis=1))
-        strip.set_xticks([(i + 0.5) * timeline.thumbnails[0][1].shape[1] for i in range(len(timeline.thumbnails))],
-                         [f"{t:.0f}s" for t, _ in timeline.thumbnails], fontsize=7)
-    strip.set_yticks([])
-    centres = (timeline.starts + timeline.ends) / 2
-    for k in np.argsort(-timeline.scores.astype(np.float32).mean(0))[:top_k]:
-        curves.plot(centres, timeline.scores[:, k].astype(np.float32), label=timeline.classes[k])
-    for segment in found:
-        curves.axvspan(segment["start"], segment["end"], alpha=0.1, color="grey")
-        curves.text((segment["start"] + segment["end"]) / 2, 1.02, segment["label"], ha="center", fontsize=7)
-    curves.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.1), xlim=(0, max(timeline.duration, 1e-3)))
-    curves.legend(loc="lower right", fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
+        plot_timeline(timeline.starts, timeline.ends, timeline.scores, smooth_scores(timeline.scores, smooth),
+                      timeline.classes, found, timeline.duration, timeline.thumbnails, tmp, background, truth)
+    report: dict[str, Any] = {"duration": timeline.duration, "stride": timeline.stride, "classes": timeline.classes,
+                              "segments": found}
+    if truth:
+        errors = [round(float(e), 3) if np.isfinite(e) else None for e in boundary_errors(found, truth)]
+        report["truth"] = {"segments": truth, "boundary_errors": errors}
+    report["scores"] = {"start": timeline.starts.round(3).tolist(), "end": timeline.ends.round(3).tolist(),
+                        "probs": timeline.scores.astype(float).round(4).tolist()}
+    write_text_atomic(out / "timeline.json", json.dumps(report) + "\n")

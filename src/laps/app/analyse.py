@@ -1,0 +1,115 @@
+"""What the page shows for one video: the top classes, and for a long video its timeline.
+
+Everything here works on a local file; :mod:`laps.app.server` saves uploads and downloads URLs first.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from laps.data.transforms import Normalize
+from laps.engine.builders import resolve_norm
+from laps.engine.inference import TrainedModel, iter_predictions, load_trained
+from laps.engine.segmenting import BACKGROUND_SCORE, SMOOTH, SWITCH, smooth_scores
+from laps.engine.timeline import Timeline, open_stream, segments, slide
+from laps.errors import VideoDecodeError
+
+
+#: FFmpeg codecs that render text files as pictures
+TEXT_CODECS = ("ansi", "bintext", "xbin", "idf")
+
+
+def load_model(checkpoint: str, device: str = "cpu") -> TrainedModel:
+    """The app's one way to load a checkpoint: the loader ``laps predict`` uses."""
+    return load_trained(checkpoint, device)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How videos are read: ``views`` for the top classes; a video of ``long_after`` seconds or more
+    also gets a timeline of ``window``-second clips every ``stride`` seconds, decoded with ``smooth``,
+    ``switch`` and ``background`` (see :mod:`laps.engine.segmenting`)."""
+
+    top_k: int = 5
+    views: str = "1x3"
+    long_after: float = 8.0
+    window: float = 2.0
+    stride: float = 1.0
+    smooth: int = SMOOTH
+    switch: float = SWITCH
+    background: float = BACKGROUND_SCORE
+
+
+def _png(image: np.ndarray) -> str:
+    """uint8 ``(h, w, 3)`` -> a ``data:image/png;base64,...`` URL."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def video_duration(path: str) -> float:
+    """Seconds of video in the file at ``path``; :class:`VideoDecodeError` if it holds none."""
+    with open_stream(path) as container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path}: no video stream in this file")
+        stream = container.streams.video[0]
+        if stream.codec_context.name in TEXT_CODECS:
+            raise VideoDecodeError(f"{path}: a text file (FFmpeg would draw its characters as video)")
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return container.duration / 1e6 if container.duration else 0.0
+
+
+def _timeline(trained: TrainedModel, path: str, settings: Settings) -> Timeline:
+    c = trained.config
+    normalize = Normalize(resolve_norm(c))
+    device = next(trained.model.parameters()).device
+    with open_stream(path) as container:
+        return slide(trained.model, container, trained.classes, num_frames=c.model.num_frames,
+                     img_size=c.model.img_size, normalize=lambda clips: normalize(clips.to(device)),
+                     window=settings.window, stride=settings.stride, progress=False)
+
+
+def timeline_view(timeline: Timeline, settings: Settings) -> dict[str, Any]:
+    """The timeline's PNG (data URL) and its segments, each with the thumbnail nearest its middle."""
+    from laps.analysis.timeline_plot import plot_timeline
+
+    found = segments(timeline, settings.smooth, settings.switch, settings.background)
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "timeline.png"
+        plot_timeline(timeline.starts, timeline.ends, timeline.scores, smooth_scores(timeline.scores, settings.smooth),
+                      timeline.classes, found, timeline.duration, timeline.thumbnails, png, settings.background)
+        plot = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+    times = np.array([t for t, _ in timeline.thumbnails])
+    rows = []
+    for segment in found:
+        nearest = int(np.abs(times - (segment["start"] + segment["end"]) / 2).argmin())
+        rows.append({**segment, "thumbnail": _png(timeline.thumbnails[nearest][1])})
+    return {"png": plot, "segments": rows, "windows": len(timeline.starts)}
+
+
+def analyse(trained: TrainedModel, path: str, name: str, settings: Settings) -> dict[str, Any]:
+    """``{"name", "duration", "top": [{"label", "prob"}], "timeline": {...} or None, "seconds"}`` for
+    the video file at ``path``; bad videos raise :class:`VideoDecodeError` with a message for the user."""
+    began = time.perf_counter()
+    try:
+        duration = video_duration(path)
+        item = next(iter_predictions(trained, [path], settings.views, settings.top_k))
+        if "error" in item:
+            raise VideoDecodeError(item["error"])
+        view = timeline_view(_timeline(trained, path, settings), settings) if duration >= settings.long_after else None
+    except VideoDecodeError as err:
+        reason = str(err).replace(f"{path}: ", "").replace(path, name)
+        raise VideoDecodeError(f"{name}: not a video this page can read, or a truncated one ({reason})") from None
+    return {"name": name, "duration": round(duration, 2), "top": item["top"], "timeline": view,
+            "seconds": round(time.perf_counter() - began, 3)}

@@ -1,0 +1,45 @@
+"""Helpers of the ``laps app`` tests: a colour oracle as a trained model, and flat-colour videos."""
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from laps.data.encoding import write_video
+from laps.data.transforms import norm_stats
+from laps.engine.builders import resolve_norm
+from laps.engine.inference import TrainedModel
+from tests.engine.test_timeline import COLOURS, FPS
+from tests.helpers import tiny_config
+
+CLASSES = ["red", "green", "blue", "yellow", "cyan"]
+
+
+class NormalisedColourOracle(nn.Module):
+    """Normalised clips ``(B, T, C, H, W)`` -> logits: per class, the frames whose mean colour is
+    nearest to it; ``delay`` seconds per call make concurrent requests overlap."""
+
+    def __init__(self, norm, delay: float = 0.0):
+        super().__init__()
+        self.mean, self.std = (x.view(-1) for x in norm_stats(norm))
+        self.delay = delay
+        self.device_anchor = nn.Parameter(torch.zeros(()))  # inference finds the device from a parameter
+
+    def forward(self, clips):
+        time.sleep(self.delay)
+        means = (clips.mean(dim=(-1, -2)) * self.std + self.mean) * 255  # (B, T, C)
+        nearest = torch.cdist(means, torch.tensor(COLOURS, dtype=torch.float32)).argmin(-1)
+        return nn.functional.one_hot(nearest, len(COLOURS)).sum(1).float() * 5
+
+
+def colour_video(path, parts):
+    """``[(class index, seconds)]`` of flat colours (with a little noise) at FPS frames a second."""
+    frames = np.concatenate([np.broadcast_to(COLOURS[k], (round(s * FPS), 32, 32, 3)) for k, s in parts])
+    write_video(path, frames + np.random.default_rng(0).integers(0, 8, frames.shape, dtype=np.uint8), fps=FPS)
+    return path
+
+
+def oracle_model(tmp_path, delay: float = 0.0) -> TrainedModel:
+    config = tiny_config(tmp_path, tmp_path / "run")
+    return TrainedModel(NormalisedColourOracle(resolve_norm(config), delay).eval(), config, CLASSES)
