@@ -61,6 +61,7 @@ def _same(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["input", "loss"])
 def test_non_finite_steps_are_skipped_and_counted(tiny_data, tmp_path, where):
     trainer = Trainer(tiny_config(tiny_data, tmp_path / "run", **{"data.val_list": None, "runtime.progress": True}))
@@ -78,6 +79,7 @@ def test_non_finite_steps_are_skipped_and_counted(tiny_data, tmp_path, where):
     assert not _same(weights[2], weights[3]) and not _same(weights[5], weights[6])
 
 
+@pytest.mark.slow
 def test_too_many_non_finite_steps_in_a_row_stop_the_run_naming_the_last_good_checkpoint(tiny_data, tmp_path):
     out = tmp_path / "run"
     trainer = Trainer(tiny_config(tiny_data, out, **{"optim.max_bad_steps": 3, "optim.epochs": 3}))
@@ -91,6 +93,7 @@ def test_too_many_non_finite_steps_in_a_row_stop_the_run_naming_the_last_good_ch
     assert len(_rows(out)) == 1
 
 
+@pytest.mark.slow
 def test_a_model_with_nan_weights_is_never_saved(tiny_data, tmp_path):
     out = tmp_path / "run"
     trainer = Trainer(tiny_config(tiny_data, out, **{"data.val_list": None, "optim.epochs": 1}))
@@ -114,6 +117,7 @@ def _copy_data(tiny_data, tmp_path):
     return data
 
 
+@pytest.mark.slow
 def test_missing_videos_are_reported_before_the_first_step_and_counted(tiny_data, tmp_path, caplog):
     data = _copy_data(tiny_data, tmp_path)
     first = (data / "train.txt").read_text().split()[0]
@@ -135,6 +139,7 @@ def test_a_list_with_too_many_missing_videos_stops_before_training(tiny_data, tm
     assert (tmp_path / "run" / "broken_files.txt").read_text().split() == sorted(gone)
 
 
+@pytest.mark.slow
 def test_broken_videos_past_the_threshold_stop_the_run_with_the_list(tiny_data, tmp_path):
     data = _copy_data(tiny_data, tmp_path)
     broken = [line.split()[0] for line in (data / "train.txt").read_text().splitlines()[:3]]
@@ -165,6 +170,7 @@ def test_labels_outside_the_class_map_are_an_error_before_training(tiny_data, tm
                                                         "data.val_list": None}))
 
 
+@pytest.mark.slow
 def test_an_output_directory_with_another_run_is_refused_unless_resume_or_overwrite(tiny_data, tmp_path):
     out = tmp_path / "run"
     config = tiny_config(tiny_data, out, **{"optim.epochs": 1, "data.val_list": None})
