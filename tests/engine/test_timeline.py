@@ -94,6 +94,7 @@ def http_server(tmp_path):
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_path, http_server):
     _synthetic_video(tmp_path / "long.mp4", 40, faststart=True)  # moov first: readable from a pipe
     sources = {"file": str(tmp_path / "long.mp4"), "stdin": "-", "url": f"{http_server}/long.mp4"}
