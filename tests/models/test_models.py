@@ -30,8 +30,12 @@ def _clips(model_kw, batch=2, num_frames=4):
     return torch.randn(batch, num_frames, 3, size, size)
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
-@pytest.mark.parametrize("temporal", sorted(laps.VARIANTS))
+# every family as laps and every variant on ViT-tiny in the quick selection; the rest of the grid is slow
+ZERO_EXTRA_CASES = [pytest.param(name, temporal, marks=() if temporal == "laps" or name == TINY_VIT else pytest.mark.slow)
+                    for name in sorted(FAMILIES) for temporal in sorted(laps.VARIANTS)]
+
+
+@pytest.mark.parametrize("name, temporal", ZERO_EXTRA_CASES)
 def test_zero_extra_parameters_and_same_state_dict_keys(name, temporal):
     image = timm.create_model(name, num_classes=7, **FAMILIES[name])
     video = _video(name, temporal)
@@ -64,7 +68,7 @@ def test_base2d_equals_timm_framewise_logits_averaged(name):
         torch.testing.assert_close(video(clips), expected, atol=1e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "visformer_tiny"])
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", pytest.param("visformer_tiny", marks=pytest.mark.slow)])
 def test_laps_sees_frame_order_and_base2d_does_not(name):
     clips = _clips(FAMILIES[name])
     reversed_clips = clips.flip(1)
