@@ -11,6 +11,8 @@ from laps.cli import main
 from laps.errors import ConfigError, ShapeError
 from laps.export import check_export, example_clips, export, load_exported
 
+pytestmark = pytest.mark.slow  # torch.export and ONNX export of every variant
+
 FAMILIES = {
     "vit": ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "depth": 2}),
     "visformer": ("visformer_tiny", {"img_size": 32}),

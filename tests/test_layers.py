@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import laps
 
 PACKAGE = Path(laps.__file__).parent
@@ -39,6 +41,7 @@ def _loaded_after(code: str) -> list[str]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_building_and_running_a_laps_model_loads_no_toolkit_library():
     code = """
 import torch, laps
@@ -49,5 +52,6 @@ assert model(torch.randn(1, 4, 3, 32, 32)).shape == (1, 3)
     assert _loaded_after(code) == []
 
 
+@pytest.mark.slow
 def test_the_command_line_parser_loads_no_toolkit_library():
     assert _loaded_after("import laps.cli; laps.cli.build_parser()") == []

@@ -2,9 +2,13 @@
 
 import json
 import sys
+import time
 
+import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_rgb
+from matplotlib.image import imread
 
 from laps.bench import contenders
 from laps.bench.model import RATIO_FIELDS, VARIANTS, BenchOptions, groups, plot_frames_sweep
@@ -81,7 +85,13 @@ def test_frames_sweep_plot_is_written(tmp_path):
             for frames in (8, 16, 32)]
     result = {"rows": rows, "machine": {"cpu": "test"}, "options": {"device": "cpu"}}
     plot_frames_sweep(result, tmp_path / "frames.png")
-    assert (tmp_path / "frames.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = imread(tmp_path / "frames.png")[..., :3]  # (H, W, RGB) floats in [0, 1]
+    assert image.shape == (450, 1100, 3)  # 11 x 4.5 inches at 100 dpi
+    left, right = image[:, :550], image[:, 550:]
+    for colour in ("C0", "C1"):  # the two lines (laps, joint), drawn in both panels
+        rgb = np.array(to_rgb(colour))
+        for panel in (left, right):
+            assert (np.abs(panel - rgb).max(-1) < 0.05).sum() > 100, colour
 
 
 def test_a_command_without_the_training_toolkit_names_the_install(monkeypatch, capsys):
@@ -93,12 +103,26 @@ def test_a_command_without_the_training_toolkit_names_the_install(monkeypatch, c
     assert "needs the training toolkit (no module 'av')" in err and "pip install 'laps[train]'" in err
 
 
+@pytest.mark.slow
 def test_quick_data_bench_has_the_prepared_row_and_the_workers_sweep(tmp_path):
     from laps.bench.data import format_table, run_data_bench
 
     result = run_data_bench(quick=True, json_path=tmp_path / "data.json", workers=[1, 2])
     assert [(row["keyframe_interval"], row["prepared"]) for row in result["rows"]] == [
         (250, False), (30, False), (16, "resized"), (16, "resized --compact")]
-    assert all(row["laps_clips_per_s"] > 0 and row["naive_clips_per_s"] > 0 for row in result["rows"])
+    for row in result["rows"]:  # the speed-up is the quotient of the two rates it reports
+        assert row["speedup"] == pytest.approx(row["laps_clips_per_s"] / row["naive_clips_per_s"])
     assert [entry["workers"] for entry in result["loader_workers"]] == [1, 2]
     assert "16 (resized)" in format_table(result) and json.loads((tmp_path / "data.json").read_text())["rows"]
+
+
+def test_clips_per_second_counts_every_timed_clip_against_both_clocks():
+    from laps.bench.data import clips_per_second
+
+    calls = []
+    began = time.perf_counter()
+    cpu, wall = clips_per_second(lambda: calls.append(time.sleep(0.02)), 5)
+    elapsed = time.perf_counter() - began
+    assert len(calls) == 6  # one warm-up, then the five timed clips
+    assert 5 / elapsed <= wall <= 1 / 0.02  # five clips within the elapsed time, each at least 20 ms
+    assert cpu > 5 * wall  # sleeping takes wall time, not CPU time: the two clocks are not swapped

@@ -95,8 +95,9 @@ def test_loader_shards_over_replicas_and_augmentation_depends_only_on_seed_epoch
     data = make_synthetic(tmp_path / "syn", videos_per_class=2, seed=0, num_frames=8, size=32)
     records = load_annotations(data / "train.txt", data)
 
-    def dataset():
-        return VideoDataset(records, data, 4, 2, train=True, img_size=32, scale_range=(32, 48), seed=3)
+    def dataset():  # RandAugment too: its ops follow (seed, epoch, index), not the process's torch RNG
+        return VideoDataset(records, data, 4, 2, train=True, img_size=32, scale_range=(32, 48), seed=3,
+                            randaugment=True)
 
     whole = build_loader(dataset(), 4, train=True, seed=5)
     shards = [build_loader(dataset(), 2, train=True, seed=5, num_replicas=2, rank=r, num_workers=r) for r in (0, 1)]

@@ -62,9 +62,26 @@ def test_flip_switch():
 
 
 def test_randaugment_applies_the_same_op_to_every_frame():
-    torch.manual_seed(0)
     out = TrainTransform(32, (32, 48), randaugment=True)(same_frames(), np.random.default_rng(0))
     assert all(torch.equal(out[0], frame) for frame in out[1:])
+
+
+def test_randaugment_changes_the_clip_as_the_clips_generator_says():
+    frames = same_frames()
+    plain, augmented = (TrainTransform(32, (32, 48), flip=False, randaugment=on) for on in (False, True))
+
+    def run(transform, seed, torch_seed=0):
+        torch.manual_seed(torch_seed)
+        return transform(frames, np.random.default_rng(seed))
+
+    outs = [run(augmented, seed) for seed in range(8)]
+    changed = [not torch.equal(out, run(plain, seed)) for seed, out in enumerate(outs)]  # the same crop, then the ops
+    assert sum(changed) >= 7, changed
+    assert len({out.numpy().tobytes() for out in outs}) == 8  # another seed, other ops
+    assert all(torch.equal(run(augmented, seed, torch_seed=3), out) for seed, out in enumerate(outs))  # torch's RNG: no part
+    state = torch.get_rng_state()
+    augmented(frames, np.random.default_rng(0))
+    assert torch.equal(torch.get_rng_state(), state)  # and left as it was
 
 
 def test_test_transform_three_crops_along_long_side():

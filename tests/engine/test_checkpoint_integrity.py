@@ -62,6 +62,7 @@ def test_content_digest_sees_every_change():
     assert len({content_digest(c)[0] for c in changed} | {digest}) == len(changed) + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", DAMAGES)
 @pytest.mark.parametrize("name", [ckpt.STATE, ckpt.BEST, ckpt.LAST])
 def test_damaged_checkpoint_files_are_refused_naming_the_file(two_epoch_run, tmp_path, name, damage):
@@ -79,6 +80,7 @@ def test_damaged_checkpoint_files_are_refused_naming_the_file(two_epoch_run, tmp
         assert "damaged" in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_eval_and_predict_refuse_damaged_weights(two_epoch_run, tiny_data, tmp_path, damage, capsys):
     run = tmp_path / "run"
@@ -93,6 +95,7 @@ def test_eval_and_predict_refuse_damaged_weights(two_epoch_run, tiny_data, tmp_p
     assert not (run / "eval" / "eval.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_resume_falls_back_to_the_previous_state(two_epoch_run, tiny_data, tmp_path, damage, caplog):
     run = tmp_path / "run"
@@ -111,6 +114,7 @@ def test_resume_falls_back_to_the_previous_state(two_epoch_run, tiny_data, tmp_p
     assert ckpt.load_state(run / ckpt.STATE)["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_resume_with_both_states_damaged_names_both(two_epoch_run, tiny_data, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(two_epoch_run, run)
@@ -131,6 +135,7 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_runs_code_is_refused_and_its_payload_never_runs(two_epoch_run, tmp_path, caplog):
     marker = tmp_path / "pwned"
     evil = {"model": {"w": torch.zeros(2)}, "epoch": 0, "hook": _Payload(marker)}

@@ -4,11 +4,14 @@ import json
 import logging
 import time
 
+import pytest
 from torch import nn
 
 from laps.data.dataset import VideoDataset
 from laps.engine.trainer import INPUT_BOUND_SHARE, Trainer
 from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow  # whole training runs against a deliberately slow reader or model
 
 
 def _rows(run):

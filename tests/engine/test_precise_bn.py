@@ -1,5 +1,6 @@
 """Precise BN: running statistics become the exact mean and variance of each BatchNorm's inputs."""
 
+import pytest
 import torch
 
 import laps
@@ -55,6 +56,7 @@ def test_a_model_without_batch_norm_is_left_alone():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_the_trainer_applies_it_to_the_model_and_the_ema_model_before_evaluating(tiny_data, tmp_path, monkeypatch):
     calls = []
     import laps.engine.trainer as trainer_module
@@ -89,6 +91,7 @@ def _precise_bn_rank(rank, world, port, out):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_under_ddp_the_statistics_cover_the_batches_of_every_process(tmp_path):
     """Two gloo processes see different batches; both end with the moments of all of them."""
     import socket

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import laps
 from laps.engine.builders import build_model
 from laps.engine.config import load_config
 
@@ -16,9 +17,20 @@ def test_the_recipes_are_found():
     assert {p.name for p in CONFIGS} >= {"demo.yaml", "k400_visformer_s_laps.yaml", "k400_vit_b16_laps.yaml"}
 
 
+def _load(path):
+    return load_config(path, ["model.pretrained=", "model.img_size=32", "data.scale_min=32", "data.scale_max=40"])
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_recipe_loads_and_builds(path):
-    config = load_config(path, ["model.pretrained=", "model.img_size=32", "data.scale_min=32", "data.scale_max=40"])
+def test_recipe_loads_and_names_a_known_backbone(path):
+    architecture = _load(path).model.backbone.split(".")[0]  # without a pretrained tag
+    assert laps.list_models(architecture) == [architecture]
+
+
+@pytest.mark.slow  # full-size backbones, up to ViT-L
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_recipe_builds_its_model(path):
+    config = _load(path)
     model = build_model(config, num_classes=3, pretrained=False).eval()
     with torch.no_grad():
         logits = model(torch.zeros(1, config.model.num_frames, model.in_chans, 32, 32))

@@ -37,6 +37,7 @@ def trained_run(tiny_data, tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_directory(trained_run):
     out, summary = trained_run
     for name in RUN_FILES:
@@ -63,6 +64,7 @@ def test_train_writes_a_complete_run_directory(trained_run):
     assert any((out / "tensorboard").iterdir())
 
 
+@pytest.mark.slow
 def test_eval_cli_writes_metrics(trained_run, tiny_data, tmp_path, capsys):
     out, _ = trained_run
     code = main(["eval", "--checkpoint", str(out), "--data-root", str(tiny_data), "--list", str(tiny_data / "val.txt"),
@@ -85,6 +87,7 @@ def test_eval_cli_writes_metrics(trained_run, tiny_data, tmp_path, capsys):
     assert result["top5"] >= result["top1"]
 
 
+@pytest.mark.slow
 def test_predict_cli_json_reports_broken_files_and_exit_1(trained_run, tiny_data, tmp_path, capsys):
     out, _ = trained_run
     video = tiny_data / "videos" / "drifting_left" / "drifting_left_0002.mp4"
@@ -104,6 +107,7 @@ def test_predict_cli_json_reports_broken_files_and_exit_1(trained_run, tiny_data
     assert main(["predict", "--checkpoint", str(out), str(video)]) == 0
 
 
+@pytest.mark.slow
 def test_checkpoint_from_another_model_gives_clear_error(trained_run, tiny_data, tmp_path, capsys):
     out, _ = trained_run
     weights = load_file(out / "best.safetensors")
@@ -218,6 +222,7 @@ def _grad_norm(model):
     return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])))
 
 
+@pytest.mark.slow
 def test_clipping_bounds_the_gradient_norm(tiny_data, tmp_path):
     norms = {}
     for clip in (0.0, 0.05):
@@ -229,6 +234,7 @@ def test_clipping_bounds_the_gradient_norm(tiny_data, tmp_path):
     assert max(norms[0.05]) <= 0.05 * (1 + 1e-4)
 
 
+@pytest.mark.slow
 def test_bf16_training_computes_in_bf16(tiny_data, tmp_path):
     dtypes = {}
     for amp in ("none", "bf16"):
@@ -256,6 +262,7 @@ def test_layer_decay_scales_the_lr_of_lower_layers(tiny_data, tmp_path):
     assert lrs["patch_embed"] == pytest.approx(0.025)
 
 
+@pytest.mark.slow
 def test_ema_weights_are_the_ones_evaluated_and_saved(tiny_data, tmp_path):
     train(tiny_config(tiny_data, tmp_path, **{"optim.ema_decay": 0.5, "optim.epochs": 1}))
     state, saved = load_state(tmp_path / "state.pt"), _weights(tmp_path)
@@ -297,6 +304,7 @@ def test_cutmix_pastes_one_box_for_every_frame_and_weights_targets_by_its_area()
         assert float(targets[0, 1]) == pytest.approx(float(pasted.float().mean()))
 
 
+@pytest.mark.slow
 def test_a_run_directory_of_an_earlier_release_resumes(tiny_data, tmp_path):
     """Earlier releases kept timm's keys (no ``backbone.`` prefix) in state.pt as well: it still resumes."""
     from laps.engine.checkpoint import save_state

@@ -14,6 +14,8 @@ import laps
 from laps.errors import CheckpointError, ConfigError
 from laps.models import hub
 
+pytestmark = pytest.mark.slow  # save/load round trips of several models, and subprocesses
+
 
 def _models():
     yield laps.create_model("vit_tiny_patch16_224", temporal="laps", num_frames=4, num_classes=3, img_size=32,

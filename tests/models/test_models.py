@@ -30,8 +30,12 @@ def _clips(model_kw, batch=2, num_frames=4):
     return torch.randn(batch, num_frames, 3, size, size)
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
-@pytest.mark.parametrize("temporal", sorted(laps.VARIANTS))
+# every family as laps and every variant on ViT-tiny in the quick selection; the rest of the grid is slow
+ZERO_EXTRA_CASES = [pytest.param(name, temporal, marks=() if temporal == "laps" or name == TINY_VIT else pytest.mark.slow)
+                    for name in sorted(FAMILIES) for temporal in sorted(laps.VARIANTS)]
+
+
+@pytest.mark.parametrize("name, temporal", ZERO_EXTRA_CASES)
 def test_zero_extra_parameters_and_same_state_dict_keys(name, temporal):
     image = timm.create_model(name, num_classes=7, **FAMILIES[name])
     video = _video(name, temporal)
@@ -53,8 +57,8 @@ def test_checkpoint_filter_keeps_own_keys_and_leaves_foreign_ones_to_the_strict_
     assert list(laps.checkpoint_filter_fn(foreign, video)) == ["backbone.head.weight", "decoder.weight"]
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_base2d_equals_timm_framewise_logits_averaged(name):
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "visformer_small" else n for n in sorted(FAMILIES)])
+def test_base2d_equals_timm_framewise_logits_averaged(name):  # visformer_small: full size
     image = timm.create_model(name, num_classes=7, **FAMILIES[name]).eval()
     clips = _clips(FAMILIES[name])
     with torch.no_grad():
@@ -64,23 +68,24 @@ def test_base2d_equals_timm_framewise_logits_averaged(name):
         torch.testing.assert_close(video(clips), expected, atol=1e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "visformer_tiny"])
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", pytest.param("visformer_tiny", marks=pytest.mark.slow)])
 def test_laps_sees_frame_order_and_base2d_does_not(name):
+    shallow = {"depth": 2} if name == TINY_VIT else {}  # two ViT blocks: both leap levels of T=4
     clips = _clips(FAMILIES[name])
     reversed_clips = clips.flip(1)
     shuffled_clips = clips[:, [1, 0, 2, 3]]
     with torch.no_grad():
-        base = _video(name, "base2d")
+        base = _video(name, "base2d", **shallow)
         torch.testing.assert_close(base(clips), base(reversed_clips), atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(base(clips), base(shuffled_clips), atol=1e-5, rtol=1e-4)
         for temporal in ("laps", "ps", "plain_shift"):
-            model = _video(name, temporal)
+            model = _video(name, temporal, **shallow)
             model.load_state_dict(base.state_dict())
             assert not torch.allclose(model(clips), model(reversed_clips), atol=1e-3), temporal
         # Leap Attention alone mixes frames but is symmetric within a pair: reversing a clip of
         # T=4 maps the pairs {0,2},{1,3} and {0,1},{2,3} onto themselves, so only P-Shift
         # tells the direction of time. Other orders change the pairs and the output.
-        la = _video(name, "la")
+        la = _video(name, "la", **shallow)
         la.load_state_dict(base.state_dict())
         torch.testing.assert_close(la(clips), la(reversed_clips), atol=1e-3, rtol=1e-3)
         assert not torch.allclose(la(clips), la(shuffled_clips), atol=1e-3)
@@ -184,7 +189,8 @@ def test_torch_compile_forward_equals_eager():
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
 def test_pretrained_file_loads_2d_checkpoint_and_drops_other_head(tmp_path, suffix):
-    image = timm.create_model(TINY_VIT, num_classes=10, **TINY_VIT_KW)
+    kw = {**TINY_VIT_KW, "depth": 2}
+    image = timm.create_model(TINY_VIT, num_classes=10, **kw)
     path = tmp_path / f"vit{suffix}"
     if suffix == ".safetensors":
         from safetensors.torch import save_file
@@ -192,10 +198,10 @@ def test_pretrained_file_loads_2d_checkpoint_and_drops_other_head(tmp_path, suff
         save_file(image.state_dict(), str(path))
     else:
         torch.save({"state_dict": image.state_dict()}, path)
-    same_head = laps.create_model(TINY_VIT, num_classes=10, pretrained=path, **TINY_VIT_KW)
+    same_head = laps.create_model(TINY_VIT, num_classes=10, pretrained=path, **kw)
     for key, value in image.state_dict().items():
         torch.testing.assert_close(same_head.backbone.state_dict()[key], value)
-    other_head = laps.create_model(TINY_VIT, num_classes=3, pretrained=path, **TINY_VIT_KW)
+    other_head = laps.create_model(TINY_VIT, num_classes=3, pretrained=path, **kw)
     torch.testing.assert_close(other_head.backbone.state_dict()["blocks.0.attn.qkv.weight"], image.state_dict()["blocks.0.attn.qkv.weight"])
     assert other_head.backbone.state_dict()["head.weight"].shape == (3, 192)
 

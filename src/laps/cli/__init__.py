@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_option(parser: argparse.ArgumentParser, name: str, *old_names: str, **kwargs) -> None:
     """``parser.add_argument(name, **kwargs)``, plus hidden ``old_names`` that set the same value:
-    every command shows one vocabulary (``--num-frames``, ``--batch-size``, ``--output``) while the
-    names of earlier releases keep working."""
+    every command shows one vocabulary (``--num-frames``, ``--batch-size``, ``--output``) while other
+    spellings (``--frames``, ``--batch``, ``--json``) keep working."""
     action = parser.add_argument(name, **kwargs)
     same = {key: value for key, value in kwargs.items() if key not in ("help", "default", "dest", "metavar")}
     for old in old_names:

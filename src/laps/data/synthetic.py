@@ -11,7 +11,7 @@ tint), its mean level, colour cast and contrast, and the speed of the change. Ev
 from the per-video seed.
 
 Two choices make the classes learnable by a small transformer trained from random weights in CPU
-minutes (docs/demo.md has the measurements): every class changes every patch of the frame, and
+minutes (docs/decisions.md has the measurements): every class changes every patch of the frame, and
 the plaid lives mostly in luminance, because H.264's yuv420p halves chroma resolution and
 quantises it coarsely, which turns fine colour detail into frame-to-frame noise.
 """

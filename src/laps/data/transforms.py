@@ -5,8 +5,8 @@ Workers ship uint8: four times less data through the workers, the queue and the 
 copy than float32. :class:`Normalize` then turns a batch into model input in one elementwise
 kernel on its device.
 
-Every random choice (scale, crop box, flip) is drawn once per clip and applied to all of
-its frames. Train: short-side scale jitter in ``scale_range`` then an ``img_size`` square
+Every random choice (scale, crop box, flip, RandAugment's ops) is drawn once per clip from the
+clip's own generator and applied to all of its frames. Train: short-side scale jitter in ``scale_range`` then an ``img_size`` square
 random crop, done as one crop-and-resize of the original frames (the same pixels, less
 work); optional horizontal flip and RandAugment. Test: short-side resize, then 1 centre
 crop or 3 crops along the long side -> ``(crops, T, C, H, W)``.
@@ -108,8 +108,16 @@ class TrainTransform:
         if self.flip and rng.random() < 0.5:
             clip = clip.flip(-1)
         if self.randaugment is not None:
-            clip = self.randaugment(clip)  # leading dims are a batch: one op draw for the whole clip
+            clip = self._randaugment(clip, int(rng.integers(2**63)))
         return clip.contiguous()
+
+    def _randaugment(self, clip: torch.Tensor, seed: int) -> torch.Tensor:
+        """RandAugment on uint8 ``(T, C, S, S)``: one op draw for the whole clip (the leading dim is a
+        batch). torchvision draws from torch's global RNG, so the draw runs on a CPU generator seeded
+        from the clip's own ``rng`` and the caller's random state is given back afterwards."""
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            return self.randaugment(clip)
 
 
 class TestTransform:
