@@ -102,9 +102,21 @@ def test_a_recipe_is_its_base_plus_its_own_values(tmp_path):
     (tmp_path / "recipes" / "la.yaml").write_text("base: ../base.yaml\nmodel:\n  temporal: la\n")
     config = load_config(tmp_path / "recipes" / "la.yaml", ["optim.lr=0.1"])
     assert (config.model.temporal, config.model.num_frames, config.optim.lr) == ("la", 16, 0.1)
+    (tmp_path / "data.yaml").write_text("data:\n  root: /videos\nmodel:\n  num_frames: 4\n")
+    (tmp_path / "two.yaml").write_text("base: [base.yaml, data.yaml]\noptim:\n  epochs: 2\n")
+    config = load_config(tmp_path / "two.yaml")  # the later base wins, the file's own values over both
+    assert (config.model.num_frames, config.data.root, config.optim.lr, config.optim.epochs) == (4, "/videos", 0.2, 2)
     (tmp_path / "base.yaml").write_text("base: recipes/la.yaml\n")
     with pytest.raises(ConfigError, match="is its own base"):
         load_config(tmp_path / "recipes" / "la.yaml")
+
+
+@pytest.mark.parametrize("base", ["3", "[a.yaml, 3]", "{a: b}"])
+def test_a_base_is_a_path_or_a_list_of_paths(tmp_path, base):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"base: {base}\n")
+    with pytest.raises(ConfigError, match="'base:' must be the path of another recipe or a list of them"):
+        load_config(path)
 
 
 def test_bad_yaml_section(tmp_path):

@@ -5,8 +5,9 @@ OmegaConf parses the values (YAML syntax: ``optim.milestones=[10,15]``, ``model.
 rejects unknown keys and converts types; each section's ``__post_init__`` then checks its choices and
 ranges when the config is built. Every error is one line that names the key.
 
-A recipe can build on another: a top-level ``base: other.yaml`` (relative to the file) loads that
-file first, and the recipe's own values override it.
+A recipe can build on others: a top-level ``base: other.yaml`` (relative to the file), or a list
+``base: [a.yaml, b.yaml]`` merged in that order, is loaded first, and the recipe's own values
+override it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from laps.atomic import write_text_atomic
@@ -235,17 +236,19 @@ def _load_yaml(path: Path) -> DictConfig:
 
 
 def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, DictConfig]]:
-    """The YAML file at ``path`` after the chain of files it is based on, oldest first, each after
-    where it came from (for error messages)."""
+    """The YAML file at ``path`` after the files it is based on (``base:`` one path, or a list
+    merged in order), oldest first, each after where it came from (for error messages)."""
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     if path.resolve() in seen:
         raise ConfigError(f"config file {path} is its own base (a cycle of '{BASE_KEY}:' entries)")
     layer = _load_yaml(path)
     base = layer.pop(BASE_KEY, None)
-    if base is not None and not isinstance(base, str):
-        raise ConfigError(f"config file {path}: '{BASE_KEY}:' must be the path of another recipe, got {base!r}")
-    below = _file_layers(path.parent / base, (*seen, path.resolve())) if base else []
+    bases = [base] if isinstance(base, str) else OmegaConf.to_object(base) if isinstance(base, ListConfig) else base
+    if bases is not None and not (isinstance(bases, list) and all(isinstance(b, str) for b in bases)):
+        raise ConfigError(f"config file {path}: '{BASE_KEY}:' must be the path of another recipe or a list of "
+                          f"them, got {base!r}")
+    below = [layer for b in bases or [] for layer in _file_layers(path.parent / b, (*seen, path.resolve()))]
     return [*below, (f"config file {path}: ", layer)]
 
 
