@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from laps.analysis.flops import count_params
 from laps.atomic import write_text_atomic
 from laps.data import build_loader, save_classes, set_epoch
-from laps.data.dataset import usable_cores
+from laps.data.dataset import VideoDataset, usable_cores
 from laps.data.transforms import norm_stats
 from laps.engine import checkpoint as ckpt
 from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, freeze, read_split,
@@ -89,7 +89,6 @@ class Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.guards = Guards(c, self.out, self.distributed)
         self.report = Reporter(self.out, c.optim.epochs, enabled=is_main_process())
-        self.best = Best("val_top1" if c.data.val_list else "train_loss")
         self.wall = 0.0  # training seconds of the finished epochs, over resumes
         self.epoch_began = 0.0  # time.perf_counter() at the start of the current epoch
         self.sums = new_sums()  # this process's metric sums of the current epoch
@@ -98,6 +97,7 @@ class Trainer:
 
         self.classes, self.train_set, self.val_set = self._datasets()
         self.num_classes = len(self.classes)
+        self.best = Best("val_top1" if self.val_set is not None else "train_loss")
         per_rank = c.optim.batch_size // world_size()
         if per_rank * world_size() != c.optim.batch_size:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} must be divisible by the {world_size()} processes")
@@ -121,7 +121,7 @@ class Trainer:
         if c.runtime.compile:
             self.net = torch.compile(self.net)
 
-    def _datasets(self):
+    def _datasets(self) -> tuple[list[str], VideoDataset, VideoDataset | None]:
         """The class names and the training and validation sets, checked by the guards' preflight."""
         c = self.config
         train_records, train_root = read_split(c, "train_list")
