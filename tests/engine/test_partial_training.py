@@ -108,3 +108,18 @@ def test_all_trains_everything():
     model = _model()
     freeze(model, "all")
     assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_a_linear_probe_run_saves_the_backbone_it_started_from(tiny_data, tmp_path):
+    from safetensors.torch import load_file
+
+    from laps.engine.trainer import Trainer
+    from tests.helpers import tiny_config
+
+    trainer = Trainer(tiny_config(tiny_data, tmp_path, **{"optim.train": "head", "model.depth": 2}))
+    start = {name: p.detach().clone() for name, p in trainer.model.backbone.named_parameters()}
+    trainer.fit()
+    saved = load_file(tmp_path / "last.safetensors")
+    assert {name for name in start if not torch.equal(saved[name], start[name])} == {"head.weight", "head.bias"}
+    assert len(trainer.optimizer.state) == 2

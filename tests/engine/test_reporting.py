@@ -63,3 +63,18 @@ def test_an_epoch_without_the_metric_changes_nothing():
 ])
 def test_the_best_of_a_checkpoint_of_any_release(saved, metric, expected):
     assert Best.from_state(saved, metric) == expected
+
+
+@pytest.mark.slow
+def test_a_run_with_stderr_in_a_file_writes_lines_not_a_bar(tiny_data, tmp_path, capsys, caplog):
+    from laps.engine.trainer import Trainer
+    from tests.helpers import tiny_config
+
+    config = tiny_config(tiny_data, tmp_path, **{"runtime.progress": True, "runtime.log_every_s": 0})
+    with caplog.at_level(logging.INFO, logger="laps"):
+        Trainer(config).fit()
+    assert "\r" not in capsys.readouterr().err
+    lines = [r.getMessage() for r in caplog.records if r.name == "laps.engine.reporting"]
+    progress_lines = [line for line in lines if ": batch " in line]
+    assert [line.split(" (")[0] for line in progress_lines] == [f"epoch {e}/2: batch {b}/5" for e in (1, 2) for b in range(1, 5)]
+    assert [line.split(":")[0] for line in lines if line not in progress_lines] == ["epoch 1/2", "epoch 2/2"]
