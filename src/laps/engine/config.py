@@ -248,7 +248,7 @@ def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, Dic
     if bases is not None and not (isinstance(bases, list) and all(isinstance(b, str) for b in bases)):
         raise ConfigError(f"config file {path}: '{BASE_KEY}:' must be the path of another recipe or a list of "
                           f"them, got {base!r}")
-    below = [layer for b in bases or [] for layer in _file_layers(path.parent / b, (*seen, path.resolve()))]
+    below = [below for b in bases or [] for below in _file_layers(path.parent / b, (*seen, path.resolve()))]
     return [*below, (f"config file {path}: ", layer)]
 
 
@@ -280,11 +280,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list
     return _build(merged)
 
 
-def _build(merged: Any, source: str = "") -> Config:
-    """The :class:`Config` of defaults merged with ``merged`` (its sections' ``__post_init__`` check
-    the values)."""
+def _build(merged: DictConfig, source: str = "") -> Config:
+    """The :class:`Config` object of a merged structured config (its sections' ``__post_init__``
+    check the values)."""
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), merged))
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise _one_line(err, source) from None
 
@@ -293,7 +293,7 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     """``["optim.lr=0.1", "optim.epochs=3"]`` -> ``{"optim.lr": "0.1", "optim.epochs": "3"}``."""
     if bad := next((item for item in items if "=" not in item), None):
         raise ConfigError(f"override {bad!r} must look like key=value, e.g. optim.lr=0.01")
-    return dict(item.split("=", 1) for item in items)
+    return {key.strip(): value for key, value in (item.split("=", 1) for item in items)}
 
 
 def save_config(config: Config, path: str | Path) -> None:
@@ -303,4 +303,8 @@ def save_config(config: Config, path: str | Path) -> None:
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's ``config.yaml``)."""
-    return _build(raw, "config: ")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
+    except OmegaConfBaseException as err:
+        raise _one_line(err, "config: ") from None
+    return _build(merged, "config: ")
