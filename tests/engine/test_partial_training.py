@@ -123,3 +123,22 @@ def test_a_linear_probe_run_saves_the_backbone_it_started_from(tiny_data, tmp_pa
     saved = load_file(tmp_path / "last.safetensors")
     assert {name for name in start if not torch.equal(saved[name], start[name])} == {"head.weight", "head.bias"}
     assert len(trainer.optimizer.state) == 2
+
+
+@pytest.mark.parametrize("name, train, expected", [
+    ("vit_base_patch16_dinov3", "last:1", {"blocks.2", "norm", "head"}),  # Eva, storage tokens frozen with the stem
+    ("eva02_base_patch14_224", "last:2", {"blocks.1", "blocks.2", "fc_norm", "head"}),
+    ("vit_base_patch16_siglip_224", "last:1", {"blocks.2", "norm", "attn_pool", "head"}),  # the attention pool
+    ("vit_base_patch16_siglip_224", "head", {"head"}),
+])
+def test_foundation_families_freeze_by_the_same_rule(name, train, expected):
+    """On the timm image models themselves, before they are video backbones (freeze reads ``.backbone``)."""
+    from types import SimpleNamespace
+
+    import timm
+
+    backbone = timm.create_model(name, num_classes=3, img_size=32, depth=3, embed_dim=64, num_heads=2)
+    freeze(SimpleNamespace(backbone=backbone), train)
+    trained = {".".join(key.split(".")[:2]) if key.startswith("blocks.") else key.split(".")[0]
+               for key, p in backbone.named_parameters() if p.requires_grad}
+    assert trained == expected
