@@ -142,3 +142,16 @@ def test_foundation_families_freeze_by_the_same_rule(name, train, expected):
     trained = {".".join(key.split(".")[:2]) if key.startswith("blocks.") else key.split(".")[0]
                for key, p in backbone.named_parameters() if p.requires_grad}
     assert trained == expected
+
+
+@pytest.mark.parametrize("train", ["head", "all"])
+def test_precise_bn_leaves_the_statistics_of_frozen_batch_norms_alone(train):
+    from laps.engine.precise_bn import recompute_bn_stats
+
+    model = _model("visformer_small")
+    freeze(model, train)
+    before = {name: b.clone() for name, b in model.named_buffers() if "running_" in name}
+    batches = [torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    assert recompute_bn_stats(model, batches, 2) == (2 if train == "all" else 0)
+    changed = [name for name, b in model.named_buffers() if "running_" in name and not torch.equal(b, before[name])]
+    assert (changed == []) == (train == "head") and before
