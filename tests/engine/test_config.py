@@ -1,20 +1,25 @@
 """Config: YAML + overrides, validation with errors that name the key."""
 
+from pathlib import Path
+
 import pytest
 
 from laps.engine.config import config_from_dict, load_config, save_config
 from laps.errors import ConfigError
 
 
-def test_a_comma_makes_a_list_only_where_a_list_belongs():
-    config = load_config(None, ["optim.milestones=2,3", "data.root=/videos/a,b"])
+def test_a_list_is_written_in_brackets_and_a_comma_stays_in_a_string():
+    config = load_config(None, ["optim.milestones=[2,3]", "data.root=/videos/a,b", "model.pretrained="])
     assert config.optim.milestones == [2, 3] and config.data.root == "/videos/a,b"
+    assert config.model.pretrained == ""
+    with pytest.raises(ConfigError, match=r"^optim\.milestones: takes a list, written in brackets: \[1,2\]$"):
+        load_config(None, ["optim.milestones=2,3"])
 
 
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  temporal: la\n  levels: [1, 2, null]\noptim:\n  lr: 0.5\n  epochs: 3\n")
-    config = load_config(path, ["optim.lr=0.1", "optim.batch_size=4", "data.flip=false", "optim.milestones=2,3"])
+    config = load_config(path, ["optim.lr=0.1", "optim.batch_size=4", "data.flip=false", "optim.milestones=[2, 3]"])
     assert config.model.temporal == "la" and config.model.levels == [1, 2, None]
     assert config.optim.lr == 0.1 and config.optim.epochs == 3 and config.optim.batch_size == 4
     assert config.data.flip is False and config.optim.milestones == [2, 3]
@@ -26,6 +31,24 @@ def test_saved_config_round_trips(tmp_path):
     import yaml
 
     assert config_from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text())) == config
+
+
+def test_the_config_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "config.yaml"
+    save_config(load_config(None), path)
+    before = path.read_text()
+
+    write_text = Path.write_text
+
+    def torn(self, text, *args, **kwargs):  # the disk fills up half-way through the file
+        write_text(self, text[: len(text) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", torn)
+    with pytest.raises(OSError, match="disk full"):
+        save_config(load_config(None, {"optim.lr": 0.3}), path)
+    monkeypatch.undo()
+    assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
 
 
 @pytest.mark.parametrize(
@@ -41,12 +64,27 @@ def test_saved_config_round_trips(tmp_path):
         (["optim.lr"], "key=value"),
         (["optim.milestones=[1,2"], "override optim.milestones: while parsing a flow sequence"),
         (["runtime.output=${oops}"], "runtime.output: Interpolation key 'oops' not found"),
+        (["optim.layer_decay=0"], r"optim.layer_decay=0.0 must be in \(0, 1\]"),
+        (["data.max_broken_share=1.5"], "data.max_broken_share=1.5 is a share of the split: 0 to 1"),
+        (["data.scale_min=300", "data.scale_max=260"], r"data.scale_min \(300\) must be <= data.scale_max \(260\)"),
+        (["runtime.log_every_s=-1"], "runtime.log_every_s=-1.0 must be >= 0"),
+        (["optim.train=foo"], "optim.train='foo' is not allowed; choose all, head or last:N"),
+        (["optim.train=last:0"], "optim.train='last:0' is not allowed"),
+        (["optim.train=last:x"], "optim.train='last:x' is not allowed"),
     ],
 )
 def test_bad_values_give_one_line_errors_naming_the_key(overrides, match):
     with pytest.raises(ConfigError, match=match) as info:
         load_config(None, overrides)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value, blocks", [("all", None), ("head", 0), ("last:1", 1), ("last:12", 12)])
+def test_the_trained_part(value, blocks):
+    from laps.engine.config import trained_blocks
+
+    assert load_config(None, [f"optim.train={value}"]).optim.train == value
+    assert trained_blocks(value) == blocks
 
 
 @pytest.mark.parametrize("text", ["3e-4", "3.0e-4", "0.0003", "3E-4"])
@@ -64,9 +102,21 @@ def test_a_recipe_is_its_base_plus_its_own_values(tmp_path):
     (tmp_path / "recipes" / "la.yaml").write_text("base: ../base.yaml\nmodel:\n  temporal: la\n")
     config = load_config(tmp_path / "recipes" / "la.yaml", ["optim.lr=0.1"])
     assert (config.model.temporal, config.model.num_frames, config.optim.lr) == ("la", 16, 0.1)
+    (tmp_path / "data.yaml").write_text("data:\n  root: /videos\nmodel:\n  num_frames: 4\n")
+    (tmp_path / "two.yaml").write_text("base: [base.yaml, data.yaml]\noptim:\n  epochs: 2\n")
+    config = load_config(tmp_path / "two.yaml")  # the later base wins, the file's own values over both
+    assert (config.model.num_frames, config.data.root, config.optim.lr, config.optim.epochs) == (4, "/videos", 0.2, 2)
     (tmp_path / "base.yaml").write_text("base: recipes/la.yaml\n")
     with pytest.raises(ConfigError, match="is its own base"):
         load_config(tmp_path / "recipes" / "la.yaml")
+
+
+@pytest.mark.parametrize("base", ["3", "[a.yaml, 3]", "{a: b}"])
+def test_a_base_is_a_path_or_a_list_of_paths(tmp_path, base):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"base: {base}\n")
+    with pytest.raises(ConfigError, match="'base:' must be the path of another recipe or a list of them"):
+        load_config(path)
 
 
 def test_bad_yaml_section(tmp_path):

@@ -21,10 +21,11 @@ from laps.errors import Preempted
 FLAGS = ["--model", "vit_tiny_patch16_224", "--img-size", "32", "--num-frames", "4", "--sampling-rate", "2",
          "--batch-size", "2", "--lr", "0.001", "--seed", "0", "--train-list", "train.txt", "--val-list", "val.txt",
          "--epochs", "3", "model.patch_size=16", "model.depth=1", "data.scale_min=32", "data.scale_max=36",
-         "data.num_workers=0", "optim.warmup_epochs=1", "model.drop_path=0.1", "optim.mixup=0.2"]
+         "data.num_workers=0", "optim.warmup_epochs=1", "model.drop_path=0.1", "optim.mixup=0.2",
+         "runtime.log_every_s=0"]  # stderr is a pipe: a progress line after every batch
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 STOPPED = re.compile(r"stopped by (SIG\w+) (?:in epoch (\d+) after batch (\d+)/(\d+)|after epoch (\d+))")
-BAR = re.compile(r"epoch (\d+)/3:[^\r\n]*?\| *(\d+)/(\d+)")
+PROGRESS = re.compile(r"epoch (\d+)/3: batch (\d+)/(\d+)")
 
 
 def _cmd(data, out, *extra):
@@ -37,15 +38,15 @@ def _rows(out):
 
 
 def _run_and_signal(cmd, target_epoch, target_batch, signum):
-    """Run ``cmd`` with a progress bar; send ``signum`` once the bar shows ``target_batch`` of
-    ``target_epoch`` -> (return code, stderr)."""
+    """Run ``cmd``; send ``signum`` once its progress lines show ``target_batch`` of ``target_epoch``
+    -> (return code, stderr)."""
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(4096), b"")))
     reader.start()
     sent = False
     while proc.poll() is None:
-        for epoch, batch, _ in BAR.findall(b"".join(chunks).decode(errors="replace")):
+        for epoch, batch, _ in PROGRESS.findall(b"".join(chunks).decode(errors="replace")):
             if not sent and (int(epoch), int(batch)) >= (target_epoch, target_batch):
                 proc.send_signal(signum)
                 sent = True
@@ -61,7 +62,7 @@ def test_signals_checkpoint_mid_epoch_and_resume_equals_uninterrupted(tiny_data,
 
     run = tmp_path / "run"
     stops = []
-    # (epoch, batch seen on the bar, signal); each run after the first resumes the previous one
+    # (epoch, batch seen in the progress lines, signal); each run after the first resumes the previous one
     for number, (epoch, batch, signum) in enumerate([(1, 3, signal.SIGTERM), (2, 2, signal.SIGUSR1),
                                                      (2, 7, signal.SIGTERM), (3, 5, signal.SIGUSR1)]):
         code, err = _run_and_signal(_cmd(tiny_data, run, *(["--resume"] if number else [])), epoch, batch, signum)

@@ -1,6 +1,8 @@
 """Every recipe in configs/ loads, validates and builds its model (tiny replacement sizes where the
-real one would take too long), so a recipe that rots fails CI."""
+real one would take too long), so a recipe that rots fails CI; the foundation-model recipes hold the
+values their comments name. (configs/parts/ holds pieces the recipes are based on.)"""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,19 @@ from laps.engine.config import load_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
+# ---------------------------------------------------------------- foundation-model fine-tunes
+#: recipe -> (timm tag, LR, layer decay, drop path, epochs, warm-up, clips per optimizer step,
+#: optim.train, where the comment says the values come from)
+FOUNDATION = {
+    "k400_clip_b16_laps": ("vit_base_patch16_clip_224.openai", 6e-4 * 256 / 2048, 0.6, 0.1, 30, 6, 256, "all", "FT-CLIP"),
+    "k400_siglip2_b16_laps": ("vit_base_patch16_siglip_224.v2_webli", 6e-4 * 256 / 2048, 0.6, 0.1, 30, 6, 256, "all",
+                              "our estimate"),
+    "k400_dinov3_b16_laps": ("vit_base_patch16_dinov3.lvd1689m", 1e-4, 0.75, 0.1, 30, 5, 256, "all", "our estimate"),
+    "k400_eva02_b14_laps": ("eva02_base_patch14_224.mim_in22k", 1e-4 * 256 / 1024, 0.7, 0.1, 30, 3, 256, "all", "EVA-02"),
+    "k400_dinov3_b16_probe": ("vit_base_patch16_dinov3.lvd1689m", 1e-3, 1.0, 0.0, 10, 1, 256, "head", "our estimate"),
+}
+BACKBONES = ("clip_b16", "siglip2_b16", "dinov3_b16", "eva02_b14")
+
 
 def test_the_recipes_are_found():
     assert {p.name for p in CONFIGS} >= {"demo.yaml", "k400_visformer_s_laps.yaml", "k400_vit_b16_laps.yaml"}
@@ -21,14 +36,26 @@ def _load(path):
     return load_config(path, ["model.pretrained=", "model.img_size=32", "data.scale_min=32", "data.scale_max=40"])
 
 
+def _distinct_models(paths):
+    """One recipe per distinct architecture (the UCF101 and HMDB51 recipes of a backbone build the
+    model of its K400 recipe; the build below replaces the image size, and drop path changes no shape)."""
+    chosen = {}
+    for path in paths:
+        model = load_config(path).model
+        chosen.setdefault(repr(dataclasses.replace(model, img_size=1, drop_path=0.0)), path)
+    return list(chosen.values())
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_recipe_loads_and_names_a_known_backbone(path):
+    config = load_config(path)
+    assert config.runtime.output == f"runs/{path.stem}" or path.stem in ("demo", "scratch_small")
     architecture = _load(path).model.backbone.split(".")[0]  # without a pretrained tag
     assert laps.list_models(architecture) == [architecture]
 
 
 @pytest.mark.slow  # full-size backbones, up to ViT-L
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", _distinct_models(CONFIGS), ids=lambda p: p.stem)
 def test_recipe_builds_its_model(path):
     config = _load(path)
     model = build_model(config, num_classes=3, pretrained=False).eval()
@@ -52,3 +79,39 @@ def test_the_from_scratch_recipe_is_what_laps_train_does_by_default():
         assert getattr(scratch.optim, key) == getattr(default.optim, key), key
     assert (scratch.data.scale_min, scratch.data.scale_max, scratch.data.norm) == (None, None, "auto")
     assert scratch.model.pretrained == default.model.pretrained == ""
+
+
+@pytest.mark.parametrize("name", FOUNDATION)
+def test_a_foundation_recipe_holds_the_values_its_comment_names(name):
+    import timm
+
+    tag, lr, layer_decay, drop_path, epochs, warmup, batch, train, source = FOUNDATION[name]
+    path = CONFIGS[0].parent / f"{name}.yaml"
+    config = load_config(path)
+    o = config.optim
+    assert config.model.backbone == tag and tag in timm.list_pretrained(tag)
+    assert (o.lr, o.layer_decay, config.model.drop_path, o.epochs, o.warmup_epochs) == pytest.approx(
+        (lr, layer_decay, drop_path, epochs, warmup), rel=1e-12)
+    assert (o.batch_size * o.accum_steps, o.train, o.optimizer, config.model.pretrained) == (batch, train, "adamw", "timm")
+    assert source.lower() in path.read_text().lower()
+    assert config.runtime.output == f"runs/{name}"
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_ucf101_and_hmdb51_recipes_take_the_k400_recipe_at_a_quarter_of_its_batch_and_lr(backbone):
+    folder = CONFIGS[0].parent
+    k400, ucf, hmdb = (load_config(folder / f"{data}_{backbone}_laps.yaml") for data in ("k400", "ucf101", "hmdb51"))
+    assert (ucf.optim.batch_size * ucf.optim.accum_steps, ucf.optim.lr) == (64, pytest.approx(k400.optim.lr / 4))
+    assert (ucf.data.format, hmdb.data.format, ucf.runtime.output) == ("ucf101", "hmdb51", f"runs/ucf101_{backbone}_laps")
+    assert (ucf.model, ucf.optim.layer_decay) == (k400.model, k400.optim.layer_decay)
+    assert (hmdb.model, hmdb.optim) == (ucf.model, ucf.optim)
+
+
+def test_the_foundation_recipes_normalise_as_their_weights_were_trained():
+    from timm.models import get_pretrained_cfg
+
+    from laps.engine.builders import resolve_norm
+
+    clip = load_config(CONFIGS[0].parent / "k400_clip_b16_laps.yaml")
+    cfg = get_pretrained_cfg("vit_base_patch16_clip_224.openai")
+    assert resolve_norm(clip) == (tuple(cfg.mean), tuple(cfg.std)) and cfg.mean[0] == pytest.approx(0.4815, abs=1e-4)

@@ -1,15 +1,20 @@
-"""Build models and datasets from a :class:`~laps.engine.config.Config`."""
+"""Build models, their optimizer and datasets from a :class:`~laps.engine.config.Config`."""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import torch
+from timm.models import group_parameters
+from timm.optim import create_optimizer_v2
+from torch import nn
 
 from laps.data import VideoDataset, load_annotations, load_classes
 from laps.data.annotations import Annotations
 from laps.data.transforms import Norm
-from laps.engine.config import Config, ModelConfig, scale_range
+from laps.engine.config import Config, ModelConfig, scale_range, trained_blocks
 from laps.errors import ConfigError, DataError
 from laps.models import VideoClassifier, create_model
 from laps.models.pretrained import normalization
@@ -93,3 +98,55 @@ def build_dataset(config: Config, annotations: Annotations, root: str, train: bo
         sampling=d.sampling, views=views, scale_range=scale_range(config), flip=d.flip, norm=resolve_norm(config),
         seed=config.runtime.seed,
     )
+
+
+#: the names of a timm backbone's blocks: ``blocks.3.`` (ViT, Eva), ``stage2.1.`` (Visformer)
+BLOCK_NAME = re.compile(r"^(blocks|stage\d+)\.\d+\.")
+
+
+def freeze(model: VideoClassifier, train: str) -> None:
+    """Leave only the part ``optim.train`` names trainable (``requires_grad=False`` on the rest).
+
+    ``all``: every parameter. ``head``: the classifier (``backbone.get_classifier()``), a linear
+    probe on frozen features. ``last:N``: the last N blocks and everything after them (final norm,
+    pooling, head). Blocks are counted in timm's layer order (``group_matcher``, the order layer
+    decay uses): ViT and Eva have ``depth`` blocks; Visformer's conv blocks of ``stage1`` and
+    attention blocks of ``stage2`` and ``stage3`` count in turn (15 for visformer_small), and a
+    stage's first block includes the patch embedding in front of it, as in timm's grouping.
+    """
+    count = trained_blocks(train)
+    if count is None:
+        return
+    backbone = model.backbone
+    layer_of = group_parameters(backbone, backbone.group_matcher(coarse=False), reverse=True)  # name -> layer
+    blocks = sorted({layer for name, layer in layer_of.items() if BLOCK_NAME.match(name)})
+    if count > len(blocks):
+        raise ConfigError(f"optim.train={train} asks for more blocks than {type(backbone).__name__} has "
+                          f"({len(blocks)}); use last:1 to last:{len(blocks)}, head or all")
+    head = {id(p) for p in backbone.get_classifier().parameters()}
+    first = blocks[-count] if count else math.inf
+    for name, param in backbone.named_parameters():
+        param.requires_grad_(id(param) in head or layer_of[name] >= first)
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """``model.train()``, with every part whose parameters are all frozen in eval mode: frozen
+    features are computed as at inference (BatchNorm running statistics, no dropout or drop-path)."""
+    model.train()
+    for module in model.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+
+
+def build_optimizer(model: VideoClassifier, config: Config) -> torch.optim.Optimizer:
+    """timm's AdamW or SGD-momentum over the trainable parameters, with weight decay off for
+    biases and norms, and ``optim.layer_decay`` scales in each group's ``lr_scale``. Frozen
+    parameters (:func:`freeze`) are in no group, so they get no state and no weight decay."""
+    o = config.optim
+    params = model.backbone
+    if o.layer_decay == 1 and not o.weight_decay:  # timm would take every parameter, frozen ones too
+        params = [p for p in model.backbone.parameters() if p.requires_grad]
+    return create_optimizer_v2(params, opt="momentum" if o.optimizer == "sgd" else "adamw", lr=o.lr,
+                               weight_decay=o.weight_decay, momentum=o.momentum,
+                               layer_decay=o.layer_decay if o.layer_decay < 1 else None)

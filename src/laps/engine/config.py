@@ -1,27 +1,29 @@
 """Typed run configuration: dataclass defaults <- YAML file (and the files it is ``base:``d on)
 <- ``section.key=value`` overrides, through OmegaConf structured configs.
 
-OmegaConf checks keys and converts types (``optim.lr=5e-4`` is a float, ``data.num_workers`` takes
-``auto`` or an integer); :func:`validate` then checks choices and ranges. Every error is one line
-that names the key.
+OmegaConf parses the values (YAML syntax: ``optim.milestones=[10,15]``, ``model.levels=[1,null]``),
+rejects unknown keys and converts types; each section's ``__post_init__`` then checks its choices and
+ranges when the config is built. Every error is one line that names the key.
 
-A recipe can build on another: a top-level ``base: other.yaml`` (relative to the file) loads that
-file first, and the recipe's own values override it.
+A recipe can build on others: a top-level ``base: other.yaml`` (relative to the file), or a list
+``base: [a.yaml, b.yaml]`` merged in that order, is loaded first, and the recipe's own values
+override it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from laps.atomic import write_text_atomic
 from laps.data.sampling import SAMPLINGS
 from laps.data.transforms import NORMS, default_scale_range
 from laps.errors import ConfigError
@@ -32,8 +34,23 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+#: what ``optim.train`` accepts besides ``last:N``
+TRAIN_PARTS = ("all", "head")
 #: the key of a recipe file that names the recipe it builds on
 BASE_KEY = "base"
+
+
+def _choose(section: str, obj: object, **allowed: Iterable[str]) -> None:
+    for name, choices in allowed.items():
+        value = getattr(obj, name)
+        if value not in tuple(choices):
+            raise ConfigError(f"{section}.{name}={value!r} is not allowed; choose one of {', '.join(choices)}")
+
+
+def _at_least(section: str, obj: object, low: int, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) < low:
+            raise ConfigError(f"{section}.{name}={getattr(obj, name)!r} must be >= {low}")
 
 
 @dataclass
@@ -52,6 +69,11 @@ class ModelConfig:
     fold_div: int = 4
     drop_path: float = 0.0
 
+    def __post_init__(self) -> None:
+        _choose("model", self, temporal=VARIANTS)
+        _at_least("model", self, 1, "num_frames", "img_size", "fold_div")
+        _at_least("model", self, 0, "drop_path")
+
 
 @dataclass
 class DataConfig:
@@ -69,6 +91,15 @@ class DataConfig:
     num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
     val_views: str = "1x1"
     max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
+
+    def __post_init__(self) -> None:
+        _choose("data", self, sampling=SAMPLINGS, norm=("auto", *NORMS))
+        _at_least("data", self, 1, "sampling_rate")
+        workers = self.num_workers
+        if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
+            raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
+        if not 0 <= self.max_broken_share <= 1:
+            raise ConfigError(f"data.max_broken_share={self.max_broken_share} is a share of the split: 0 to 1")
 
 
 @dataclass
@@ -89,10 +120,20 @@ class OptimConfig:
     label_smoothing: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
-    layer_decay: float = 1.0
+    layer_decay: float = 1.0  # LR scale per block from the head down (timm's layer decay); 1: off
     ema_decay: float = 0.0
     max_bad_steps: int = 10  # optimizer steps in a row with a non-finite loss or gradient that stop the run; 0: never
     precise_bn_iters: int = 0  # batches that recompute BatchNorm statistics before each evaluation; 0: off
+    train: str = "all"  # "all", "head" (a linear probe on frozen features) or "last:N" (the last N blocks + head)
+
+    def __post_init__(self) -> None:
+        _choose("optim", self, optimizer=OPTIMIZERS, schedule=SCHEDULES)
+        _at_least("optim", self, 1, "epochs", "batch_size", "accum_steps")
+        _at_least("optim", self, 0, "lr", "weight_decay", "warmup_epochs", "clip_grad", "mixup", "cutmix",
+                  "ema_decay", "precise_bn_iters", "max_bad_steps")
+        if not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"optim.layer_decay={self.layer_decay} must be in (0, 1]; 1 turns it off")
+        trained_blocks(self.train)
 
 
 @dataclass
@@ -105,6 +146,12 @@ class RuntimeConfig:
     compile: bool = False
     progress: bool = True
     eval_every: int = 1
+    log_every_s: float = 30.0  # seconds between progress lines when stderr is not a terminal (a log file)
+
+    def __post_init__(self) -> None:
+        _choose("runtime", self, amp=AMP_MODES, device=DEVICES)
+        _at_least("runtime", self, 1, "eval_every")
+        _at_least("runtime", self, 0, "threads", "log_every_s")
 
 
 @dataclass
@@ -114,53 +161,29 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
+    def __post_init__(self) -> None:
+        low, high = scale_range(self)
+        if low > high:
+            raise ConfigError(f"data.scale_min ({low}) must be <= data.scale_max ({high})")
+        if self.data.scale_min is not None and self.data.scale_min < self.model.img_size:
+            raise ConfigError(
+                f"data.scale_min={self.data.scale_min} is smaller than model.img_size={self.model.img_size}; "
+                "the short side must be at least the crop size"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-CHOICES = {
-    "model.temporal": tuple(VARIANTS),
-    "data.sampling": SAMPLINGS,
-    "data.norm": ("auto", *NORMS),
-    "optim.optimizer": OPTIMIZERS,
-    "optim.schedule": SCHEDULES,
-    "runtime.amp": AMP_MODES,
-    "runtime.device": DEVICES,
-}
-POSITIVE = ("model.num_frames", "model.img_size", "data.sampling_rate", "optim.epochs", "optim.batch_size",
-            "optim.accum_steps", "runtime.eval_every", "model.fold_div")
-NON_NEGATIVE = ("optim.lr", "optim.weight_decay", "optim.warmup_epochs", "optim.clip_grad", "optim.mixup",
-                "optim.cutmix", "runtime.threads", "optim.ema_decay", "model.drop_path", "optim.precise_bn_iters",
-                "optim.max_bad_steps", "data.max_broken_share")
-
-
-def _get(config: Config, key: str) -> Any:
-    section, name = key.split(".")
-    return getattr(getattr(config, section), name)
-
-
-def validate(config: Config) -> Config:
-    """Check choices and ranges; raise ConfigError naming the key."""
-    for key, allowed in CHOICES.items():
-        if _get(config, key) not in allowed:
-            raise ConfigError(f"{key}={_get(config, key)!r} is not allowed; choose one of {', '.join(allowed)}")
-    for key in POSITIVE + NON_NEGATIVE:
-        if _get(config, key) < (1 if key in POSITIVE else 0):
-            raise ConfigError(f"{key}={_get(config, key)!r} must be {'>= 1' if key in POSITIVE else '>= 0'}")
-    workers = config.data.num_workers
-    if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
-        raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
-    if config.data.max_broken_share > 1:
-        raise ConfigError(f"data.max_broken_share={config.data.max_broken_share} is a share of the split: 0 to 1")
-    low, high = scale_range(config)
-    if low > high:
-        raise ConfigError(f"data.scale_min ({low}) must be <= data.scale_max ({high})")
-    if config.data.scale_min is not None and config.data.scale_min < config.model.img_size:
-        raise ConfigError(
-            f"data.scale_min={config.data.scale_min} is smaller than model.img_size={config.model.img_size}; "
-            "the short side must be at least the crop size"
-        )
-    return config
+def trained_blocks(train: str) -> int | None:
+    """``optim.train`` -> how many of the last blocks train: ``None`` for all of them, 0 for the head
+    only, N for ``last:N``; a ConfigError for anything else."""
+    if train in TRAIN_PARTS:
+        return None if train == "all" else 0
+    count = train.removeprefix("last:")
+    if train.startswith("last:") and count.isdigit() and int(count) >= 1:
+        return int(count)
+    raise ConfigError(f"optim.train={train!r} is not allowed; choose all, head or last:N with N >= 1 blocks")
 
 
 def scale_range(config: Config) -> tuple[int, int]:
@@ -186,20 +209,17 @@ def _one_line(err: Exception, source: str = "", override: str = "") -> ConfigErr
         hint = f"; did you mean {close[0]}?" if close else f"; allowed keys: {', '.join(_keys())}"
         return ConfigError(f"{source}unknown config key {key!r}{hint}")
     message = str(err).splitlines()[0]
+    if "is not a ListConfig" in message:
+        message = "takes a list, written in brackets: [1,2]"
     if not key and override:
         key = f"override {override}"
     return ConfigError(f"{source}{key}: {message}" if key else f"{source}{message}")
 
 
-def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[tuple[str, str], DictConfig]]:
-    """The YAML file at ``path`` after the chain of files it is based on, oldest first, each with
-    where it came from for error messages (see :func:`_one_line`)."""
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    if path.resolve() in seen:
-        raise ConfigError(f"config file {path} is its own base (a cycle of '{BASE_KEY}:' entries)")
+def _load_yaml(path: Path) -> DictConfig:
+    """One recipe file, as OmegaConf reads it (a safe YAML loader: plain values only)."""
     try:
-        layer = OmegaConf.load(path)  # a safe YAML loader: plain values only
+        layer = OmegaConf.load(path)
     except yaml.constructor.ConstructorError as err:
         raise ConfigError(f"config file {path}: the YAML tag {err.problem.split()[-1] if err.problem else ''} is "
                           "refused; configs hold plain values only (no tags that build Python objects)") from None
@@ -209,78 +229,82 @@ def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[tuple[st
         raise ConfigError(f"config file {path} must hold a mapping of sections ({err})") from None
     if not isinstance(layer, DictConfig):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
-    base = layer.pop(BASE_KEY, None)
-    if base is not None and not isinstance(base, str):
-        raise ConfigError(f"config file {path}: '{BASE_KEY}:' must be the path of another recipe, got {base!r}")
     for section, values in layer.items():
-        if not isinstance(values, DictConfig):
+        if section != BASE_KEY and not isinstance(values, DictConfig):
             raise ConfigError(f"config file {path}: section {section!r} must be a mapping of key: value")
-    below = _file_layers(path.parent / base, (*seen, path.resolve())) if base else []
-    return [*below, ((f"config file {path}: ", ""), layer)]
+    return layer
 
 
-def _is_list(key: str) -> bool:
-    """Whether ``section.name`` is a list field of the config."""
-    section, _, name = key.partition(".")
-    fields = {f.name: f for f in dataclasses.fields(Config)}
-    if section not in fields or not name:
-        return False
-    hint = typing.get_type_hints(fields[section].default_factory).get(name)
-    return hint is not None and (typing.get_origin(hint) is list or
-                                 any(typing.get_origin(a) is list for a in typing.get_args(hint)))
+def _file_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, DictConfig]]:
+    """The YAML file at ``path`` after the files it is based on (``base:`` one path, or a list
+    merged in order), oldest first, each after where it came from (for error messages)."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path} is its own base (a cycle of '{BASE_KEY}:' entries)")
+    layer = _load_yaml(path)
+    base = layer.pop(BASE_KEY, None)
+    bases = [base] if isinstance(base, str) else OmegaConf.to_object(base) if isinstance(base, ListConfig) else base
+    if bases is not None and not (isinstance(bases, list) and all(isinstance(b, str) for b in bases)):
+        raise ConfigError(f"config file {path}: '{BASE_KEY}:' must be the path of another recipe or a list of "
+                          f"them, got {base!r}")
+    below = [below for b in bases or [] for below in _file_layers(path.parent / b, (*seen, path.resolve()))]
+    return [*below, (f"config file {path}: ", layer)]
 
 
-def _override_layer(key: str, value: Any) -> DictConfig:
-    """One ``section.key`` override: a string as on a command line (YAML syntax: ``[1, 2]``,
-    ``null``; for a list field ``2,3`` means ``[2,3]`` too), anything else as it is."""
-    if not isinstance(value, str) or not value:  # "" is a value here (e.g. model.pretrained=: none), not null
-        return OmegaConf.create({key.split(".")[0]: {key.split(".", 1)[1]: value}} if "." in key else {key: value})
-    if _is_list(key) and "," in value and not value.lstrip().startswith("["):
-        value = f"[{value}]"
-    return OmegaConf.from_dotlist([f"{key}={value}"])
+def _override(key: str, value: Any) -> DictConfig:
+    """One ``section.key`` override: a string as on a command line (YAML syntax, read by
+    ``from_dotlist``), anything else as it is. ``key=`` sets an empty string (``model.pretrained=``)."""
+    if isinstance(value, str) and value:
+        return OmegaConf.from_dotlist([f"{key}={value}"])
+    layer = OmegaConf.create()
+    OmegaConf.update(layer, key, value)
+    return layer
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
     """Defaults, then the YAML file at ``path`` (nested sections; ``base:`` chains), then
-    ``overrides`` (``{"optim.lr": 0.1}`` or ``["optim.lr=0.1", "optim.epochs=3"]``), validated."""
+    ``overrides`` (``{"optim.lr": 0.1}`` or ``["optim.lr=0.1", "optim.epochs=3"]``; a ``None`` value
+    is skipped), built and checked."""
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
+    layers = [(source, "", lambda layer=layer: layer) for source, layer in (_file_layers(Path(path)) if path else [])]
+    layers += [("", key, lambda key=key, value=value: _override(key, value))
+               for key, value in (overrides or {}).items() if value is not None]
     merged = OmegaConf.structured(Config)
-    layers = _file_layers(Path(path)) if path else []
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            layers.append((("", key), lambda key=key, value=value: _override_layer(key, value)))
-    for where, layer in layers:
+    for source, key, layer in layers:
         try:
-            merged = OmegaConf.merge(merged, layer() if callable(layer) else layer)
+            merged = OmegaConf.merge(merged, layer())
         except (OmegaConfBaseException, yaml.YAMLError) as err:
-            raise _one_line(err, *where) from None
+            raise _one_line(err, source, key) from None
+    return _build(merged)
+
+
+def _build(merged: DictConfig, source: str = "") -> Config:
+    """The :class:`Config` object of a merged structured config (its sections' ``__post_init__``
+    check the values)."""
     try:
-        config = OmegaConf.to_object(merged)
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        raise _one_line(err) from None
-    return validate(config)
+        raise _one_line(err, source) from None
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
     """``["optim.lr=0.1", "optim.epochs=3"]`` -> ``{"optim.lr": "0.1", "optim.epochs": "3"}``."""
-    pairs = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value, e.g. optim.lr=0.01")
-        key, value = item.split("=", 1)
-        pairs[key.strip()] = value
-    return pairs
+    if bad := next((item for item in items if "=" not in item), None):
+        raise ConfigError(f"override {bad!r} must look like key=value, e.g. optim.lr=0.01")
+    return {key.strip(): value for key, value in (item.split("=", 1) for item in items)}
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write ``config`` as YAML, atomically (what :func:`config_from_dict` reads back)."""
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's ``config.yaml``)."""
     try:
-        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), raw))
+        merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
     except OmegaConfBaseException as err:
         raise _one_line(err, "config: ") from None
-    return validate(config)
+    return _build(merged, "config: ")

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from laps.atomic import atomic_path, write_text_atomic
 from laps.engine.distributed import collective_device, is_main_process
+from laps.engine.reporting import progress as progress_bar
 
 
 def autocast(device: torch.device, amp: str):
@@ -69,7 +69,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, amp: str = "none", prog
     was_training = model.training
     model.eval()
     probs, labels, indices = [], [], []
-    for views, label, index in tqdm(loader, desc=desc, leave=False, disable=not (progress and is_main_process())):
+    for views, label, index in progress_bar(loader, desc, len(loader), enabled=progress and is_main_process()):
         if should_stop is not None and should_stop():
             model.train(was_training)
             return None

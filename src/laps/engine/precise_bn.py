@@ -15,12 +15,15 @@ from itertools import islice
 import torch
 from torch import nn
 
+from laps.engine.builders import set_train_mode
 from laps.engine.distributed import all_reduce_tensor
 
 
 def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The BatchNorm layers of ``model`` that keep running statistics."""
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    """The BatchNorm layers of ``model`` that keep running statistics, but for frozen ones
+    (``optim.train``): those keep the statistics of the weights they came with."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+            and not (m.affine and not m.weight.requires_grad)]
 
 
 class _Moments:
@@ -44,8 +47,8 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor], num_ba
     statistics of its inputs over the first ``num_batches`` of ``batches``, summed over processes.
 
     ``forward(model, batch)`` runs one batch (default: ``model(batch)``; pass one that moves,
-    normalises and autocasts). The model runs in train mode, as in training, and is put back in the
-    mode it had. Returns the number of batches used (0 when the model has no BatchNorm layer).
+    normalises and autocasts). The model runs in train mode, as in training (its frozen parts in eval
+    mode, :func:`~laps.engine.builders.set_train_mode`), and is put back in the mode it had. Returns the number of batches used (0 when the model has no BatchNorm layer).
     """
     layers = batch_norms(model)
     if not layers or num_batches <= 0:
@@ -54,7 +57,7 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor], num_ba
     hooks = [layer.register_forward_pre_hook(m) for layer, m in zip(layers, moments)]
     run = forward or (lambda module, batch: module(batch))
     was_training = model.training
-    model.train()
+    set_train_mode(model)
     used = 0
     try:
         for batch in islice(batches, num_batches):  # no batch beyond the last one is loaded

@@ -1,0 +1,182 @@
+"""What a training run reports: progress while it runs, one metrics row per epoch (metrics.jsonl,
+TensorBoard, a log line), and the summary at its end (summary.json, training_curves.png).
+
+Progress goes to stderr as a tqdm bar when stderr is a terminal (or a notebook). When it is not
+(SLURM, ``nohup``, CI, ``| tee``), a bar's carriage-return updates would fill the log, so progress
+is a plain log line every ``runtime.log_every_s`` seconds instead, through the ``laps`` logger
+(which ``laps`` commands print to stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from laps.analysis.flops import count_flops
+from laps.analysis.plots import plot_training_curves
+from laps.atomic import atomic_path, write_text_atomic
+from laps.engine.builders import build_model
+from laps.engine.config import Config
+from laps.engine.run_dir import CURVES, METRICS, SUMMARY
+from laps.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+TENSORBOARD = "tensorboard"
+
+
+def interactive() -> bool:
+    """Whether progress bars can redraw in place: stderr is a terminal, or this is a notebook."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+class LogProgress:
+    """Iterate ``iterable`` like tqdm, but report as a plain log line every ``every_s`` seconds:
+    ``epoch 2/10: batch 120/500 (24%), loss=1.234, ...`` with the latest :meth:`set_postfix`."""
+
+    def __init__(self, iterable: Iterable, desc: str, total: int, initial: int = 0, every_s: float = 30.0) -> None:
+        self.iterable, self.desc, self.total, self.done, self.every_s = iterable, desc, total, initial, every_s
+        self.postfix: dict[str, Any] = {}
+        self.last_line = time.perf_counter()
+
+    def set_postfix(self, refresh: bool = False, **values: Any) -> None:
+        self.postfix = values
+
+    def __iter__(self) -> Iterator:
+        for item in self.iterable:
+            yield item
+            self.done += 1
+            now = time.perf_counter()
+            if now - self.last_line >= self.every_s and self.done < self.total:
+                self.last_line = now
+                values = "".join(f", {key}={value}" for key, value in self.postfix.items())
+                logger.info("%s: batch %d/%d (%.0f%%)%s", self.desc, self.done, self.total,
+                            100 * self.done / max(self.total, 1), values)
+
+
+def progress(iterable: Iterable, desc: str, total: int, *, enabled: bool, initial: int = 0,
+             every_s: float = 30.0) -> tqdm | LogProgress:
+    """A tqdm bar over ``iterable`` on a terminal, else a :class:`LogProgress` (both take
+    ``set_postfix``); ``enabled=False`` reports nothing."""
+    if enabled and not interactive():
+        return LogProgress(iterable, desc, total, initial, every_s)
+    return tqdm(iterable, desc=desc, total=total, initial=initial, leave=False, disable=not enabled,
+                dynamic_ncols=True)
+
+
+@dataclass
+class Best:
+    """The best epoch so far by ``metric``: ``val_top1`` (higher is better) when there is a
+    validation set, else ``train_loss`` (lower is better); ``value`` and ``epoch`` (1-based) are
+    None before an epoch that reports the metric."""
+
+    metric: str
+    value: float | None = None
+    epoch: int | None = None
+
+    def update(self, row: dict[str, float], epoch: int) -> bool:
+        """Take the ``row`` of ``epoch`` if its metric is better -> whether it was."""
+        value = row.get(self.metric)
+        if value is None or math.isnan(value):
+            return False
+        if self.value is not None and not (value > self.value if self.metric == "val_top1" else value < self.value):
+            return False
+        self.value, self.epoch = value, epoch
+        return True
+
+    @classmethod
+    def from_state(cls, saved: dict[str, Any], metric: str) -> "Best":
+        """From a checkpoint; one written before the metric was named holds ``{"top1", "epoch"}``
+        with minus the train loss in ``top1`` when there was no validation set."""
+        if "metric" in saved:
+            return cls(**saved)
+        value = saved["top1"] if metric == "val_top1" else -saved["top1"]
+        return cls(metric, value, saved["epoch"]) if math.isfinite(value) else cls(metric)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl; a torn last line (a process killed while appending it, before the
+    epoch's checkpoint was committed) is dropped, a damaged line before it is an error."""
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise CheckpointError(f"{path} line {number} is not JSON; the metrics log is damaged") from None
+    return rows
+
+
+class Reporter:
+    """The per-epoch and end-of-run reports of a run directory ``out`` (rank 0 only: on other
+    ranks ``enabled=False`` and every method does nothing)."""
+
+    def __init__(self, out: Path, epochs: int, enabled: bool) -> None:
+        self.out, self.epochs, self.enabled = out, epochs, enabled
+        self.writer = None  # TensorBoard's SummaryWriter while the run is open
+
+    def open(self, start_epoch: int) -> None:
+        """Start metrics.jsonl afresh, or keep its rows up to ``start_epoch`` (a resumed run redoes the
+        epochs after), and open TensorBoard's log."""
+        if not self.enabled:
+            return
+        rows = [r for r in read_rows(self.out / METRICS) if r["epoch"] <= start_epoch] if start_epoch else []
+        (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is a dependency, but stay usable without it
+            return
+        self.writer = SummaryWriter(str(self.out / TENSORBOARD))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def epoch_row(self, row: dict[str, Any]) -> None:
+        """Append an epoch's row to metrics.jsonl and TensorBoard, and log it in one line."""
+        if not self.enabled:
+            return
+        with open(self.out / METRICS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.writer.add_scalar(key, value, row["epoch"])
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("epoch", "lr"))
+        logger.info("epoch %d/%d: %s", row["epoch"], self.epochs, shown)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return read_rows(self.out / METRICS)
+
+    def summary(self, summary: dict[str, Any], rows: list[dict[str, Any]], label: str) -> None:
+        """Write summary.json and the training curves of ``rows`` (labelled ``label``)."""
+        write_text_atomic(self.out / SUMMARY, json.dumps(summary, indent=2))
+        if rows:
+            with atomic_path(self.out / CURVES) as tmp:
+                plot_training_curves({label: rows}, tmp)
+
+
+def gflops_per_view(path: Path, config: Config, num_classes: int) -> float:
+    """GFLOPs of one view: traced once per run directory, on a CPU model of the same architecture
+    (FLOPs do not depend on the weights), and cached in ``path`` (flops.json)."""
+    if path.is_file():
+        return json.loads(path.read_text())["gflops_per_view"]
+    m = config.model
+    model = build_model(config, num_classes, pretrained=False)
+    gflops = count_flops(model, torch.zeros(1, m.num_frames, model.in_chans, m.img_size, m.img_size)) / 1e9
+    write_text_atomic(path, json.dumps({"gflops_per_view": gflops}) + "\n")
+    return gflops
