@@ -8,11 +8,10 @@ import torch
 
 from laps.data import VideoDataset, load_annotations, load_classes
 from laps.data.annotations import Annotations
-from laps.data.transforms import Norm
 from laps.engine.config import Config, ModelConfig, scale_range
 from laps.errors import ConfigError, DataError
 from laps.models import VideoClassifier, create_model
-from laps.models.pretrained import normalization
+from laps.models.pretrained import NORMS, interpolation, normalization
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,9 +33,16 @@ def model_kwargs(m: ModelConfig) -> dict:
     return kwargs
 
 
-def resolve_norm(config: Config) -> Norm:
-    """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights."""
-    return normalization(config.model.backbone) if config.data.norm == "auto" else config.data.norm
+def resolve_norm(config: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) of ``data.norm``: a preset's, or with ``auto`` those of the backbone's timm
+    weights (their ``pretrained_cfg``)."""
+    return normalization(config.model.backbone) if config.data.norm == "auto" else NORMS[config.data.norm]
+
+
+def resolve_interpolation(config: Config) -> str:
+    """The resize interpolation of the backbone's timm weights (their ``pretrained_cfg``: bicubic for
+    most ViTs, CLIP and EVA), which training and evaluation resize frames with."""
+    return interpolation(config.model.backbone)
 
 
 def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
@@ -91,5 +97,5 @@ def build_dataset(config: Config, annotations: Annotations, root: str, train: bo
     return VideoDataset(
         annotations, root, m.num_frames, d.sampling_rate, train=train, img_size=m.img_size,
         sampling=d.sampling, views=views, scale_range=scale_range(config), flip=d.flip, norm=resolve_norm(config),
-        seed=config.runtime.seed,
+        interpolation=resolve_interpolation(config), seed=config.runtime.seed,
     )

@@ -44,12 +44,11 @@ from tqdm import tqdm
 from laps.atomic import atomic_path, write_text_atomic
 from laps.analysis.flops import count_flops, count_params
 from laps.analysis.plots import plot_training_curves
-from laps.data import build_loader, save_classes, set_epoch
+from laps.data import build_loader, set_epoch
 from laps.data.annotations import resolve_path
-from laps.data.transforms import norm_stats
 from laps.data.dataset import VideoDataset, usable_cores
 from laps.engine import checkpoint as ckpt
-from laps.engine.builders import build_dataset, build_model, class_names, read_split, resolve_device, resolve_norm
+from laps.engine.builders import build_dataset, build_model, class_names, read_split, resolve_device
 from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, all_reduce_tensor, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
@@ -57,7 +56,6 @@ from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.preemption import StopSignals
 from laps.engine.run_dir import BROKEN, CURVES, FLOPS, METRICS, SUMMARY, RunLock, claim_output
 from laps.engine.runtime import seeded, threads
-from laps.models.hub import CONFIG_NAME, sharing_config
 from laps.models.video import load_weights_into
 from laps.errors import CheckpointError, ConfigError, DataError, Preempted, TooManyBrokenFiles, TrainingDiverged
 
@@ -380,10 +378,7 @@ class Trainer:
             rows = _read_rows(self.out / METRICS)
             (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows if r["epoch"] <= start_epoch))
         save_config(self.config, self.out / ckpt.CONFIG)
-        save_classes(self.out / ckpt.CLASSES, self.classes)
-        mean, std = (tuple(v.flatten().tolist()) for v in norm_stats(resolve_norm(self.config)))
-        write_text_atomic(self.out / CONFIG_NAME, json.dumps(sharing_config(
-            self.model, self.classes, mean, std, self.config.data.sampling_rate), indent=2) + "\n")
+        ckpt.write_model_config(self.out, self.model, self.config, self.classes)
 
     def _tensorboard(self):
         if not is_main_process():
