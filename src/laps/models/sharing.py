@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ from laps.atomic import write_text_atomic
 from laps.errors import CheckpointError, ConfigError
 from laps.integrity import load_safetensors, save_safetensors
 from laps.models import legacy
-from laps.models.pretrained import interpolation, normalization
+from laps.models.pretrained import interpolation as weights_interpolation
+from laps.models.pretrained import normalization
 from laps.version import __version__
 
 CONFIG_NAME, WEIGHTS_NAME, CARD_NAME = "config.json", "model.safetensors", "README.md"
@@ -45,34 +47,34 @@ REQUIRED = ("backbone", "temporal", "num_frames", "num_classes", "timm_kwargs")
 INPUT_DEFAULTS = {"interpolation": "bilinear", "sampling": "dense", "sampling_rate": None}
 
 
-def model_config(model: nn.Module, classes: list[str] | None = None, **inputs: Any) -> dict[str, Any]:
+def model_config(model: nn.Module, classes: list[str] | None = None, *, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, interpolation: str | None = None,
+                 sampling_rate: int | None = None, sampling: str | None = None) -> dict[str, Any]:
     """The ``config.json`` content of a :class:`~laps.models.video.VideoClassifier`: its architecture,
-    class names and how to feed it. ``inputs`` (``mean``, ``std``, ``interpolation``,
-    ``sampling_rate``, ``sampling``) that are not given (or ``None``) come from the config the model
-    was loaded with (``model.shared_config``), else from the backbone's timm weights."""
+    class names and how to feed it. What is not given (``None``) comes from the config the model was
+    loaded with (``model.shared_config``), else from the backbone's timm weights (``mean``, ``std``,
+    ``interpolation``), else is not recorded (``sampling_rate``; ``sampling`` is ``"dense"``)."""
     if model.architecture is None:
         raise ConfigError("this model was built with lapsify() from a timm model laps cannot name; build it with "
                           "laps.create_model(...) to save it with save_pretrained")
-    unknown = set(inputs) - {"mean", "std", *INPUT_DEFAULTS}
-    if unknown:
-        raise ConfigError(f"unknown model input setting(s) {', '.join(sorted(unknown))}; pass mean, std, "
-                          f"{', '.join(INPUT_DEFAULTS)}")
     loaded = getattr(model, "shared_config", None) or {}
-    classes = classes if classes is not None else loaded.get("classes")
-    if classes is not None and len(classes) != model.num_classes:
-        raise ConfigError(f"{len(classes)} class names for a model with {model.num_classes} classes")
     backbone = model.architecture["backbone"]
-    mean, std = normalization(backbone)
-    defaults = {"mean": mean, "std": std, "interpolation": interpolation(backbone), "sampling_rate": None,
-                "sampling": "dense"}
-    chosen = {key: next((v for v in (inputs.get(key), loaded.get(key)) if v is not None), default)
-              for key, default in defaults.items()}
+    weights_mean, weights_std = normalization(backbone)
+    given = {"classes": classes, "mean": mean, "std": std, "interpolation": interpolation,
+             "sampling_rate": sampling_rate, "sampling": sampling}
+    fallback = {"classes": None, "mean": weights_mean, "std": weights_std, "interpolation": weights_interpolation(backbone),
+                "sampling_rate": None, "sampling": "dense"}
+    chosen = {key: next((v for v in (value, loaded.get(key)) if v is not None), fallback[key])
+              for key, value in given.items()}
+    if chosen["classes"] is not None and len(chosen["classes"]) != model.num_classes:
+        raise ConfigError(f"{len(chosen['classes'])} class names for a model with {model.num_classes} classes")
     config = {
         "laps_version": __version__, **model.architecture, "temporal": model.temporal,
         "num_frames": model.num_frames, "num_classes": model.num_classes, "levels": model.levels,
-        "fold_div": model.fold_div, "classes": list(classes) if classes is not None else None,
+        "fold_div": model.fold_div,
         "img_size": model.architecture["timm_kwargs"].get("img_size") or model.backbone.pretrained_cfg["input_size"][-1],
-        **chosen, "mean": [float(v) for v in chosen["mean"]], "std": [float(v) for v in chosen["std"]],
+        **chosen, "classes": None if chosen["classes"] is None else list(chosen["classes"]),
+        "mean": [float(v) for v in chosen["mean"]], "std": [float(v) for v in chosen["std"]],
     }
     try:
         json.dumps(config)
@@ -97,7 +99,8 @@ def write_config(directory: str | Path, config: dict[str, Any]) -> Path:
 def save_pretrained(model: nn.Module, directory: str | Path, classes: list[str] | None = None,
                     **inputs: Any) -> Path:
     """Write ``config.json`` and ``model.safetensors`` of ``model`` into ``directory`` -> the folder.
-    ``inputs``: see :func:`model_config`."""
+    ``inputs`` (``mean``, ``std``, ``interpolation``, ``sampling_rate``, ``sampling``): see
+    :func:`model_config`."""
     directory = Path(directory)
     config = model_config(model, classes, **inputs)
     save_weights(model, directory / WEIGHTS_NAME, config)
@@ -105,7 +108,7 @@ def save_pretrained(model: nn.Module, directory: str | Path, classes: list[str] 
     return directory
 
 
-def checked(config: Any, source: str | Path) -> dict[str, Any]:
+def check_config(config: Any, source: str | Path) -> dict[str, Any]:
     """``config`` if it is a model config (with :data:`INPUT_DEFAULTS` filled in), else a
     :class:`CheckpointError` naming ``source``."""
     if not isinstance(config, dict) or any(key not in config for key in REQUIRED):
@@ -119,7 +122,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
         config = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a laps config ({err})") from None
-    return checked(config, path)
+    return check_config(config, path)
 
 
 def _weights_of(folder: Path) -> Path:
@@ -137,14 +140,14 @@ def load_file(weights: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     tensors, metadata = load_safetensors(weights)
     raw = json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
     if raw is not None and not legacy.is_run_config(raw):
-        return checked(raw, f"{weights} (metadata {METADATA_KEY})"), tensors
+        return check_config(raw, f"{weights} (metadata {METADATA_KEY})"), tensors
     if raw is None and (weights.parent / CONFIG_NAME).is_file():
         return read_config(weights.parent / CONFIG_NAME), tensors
     config = legacy.model_config(weights, raw, metadata)
     if config is None:
         raise CheckpointError(f"{weights} carries no laps config and has no {CONFIG_NAME} beside it; pass a file "
                               "written by laps train or save_pretrained")
-    return checked(config, weights), tensors
+    return check_config(config, weights), tensors
 
 
 def _download(repo_id: str, revision: str | None) -> Path:
