@@ -148,3 +148,26 @@ def test_clear_errors(tmp_path):
     image = __import__("timm").create_model("vit_tiny_patch16_224", img_size=32, patch_size=16, depth=1)
     with pytest.raises(ConfigError, match="build it with laps.create_model"):
         sharing.model_config(laps.lapsify(image, num_frames=2))
+
+
+def test_a_clip_run_is_trained_fed_and_saved_with_clip_s_settings(tiny_data, tmp_path):
+    from torchvision.transforms.v2 import InterpolationMode
+
+    from laps.data.transforms import TestTransform
+    from laps.engine import checkpoint as ckpt
+    from laps.engine.builders import build_dataset, build_model, read_split
+    from tests.helpers import tiny_config
+
+    config = tiny_config(tiny_data, tmp_path, **{"model.backbone": "vit_base_patch16_clip_224.openai",
+                                                 "model.embed_dim": 64, "model.num_heads": 2})
+    records, root = read_split(config, "train_list")
+    train_set = build_dataset(config, records, root, train=True)
+    assert train_set.transform.interpolation == InterpolationMode.BICUBIC
+    std = 1 / (255 * train_set.normalize.scale.flatten())
+    assert (-train_set.normalize.shift.flatten() * std).tolist() == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+    saved = ckpt.model_config(build_model(config, 10, pretrained=False), config, [f"c{i}" for i in range(10)])
+    assert saved["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711]) and saved["interpolation"] == "bicubic"
+    frames = torch.randint(0, 256, (2, 40, 40, 3), dtype=torch.uint8)
+    assert not torch.equal(TestTransform(16, interpolation="bicubic")(frames), TestTransform(16)(frames))
+    with pytest.raises(ConfigError, match="unknown interpolation 'cubic'"):
+        TestTransform(16, interpolation="cubic")

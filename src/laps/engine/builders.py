@@ -8,10 +8,11 @@ import torch
 
 from laps.data import VideoDataset, load_annotations, load_classes
 from laps.data.annotations import Annotations
+from laps.data.transforms import Norm
 from laps.engine.config import Config, ModelConfig, scale_range
 from laps.errors import ConfigError, DataError
 from laps.models import VideoClassifier, create_model
-from laps.models.pretrained import NORMS, interpolation, normalization
+from laps.models.pretrained import interpolation, normalization
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,10 +34,9 @@ def model_kwargs(m: ModelConfig) -> dict:
     return kwargs
 
 
-def resolve_norm(config: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The (mean, std) of ``data.norm``: a preset's, or with ``auto`` those of the backbone's timm
-    weights (their ``pretrained_cfg``)."""
-    return normalization(config.model.backbone) if config.data.norm == "auto" else NORMS[config.data.norm]
+def resolve_norm(config: Config) -> Norm:
+    """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights."""
+    return normalization(config.model.backbone) if config.data.norm == "auto" else config.data.norm
 
 
 def resolve_interpolation(config: Config) -> str:

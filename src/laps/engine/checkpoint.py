@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from laps.atomic import atomic_path
+from laps.data.transforms import norm_stats
 from laps.engine.builders import resolve_interpolation, resolve_norm
 from laps.engine.config import Config
 from laps.errors import CheckpointError
@@ -45,7 +46,7 @@ LEGACY_BEST, LEGACY_CLASSES = RUN_WEIGHTS[0], RUN_CLASSES
 def model_config(model: VideoClassifier, config: Config, classes: list[str]) -> dict[str, Any]:
     """The ``config.json`` of a model trained with ``config``: its classes, and the normalisation,
     interpolation and frame sampling it was trained with."""
-    mean, std = resolve_norm(config)
+    mean, std = (tuple(v.flatten().tolist()) for v in norm_stats(resolve_norm(config)))
     return sharing.model_config(model, classes, mean=mean, std=std, interpolation=resolve_interpolation(config),
                                 sampling_rate=config.data.sampling_rate, sampling=config.data.sampling)
 
