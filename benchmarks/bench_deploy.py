@@ -56,13 +56,12 @@ def timeline_vs_eval(threads: int, seconds: int = 120) -> dict:
     """clips/s of a timeline over one long video vs evaluation of the same clips as separate files."""
     from laps.data.encoding import write_video
     from laps.data.synthetic import make_synthetic, synthetic_clip
-    from laps.engine.inference import evaluate_checkpoint, load_trained
+    import laps
+    from laps.engine.inference import evaluate_checkpoint, model_timeline
     from laps.engine.runtime import threads as scoped_threads
-    from laps.engine.timeline import open_stream, slide
+    from laps.engine.timeline import open_stream
     from laps.engine.trainer import train
     from laps.engine.config import load_config
-    from laps.data.transforms import Normalize
-    from laps.engine.builders import resolve_norm
 
     fps, window = 8, 2
     with tempfile.TemporaryDirectory() as folder, scoped_threads(threads):
@@ -73,7 +72,7 @@ def timeline_vs_eval(threads: int, seconds: int = 120) -> dict:
                                     "data.num_workers": 0, "optim.epochs": 1, "runtime.output": str(root / "run"),
                                     "runtime.progress": False})
         train(config)
-        trained = load_trained(root / "run", "cpu")
+        model = laps.from_pretrained(root / "run")
         frames = np.concatenate([synthetic_clip(k % 10, seed=k, num_frames=window * fps, size=64)
                                  for k in range(seconds // window)])
         write_video(root / "long.mp4", frames, fps=fps)
@@ -84,14 +83,12 @@ def timeline_vs_eval(threads: int, seconds: int = 120) -> dict:
             write_video(clips_dir / f"{k:04d}.mp4", frames[k * fps:(k + window) * fps], fps=fps)
             lines.append(f"clips/{k:04d}.mp4 0")
         (root / "clips.txt").write_text("\n".join(lines) + "\n")
-        normalize = Normalize(resolve_norm(trained.config))
         began = time.perf_counter()
         with open_stream(str(root / "long.mp4")) as container:
-            timeline = slide(trained.model, container, trained.classes, num_frames=8, img_size=64, normalize=normalize,
-                             window=window, stride=1.0, batch_size=8, progress=False)
+            timeline = model_timeline(model, container, window=window, stride=1.0, batch_size=8, progress=False)
         timeline_rate = len(timeline.starts) / (time.perf_counter() - began)
         began = time.perf_counter()
-        evaluate_checkpoint(trained, root / "clips.txt", root, root / "eval", batch_size=8, num_workers=0, progress=False)
+        evaluate_checkpoint(model, root / "clips.txt", root, root / "eval", batch_size=8, num_workers=0, progress=False)
         eval_rate = len(lines) / (time.perf_counter() - began)
     return {"video_s": seconds, "clips": len(lines), "timeline_clips_per_s": timeline_rate,
             "eval_clips_per_s": eval_rate, "timeline_over_eval": timeline_rate / eval_rate}

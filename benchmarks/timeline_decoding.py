@@ -29,11 +29,9 @@ import torch
 from laps.data.encoding import write_video
 from laps.data.synthetic import CLASSES
 from laps.data.synthetic_timeline import long_synthetic, random_parts
-from laps.data.transforms import Normalize
-from laps.engine.builders import resolve_norm
-from laps.engine.inference import load_trained
+from laps.engine.inference import load_model, model_timeline
 from laps.engine.segmenting import boundary_errors, segments_from_states, smooth_scores, viterbi
-from laps.engine.timeline import Timeline, open_stream, slide
+from laps.engine.timeline import Timeline, open_stream
 
 FPS, WINDOW = 8, 2.0
 TWO_PARTS = [(CLASSES.index("drifting_left"), 30.0), (CLASSES.index("brightening"), 30.0)]
@@ -108,8 +106,7 @@ def main() -> None:
         write_video(work / f"{name}.mp4", frames, fps=FPS)
     rows, cases = [], []
     for checkpoint in args.checkpoints:
-        trained = load_trained(checkpoint, "cpu")
-        c, normalize = trained.config, Normalize(resolve_norm(trained.config))
+        model = load_model(checkpoint, "cpu")
         metrics = [json.loads(line) for line in (Path(checkpoint) / "metrics.jsonl").read_text().splitlines()]
         val_top1 = max(m["val_top1"] for m in metrics if "val_top1" in m)
         for stride in strides:
@@ -118,9 +115,7 @@ def main() -> None:
             began = time.perf_counter()
             for name, (_, truth) in videos.items():
                 with open_stream(str(work / f"{name}.mp4")) as container:
-                    timeline = slide(trained.model, container, trained.classes, num_frames=c.model.num_frames,
-                                     img_size=c.model.img_size, normalize=normalize, window=WINDOW, stride=stride,
-                                     progress=False)
+                    timeline = model_timeline(model, container, WINDOW, stride, progress=False)
                 accuracies.append(window_accuracy(timeline, truth))
                 for decoding, (smooth, decode) in decodings().items():
                     scores = smooth_scores(timeline.scores, smooth)

@@ -36,7 +36,7 @@ def test_quick_demo_writes_report_table_and_run_directories(tmp_path, capsys):
     assert rows["laps"]["gflops"] > rows["base2d"]["gflops"]
     report = (out / "report.md").read_text()
     for variant, row in rows.items():  # ordinary run directories plus the demo's eval.json
-        for name in ("summary.json", "metrics.jsonl", "best.safetensors", "eval.json", "confusion.png"):
+        for name in ("summary.json", "metrics.jsonl", "model.safetensors", "config.json", "eval.json", "confusion.png"):
             assert (out / variant / name).is_file(), (variant, name)
         summary = json.loads((out / variant / "summary.json").read_text())
         assert row["val_top1"] == json.loads((out / variant / "eval.json").read_text())["top1"]

@@ -18,8 +18,9 @@ import torch
 from laps.analysis.plots import plot_training_curves
 from laps.data import load_annotations, make_synthetic
 from laps.data.synthetic import CLASSES
+from laps.models.loading import from_pretrained
 from laps.engine.config import Config, load_config
-from laps.engine.inference import evaluate_checkpoint, format_prediction, load_trained, predict_files
+from laps.engine.inference import evaluate_checkpoint, format_prediction, predict_files
 from laps.engine.runtime import threads
 from laps.engine.trainer import train
 
@@ -71,11 +72,11 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
     })
     print(f"\n== {variant}: training {config.model.backbone} ({config.optim.epochs} epochs) -> {run_dir}")
     summary = train(config, overwrite=True)
-    trained = load_trained(run_dir, device="cpu")
+    model = from_pretrained(run_dir)
     with threads(config.runtime.threads):  # evaluated and timed with the threads it trained with
-        evaluation = evaluate_checkpoint(trained, data_dir / "val.txt", data_dir, run_dir, views,
+        evaluation = evaluate_checkpoint(model, data_dir / "val.txt", data_dir, run_dir, views,
                                          num_workers=config.data.num_workers, progress=config.runtime.progress)
-        infer_clips_per_s = inference_clips_per_s(trained.model, config)
+        infer_clips_per_s = inference_clips_per_s(model, config)
     return {
         "variant": variant, "val_top1": evaluation["top1"], "params": summary["params"],
         "gflops": summary["gflops_per_view"], "train_clips_per_s": summary["train_clips_per_s"],
@@ -173,7 +174,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, ablation: bool 
     variants = ["base2d", "laps"] + (["ps", "la"] if ablation else [])
     rows = [run_variant(v, data_dir, out, overrides, "1x1" if quick else views) for v in variants]
     pair = reversed_pair(data_dir, json.loads((out / "laps" / "eval.json").read_text())["per_class_acc"])
-    predictions = predict_files(load_trained(out / "laps", device="cpu"), pair, views="1x1", top_k=3)
+    predictions = predict_files(from_pretrained(out / "laps"), pair, views="1x1", top_k=3)
     report = write_report(out, rows, predictions, time.perf_counter() - began)
     print("\n" + format_table(rows))
     print("\n" + reading(rows))

@@ -26,6 +26,8 @@ from laps.models.video import VideoClassifier
 
 FORMATS = (".pt2", ".onnx")
 OPSET = 18
+#: keys of a model's config (``model.shared_config``) written into an ONNX file's metadata: how to feed it
+FEEDING_KEYS = ("classes", "img_size", "mean", "std", "interpolation", "sampling_rate", "sampling")
 #: a check passes when max |exported - eager| <= TOLERANCE * max(1, max |eager logits|): fp32
 #: kernels that sum in another order differ in the last bits, relative to the logits' size
 TOLERANCE = 1e-4
@@ -46,7 +48,8 @@ def example_clips(model: VideoClassifier, batch_size: int, seed: int = 0) -> tor
 
 def export(model: VideoClassifier, path: str | Path, batch_size: int = 2, metadata: dict[str, Any] | None = None) -> Path:
     """Export ``model`` (put in eval mode) to ``path`` (``.pt2`` or ``.onnx``) with a dynamic batch.
-    ``metadata`` (e.g. classes, mean, std) goes into the ONNX file's metadata as JSON strings."""
+    An ONNX file's metadata holds, as JSON strings, ``num_frames``, ``temporal``, the
+    :data:`FEEDING_KEYS` of the config a loaded model carries (``laps.from_pretrained``), and ``metadata``."""
     path = Path(path)
     fmt = _format(path)
     model.eval()
@@ -65,7 +68,9 @@ def export(model: VideoClassifier, path: str | Path, batch_size: int = 2, metada
                                 output_names=["logits"], dynamic_shapes=dynamic, verbose=False)
     program.save(str(path))
     proto = onnx.load(str(path))
-    info = {"num_frames": model.num_frames, "temporal": model.temporal, **(metadata or {})}
+    config = getattr(model, "shared_config", None) or {}
+    info = {"num_frames": model.num_frames, "temporal": model.temporal,
+            **{key: config[key] for key in FEEDING_KEYS if key in config}, **(metadata or {})}
     for key, value in info.items():
         proto.metadata_props.add(key=key, value=json.dumps(value))
     onnx.save(proto, str(path))

@@ -9,7 +9,6 @@ from torch import nn
 from laps.data.encoding import write_video
 from laps.data.transforms import norm_stats
 from laps.engine.builders import resolve_norm
-from laps.engine.inference import TrainedModel
 from tests.engine.test_timeline import COLOURS, FPS
 from tests.helpers import tiny_config
 
@@ -40,6 +39,13 @@ def colour_video(path, parts):
     return path
 
 
-def oracle_model(tmp_path, delay: float = 0.0) -> TrainedModel:
+def oracle_model(tmp_path, delay: float = 0.0) -> NormalisedColourOracle:
+    """The oracle with what ``laps.from_pretrained`` puts on a model: its clip length, class count and
+    sharing config (how it is fed)."""
     config = tiny_config(tmp_path, tmp_path / "run")
-    return TrainedModel(NormalisedColourOracle(resolve_norm(config), delay).eval(), config, CLASSES)
+    model = NormalisedColourOracle(resolve_norm(config), delay).eval()
+    model.num_frames, model.num_classes = config.model.num_frames, len(CLASSES)
+    model.shared_config = {"classes": CLASSES, "img_size": config.model.img_size, "mean": model.mean.tolist(),
+                           "std": model.std.tolist(), "interpolation": "bilinear",
+                           "sampling_rate": config.data.sampling_rate, "sampling": config.data.sampling}
+    return model

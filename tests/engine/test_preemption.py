@@ -83,7 +83,7 @@ def test_signals_checkpoint_mid_epoch_and_resume_equals_uninterrupted(tiny_data,
         assert code == 0, err[-2000:]
     assert any(0 < batch < total for _, batch, total in stops), f"no stop landed mid-epoch: {stops}"
     assert _rows(run) == _rows(full)
-    for name in ("best.safetensors", "last.safetensors"):
+    for name in ("model.safetensors", "last.safetensors"):
         a, b = load_file(run / name), load_file(full / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 

@@ -230,10 +230,9 @@ def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_
 #: reaches 1 and 5 minutes of video (after the model, the imports and the first windows are in place)
 RSS_SCRIPT = """
 import json, sys
-from laps.data.transforms import Normalize
+import laps
 from laps.engine import timeline
-from laps.engine.builders import resolve_norm
-from laps.engine.inference import load_trained
+from laps.engine.inference import model_timeline
 
 run, video, out = sys.argv[1:]
 rss = {}
@@ -245,12 +244,9 @@ def measured(container):
                 rss[mark] = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
         yield time, rgb
 timeline._frames = measured
-trained = load_trained(run, "cpu")
-c = trained.config
+model = laps.from_pretrained(run)
 with timeline.open_stream(video) as container:
-    result = timeline.slide(trained.model, container, trained.classes, num_frames=c.model.num_frames,
-                            img_size=c.model.img_size, normalize=Normalize(resolve_norm(c)), window=2.0, stride=1.0,
-                            progress=False)
+    result = model_timeline(model, container, window=2.0, stride=1.0, progress=False)
 timeline.write_timeline(result, timeline.segments(result), out)
 print(json.dumps(rss))
 """

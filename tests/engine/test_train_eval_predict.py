@@ -17,7 +17,7 @@ from laps.integrity import BYTES_KEY, DIGEST_KEY
 from laps.engine.trainer import train
 from tests.helpers import tiny_config
 
-RUN_FILES = ("best.safetensors", "last.safetensors", "state.pt", "config.yaml", "classes.json", "metrics.jsonl",
+RUN_FILES = ("model.safetensors", "config.json", "last.safetensors", "state.pt", "config.yaml", "metrics.jsonl",
              "summary.json", "curves.png")
 CLI_FLAGS = ["--model", "vit_tiny_patch16_224", "--img-size", "32", "--num-frames", "4", "--sampling-rate", "2",
              "--batch-size", "4", "--lr", "0.001", "--seed", "0", "--train-list", "train.txt", "--val-list", "val.txt",
@@ -93,16 +93,16 @@ def test_predict_cli_json_reports_broken_files_and_exit_1(trained_run, tiny_data
     video = tiny_data / "videos" / "drifting_left" / "drifting_left_0002.mp4"
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    code = main(["predict", "--checkpoint", str(out / "best.safetensors"), "--json", "--top-k", "3", str(video), str(broken)])
+    code = main(["predict", "--checkpoint", str(out / "model.safetensors"), "--json", "--top-k", "3", str(video), str(broken)])
     results = json.loads(capsys.readouterr().out)
     assert code == 1
     assert results[0]["path"] == str(video) and len(results[0]["top"]) == 3
-    main(["predict", "--checkpoint", str(out / "best.safetensors"), "--json", "--top-k", "10", str(video)])
+    main(["predict", "--checkpoint", str(out / "model.safetensors"), "--json", "--top-k", "10", str(video)])
     every = json.loads(capsys.readouterr().out)[0]["top"]  # all ten classes: a distribution, best first
     assert sum(t["prob"] for t in every) == pytest.approx(1.0, abs=1e-5)
     assert [t["prob"] for t in every] == sorted((t["prob"] for t in every), reverse=True)
     assert results[0]["top"] == every[:3] and len({t["label"] for t in every}) == 10
-    assert results[0]["top"][0]["label"] in json.loads((out / "classes.json").read_text())
+    assert results[0]["top"][0]["label"] in json.loads((out / "config.json").read_text())["classes"]
     assert "error" in results[1]
     assert main(["predict", "--checkpoint", str(out), str(video)]) == 0
 
@@ -110,14 +110,14 @@ def test_predict_cli_json_reports_broken_files_and_exit_1(trained_run, tiny_data
 @pytest.mark.slow
 def test_checkpoint_from_another_model_gives_clear_error(trained_run, tiny_data, tmp_path, capsys):
     out, _ = trained_run
-    weights = load_file(out / "best.safetensors")
+    weights = load_file(out / "model.safetensors")
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    with safe_open(str(out / "best.safetensors"), "pt") as f:
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
         metadata = f.metadata()
     config = json.loads(metadata["laps_config"])
-    config["model"]["depth"] = 2  # claims a deeper model than the weights hold
+    config["timm_kwargs"]["depth"] = 2  # claims a deeper model than the weights hold
     metadata = {k: v for k, v in metadata.items() if k not in (DIGEST_KEY, BYTES_KEY)}  # as a tool without checksums
     save_file(weights, str(tmp_path / "other.safetensors"), metadata={**metadata, "laps_config": json.dumps(config)})
     video = tiny_data / "videos" / "drifting_left" / "drifting_left_0002.mp4"
@@ -132,7 +132,7 @@ def test_bad_configs_and_missing_files_fail_with_one_line_and_code_2(tiny_data, 
         (["train", "--data-root", str(tiny_data), "--num-frames", "0"], "model.num_frames=0 must be >= 1"),
         (["train", "--data-root", str(tiny_data), "optim.bogus=1"], "unknown config key"),
         (["train", "--data-root", str(tiny_data), "--epochs", "two"], "optim.epochs: Value 'two' of type 'str' could not be converted to Integer"),
-        (["eval", "--checkpoint", str(tmp_path), "--list", "x.txt"], "holds no best.safetensors"),
+        (["eval", "--checkpoint", str(tmp_path), "--list", "x.txt"], "holds no model.safetensors"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -165,7 +165,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path, work
                              env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert _metrics(killed) == _metrics(full)
-    for name in ("best.safetensors", "last.safetensors"):
+    for name in ("model.safetensors", "last.safetensors"):
         a, b = load_file(killed / name), load_file(full / name)
         assert all(torch.equal(a[k], b[k]) for k in a)
 

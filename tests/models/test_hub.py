@@ -1,5 +1,6 @@
 """Sharing: save_pretrained / from_pretrained (folder, run directory, Hub id offline) give the same
-logits; push_to_hub uploads the files with a model card that renders."""
+logits; config.json carries the normalisation and interpolation of the backbone's timm weights;
+push_to_hub uploads the files with a model card that renders."""
 
 import json
 import os
@@ -12,7 +13,7 @@ from huggingface_hub import ModelCard
 
 import laps
 from laps.errors import CheckpointError, ConfigError
-from laps.models import hub
+from laps.models import sharing
 
 pytestmark = pytest.mark.slow  # save/load round trips of several models, and subprocesses
 
@@ -42,24 +43,42 @@ def test_save_then_from_pretrained_gives_identical_logits(model, tmp_path):
 
 
 def test_a_run_directory_loads_with_its_classes_and_normalisation(tiny_data, tmp_path):
-    from laps.engine.inference import load_trained
+    from safetensors.torch import load_file
+
     from laps.engine.trainer import train
     from tests.helpers import tiny_config
 
     run = tmp_path / "run"
     train(tiny_config(tiny_data, run, **{"optim.epochs": 1, "data.norm": "imagenet"}))
     model = laps.from_pretrained(run)
-    reference = load_trained(run, "cpu")
+    weights = load_file(run / "model.safetensors")
+    assert all(torch.equal(weights[key], value) for key, value in model.backbone.state_dict().items())
+    config = model.shared_config
+    assert config == json.loads((run / "config.json").read_text())
+    assert config["classes"] == json.loads((tiny_data / "classes.json").read_text())  # the data set's 10 names
+    assert (config["sampling_rate"], config["sampling"], config["img_size"]) == (2, "dense", 32)
+    assert config["mean"] == pytest.approx([0.485, 0.456, 0.406]) and config["std"] == pytest.approx([0.229, 0.224, 0.225])
+    assert config["interpolation"] == "bicubic"  # vit_tiny's timm weights
+    model.save_pretrained(tmp_path / "shared")  # what it was loaded with is kept
+    again = laps.from_pretrained(tmp_path / "shared")
+    assert again.shared_config == config
     clips = torch.randn(1, 4, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(model(clips), reference.model(clips))
-    config = model.shared_config
-    assert config["classes"] == reference.classes and config["sampling_rate"] == 2
-    assert config["mean"] == pytest.approx([0.485, 0.456, 0.406]) and config["std"] == pytest.approx([0.229, 0.224, 0.225])
-    model.save_pretrained(tmp_path / "shared", classes=config["classes"], mean=config["mean"], std=config["std"])
-    again = laps.from_pretrained(tmp_path / "shared")
-    with torch.no_grad():
         assert torch.equal(again(clips), model(clips))
+
+
+def test_config_json_carries_the_normalisation_and_interpolation_of_the_tag(tmp_path):
+    # a CLIP tag at a tiny size: the weights' pretrained_cfg, not ImageNet's statistics, and bicubic
+    model = laps.create_model("vit_base_patch16_clip_224.openai", num_frames=2, num_classes=3, img_size=32,
+                              patch_size=16, depth=1, embed_dim=64, num_heads=2)
+    model.save_pretrained(tmp_path / "clip")
+    config = json.loads((tmp_path / "clip" / "config.json").read_text())
+    assert config["mean"] == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+    assert config["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711])
+    assert config["interpolation"] == "bicubic"
+    model.save_pretrained(tmp_path / "mine", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), interpolation="bilinear")
+    mine = laps.from_pretrained(tmp_path / "mine").shared_config
+    assert (mine["mean"], mine["std"], mine["interpolation"]) == ([0.5] * 3, [0.25] * 3, "bilinear")
 
 
 def _fill_hub_cache(cache, repo_id, folder):
@@ -93,6 +112,7 @@ def test_a_hub_id_loads_from_the_cache_in_offline_mode(tmp_path):
 def test_push_to_hub_uploads_the_files_and_a_model_card(tiny_data, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
+    from laps.engine.publish import push_run
     from laps.engine.trainer import train
     from tests.helpers import tiny_config
 
@@ -107,8 +127,7 @@ def test_push_to_hub_uploads_the_files_and_a_model_card(tiny_data, tmp_path, mon
 
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, private, exist_ok: None)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    model = laps.from_pretrained(run)
-    assert laps.push_to_hub(model, "someone/laps-tiny", run_dir=run).endswith("/commit/abc")
+    assert push_run(run, "someone/laps-tiny").endswith("/commit/abc")
     assert {"config.json", "model.safetensors", "README.md"} <= set(uploaded)
     card = ModelCard(uploaded["README.md"].decode())
     assert card.data.library_name == "laps" and card.data.pipeline_tag == "video-classification"
@@ -116,12 +135,41 @@ def test_push_to_hub_uploads_the_files_and_a_model_card(tiny_data, tmp_path, mon
     assert f"| best_val_top1 | {100 * summary['best_val_top1']:.2f}% |" in card.text
     assert f"| GFLOPs per view | {summary['gflops_per_view']:.3f} |" in card.text
     assert "## Intended use" in card.text and "optim:" in card.text  # the training config
-    assert json.loads(uploaded["config.json"])["classes"] == model.shared_config["classes"]
+    assert json.loads(uploaded["config.json"]) == json.loads((run / "config.json").read_text())
+    from safetensors.torch import load, load_file
+
+    sent, best = load(uploaded["model.safetensors"]), load_file(run / "model.safetensors")
+    assert sent.keys() == best.keys() and all(torch.equal(sent[key], best[key]) for key in best)
 
 
-def test_clear_errors():
+def test_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="neither a folder"):
         laps.from_pretrained("./no/such/thing")
+    with pytest.raises(CheckpointError, match="holds no model.safetensors"):
+        laps.from_pretrained(tmp_path)
     image = __import__("timm").create_model("vit_tiny_patch16_224", img_size=32, patch_size=16, depth=1)
     with pytest.raises(ConfigError, match="build it with laps.create_model"):
-        hub.sharing_config(laps.lapsify(image, num_frames=2))
+        sharing.model_config(laps.lapsify(image, num_frames=2))
+
+
+def test_a_clip_run_is_trained_fed_and_saved_with_clip_s_settings(tiny_data, tmp_path):
+    from torchvision.transforms.v2 import InterpolationMode
+
+    from laps.data.transforms import TestTransform
+    from laps.engine import checkpoint as ckpt
+    from laps.engine.builders import build_dataset, build_model, read_split
+    from tests.helpers import tiny_config
+
+    config = tiny_config(tiny_data, tmp_path, **{"model.backbone": "vit_base_patch16_clip_224.openai",
+                                                 "model.embed_dim": 64, "model.num_heads": 2})
+    records, root = read_split(config, "train_list")
+    train_set = build_dataset(config, records, root, train=True)
+    assert train_set.transform.interpolation == InterpolationMode.BICUBIC
+    std = 1 / (255 * train_set.normalize.scale.flatten())
+    assert (-train_set.normalize.shift.flatten() * std).tolist() == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+    saved = ckpt.model_config(build_model(config, 10, pretrained=False), config, [f"c{i}" for i in range(10)])
+    assert saved["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711]) and saved["interpolation"] == "bicubic"
+    frames = torch.randint(0, 256, (2, 40, 40, 3), dtype=torch.uint8)
+    assert not torch.equal(TestTransform(16, interpolation="bicubic")(frames), TestTransform(16)(frames))
+    with pytest.raises(ConfigError, match="unknown interpolation 'cubic'"):
+        TestTransform(16, interpolation="cubic")

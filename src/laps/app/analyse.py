@@ -15,21 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from laps.data.transforms import Normalize
-from laps.engine.builders import resolve_norm
-from laps.engine.inference import TrainedModel, iter_predictions, load_trained
+from laps.engine.inference import iter_predictions, model_timeline
 from laps.engine.segmenting import BACKGROUND_SCORE, SMOOTH, SWITCH, smooth_scores
-from laps.engine.timeline import Timeline, open_stream, segments, slide
+from laps.engine.timeline import Timeline, open_stream, segments
 from laps.errors import VideoDecodeError
+from laps.models import VideoClassifier
 
 
 #: FFmpeg codecs that render text files as pictures
 TEXT_CODECS = ("ansi", "bintext", "xbin", "idf")
-
-
-def load_model(checkpoint: str, device: str = "cpu") -> TrainedModel:
-    """The app's one way to load a checkpoint: the loader ``laps predict`` uses."""
-    return load_trained(checkpoint, device)
 
 
 @dataclass(frozen=True)
@@ -70,14 +64,9 @@ def video_duration(path: str) -> float:
         return container.duration / 1e6 if container.duration else 0.0
 
 
-def _timeline(trained: TrainedModel, path: str, settings: Settings) -> Timeline:
-    c = trained.config
-    normalize = Normalize(resolve_norm(c))
-    device = next(trained.model.parameters()).device
+def _timeline(model: VideoClassifier, path: str, settings: Settings) -> Timeline:
     with open_stream(path) as container:
-        return slide(trained.model, container, trained.classes, num_frames=c.model.num_frames,
-                     img_size=c.model.img_size, normalize=lambda clips: normalize(clips.to(device)),
-                     window=settings.window, stride=settings.stride, progress=False)
+        return model_timeline(model, container, settings.window, settings.stride, progress=False)
 
 
 def timeline_view(timeline: Timeline, settings: Settings) -> dict[str, Any]:
@@ -98,16 +87,16 @@ def timeline_view(timeline: Timeline, settings: Settings) -> dict[str, Any]:
     return {"png": plot, "segments": rows, "windows": len(timeline.starts)}
 
 
-def analyse(trained: TrainedModel, path: str, name: str, settings: Settings) -> dict[str, Any]:
+def analyse(model: VideoClassifier, path: str, name: str, settings: Settings) -> dict[str, Any]:
     """``{"name", "duration", "top": [{"label", "prob"}], "timeline": {...} or None, "seconds"}`` for
     the video file at ``path``; bad videos raise :class:`VideoDecodeError` with a message for the user."""
     began = time.perf_counter()
     try:
         duration = video_duration(path)
-        item = next(iter_predictions(trained, [path], settings.views, settings.top_k))
+        item = next(iter_predictions(model, [path], settings.views, settings.top_k))
         if "error" in item:
             raise VideoDecodeError(item["error"])
-        view = timeline_view(_timeline(trained, path, settings), settings) if duration >= settings.long_after else None
+        view = timeline_view(_timeline(model, path, settings), settings) if duration >= settings.long_after else None
     except VideoDecodeError as err:
         reason = str(err).replace(f"{path}: ", "").replace(path, name)
         raise VideoDecodeError(f"{name}: not a video this page can read, or a truncated one ({reason})") from None

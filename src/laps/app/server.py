@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from laps.app.analyse import Settings, analyse
-from laps.engine.inference import TrainedModel
+from laps.models import VideoClassifier
 from laps.errors import LapsError
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ class BadRequest(Exception):
 class App:
     """The model, the settings and the queue shared by every request."""
 
-    def __init__(self, trained: TrainedModel, settings: Settings, max_bytes: int, max_waiting: int = 16) -> None:
-        self.trained, self.settings, self.max_bytes, self.max_waiting = trained, settings, max_bytes, max_waiting
+    def __init__(self, model: VideoClassifier, settings: Settings, max_bytes: int, max_waiting: int = 16) -> None:
+        self.model, self.settings, self.max_bytes, self.max_waiting = model, settings, max_bytes, max_waiting
         self.model_lock = threading.Lock()
         self.waiting = 0
         self.count_lock = threading.Lock()
@@ -63,7 +63,7 @@ class App:
         try:
             with self.model_lock:
                 queued = time.perf_counter() - began
-                result = analyse(self.trained, path, name, self.settings)
+                result = analyse(self.model, path, name, self.settings)
         finally:
             with self.count_lock:
                 self.waiting -= 1

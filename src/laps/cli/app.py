@@ -33,7 +33,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from laps.app.analyse import Settings, load_model
+    from laps.app.analyse import Settings
+    from laps.engine.inference import load_model
     from laps.app.server import App, make_server
 
     check_timeline_flags(args)

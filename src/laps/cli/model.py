@@ -10,6 +10,7 @@ from laps.models.temporal import VARIANTS
 EXPORT_EXAMPLES = """examples:
   laps export --checkpoint runs/demo/laps --output laps.onnx
   laps export --checkpoint runs/demo/laps --output laps.pt2
+  laps export --checkpoint someone/laps-k400 --output k400.onnx    # a Hugging Face Hub id
 """
 FLOPS_EXAMPLES = """examples:
   laps flops visformer_small --temporal laps --num-frames 8 --img-size 224
@@ -34,7 +35,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                     "Export a trained model with a dynamic batch, then run the exported file on random clips and "
                     "compare it with the eager model (ONNX: in ONNX Runtime on the CPU).", EXPORT_EXAMPLES)
     p.add_argument("--checkpoint", required=True,
-                   help="a run directory, a save_pretrained folder or a Hugging Face Hub id")
+                   help="a run directory (its best weights), a save_pretrained folder, a .safetensors weights file "
+                        "or a Hugging Face Hub id user/name")
     p.add_argument("--output", required=True, help="FILE.onnx or FILE.pt2: the format follows the extension")
     p.add_argument("--batch-size", type=int, default=2, help="batch of the example clips traced (default 2)")
     p.set_defaults(func=run_export)
@@ -68,13 +70,11 @@ def run_flops(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    import laps
     from laps.cli import print_json
     from laps.export import check_export, export
-    from laps.models.hub import from_pretrained
 
-    model = from_pretrained(args.checkpoint)
-    config = model.shared_config
-    metadata = {key: config.get(key) for key in ("classes", "mean", "std", "img_size", "sampling_rate")}
-    path = export(model, args.output, args.batch_size, metadata)
+    model = laps.from_pretrained(args.checkpoint)
+    path = export(model, args.output, args.batch_size)
     print_json({"output": str(path), "num_frames": model.num_frames, **check_export(model, path)})
     return 0

@@ -21,16 +21,21 @@ TRAIN_EXAMPLES = """examples:
 """
 EVAL_EXAMPLES = """examples:
   laps eval --checkpoint runs/demo/laps --data-root runs/demo/data --list val.txt --views 10x3 --output runs/demo/laps/eval
-  laps eval --checkpoint runs/mine/best.safetensors --data-root data/k400 --list val.csv --views 1x3
+  laps eval --checkpoint runs/mine/last.safetensors --data-root data/k400 --list val.csv --views 1x3
+  laps eval --checkpoint someone/laps-k400 --data-root data/k400 --list val.csv --output eval_k400
 """
 PREDICT_EXAMPLES = """examples:
   laps predict --checkpoint runs/demo/laps video1.mp4 video2.mp4
-  laps predict --checkpoint runs/mine/best.safetensors --json --top-k 3 my_videos/
+  laps predict --checkpoint shared_model --json --top-k 3 my_videos/     # a save_pretrained folder
+  laps predict --checkpoint someone/laps-k400 video1.mp4                 # a Hugging Face Hub id
   laps predict --checkpoint runs/mine my_videos/ --output predictions.jsonl   # streamed, one line per video
   laps predict --checkpoint runs/mine long.mp4 --timeline --window 2 --stride 1 --output long_timeline/
   laps predict --checkpoint runs/mine long.mp4 --timeline --switch 8 --truth long_segments.csv --output long_timeline/
   ffmpeg -i rtsp://camera/stream -f mpegts - | laps predict --checkpoint runs/mine - --timeline --output cam/
 """
+
+CHECKPOINT_HELP = ("a run directory (its best weights), a save_pretrained folder, a .safetensors weights file or "
+                   "a Hugging Face Hub id user/name")
 
 #: CLI flag -> config key
 TRAIN_FLAGS = {
@@ -57,7 +62,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
     p = add_command(subparsers, "eval", "multi-view evaluation of a checkpoint", None, EVAL_EXAMPLES)
-    p.add_argument("--checkpoint", required=True, help="run directory (its best weights) or .safetensors file")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--data-root", default="", help="folder the list's video paths are relative to")
     p.add_argument("--list", required=True, help="annotation file of the videos to evaluate")
     p.add_argument("--format", default="auto", help="annotation format (default: detect)")
@@ -71,7 +76,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_eval)
 
     p = add_command(subparsers, "predict", "classify video files", None, PREDICT_EXAMPLES)
-    p.add_argument("--checkpoint", required=True, help="run directory (its best weights) or .safetensors file")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--views", default="1x3", help="temporal clips x spatial crops (default 1x3)")
@@ -103,14 +108,25 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from laps.engine.checkpoint import resolve_weights
-    from laps.engine.inference import evaluate_checkpoint, load_trained
+def _eval_output(args: argparse.Namespace) -> Path:
+    """--output, else ``eval/`` in the checkpoint's folder (a Hub id has none: --output is needed)."""
+    from laps.errors import ConfigError
 
-    trained = load_trained(args.checkpoint, args.device)
+    if args.output:
+        return Path(args.output)
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.exists():
+        raise ConfigError(f"pass --output DIR: {args.checkpoint} is not a local folder to write eval/ into")
+    return (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "eval"
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from laps.engine.inference import evaluate_checkpoint, load_model
+
+    out = _eval_output(args)
+    model = load_model(args.checkpoint, args.device)
     root = args.data_root or str(Path(args.list).parent)
-    out = Path(args.output) if args.output else resolve_weights(args.checkpoint).parent / "eval"
-    summary = evaluate_checkpoint(trained, args.list, root, out, args.views, args.format, args.batch_size,
+    summary = evaluate_checkpoint(model, args.list, root, out, args.views, args.format, args.batch_size,
                                   args.workers, args.amp)
     print(f"top1 {100 * summary['top1']:.2f}%  top5 {100 * summary['top5']:.2f}%  "
           f"mean class {100 * summary['mean_class_acc']:.2f}%  ({summary['num_videos']} videos, {args.views} views) -> {out}")
@@ -120,15 +136,15 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from laps.engine.inference import expand_videos, format_prediction, iter_predictions, load_trained
+    from laps.engine.inference import expand_videos, format_prediction, iter_predictions, load_model
 
-    trained = load_trained(args.checkpoint, args.device)
+    model = load_model(args.checkpoint, args.device)
     if args.timeline:
-        return run_timeline(args, trained)
+        return run_timeline(args, model)
     paths = expand_videos(args.videos)
     results, errors = [], 0
     with PredictionLog(args.output) as log:
-        for item in tqdm(iter_predictions(trained, paths, args.views, args.top_k), total=len(paths), unit="video",
+        for item in tqdm(iter_predictions(model, paths, args.views, args.top_k), total=len(paths), unit="video",
                          desc="predict", disable=len(paths) < 2, leave=False):
             errors += "error" in item
             log.write(item)
@@ -143,25 +159,19 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def run_timeline(args: argparse.Namespace, trained) -> int:
-    from laps.data.transforms import Normalize
-    from laps.engine.builders import resolve_norm
+def run_timeline(args: argparse.Namespace, model) -> int:
     from laps.analysis.timeline_plot import truth_summary
+    from laps.engine.inference import model_timeline
     from laps.engine.segmenting import read_truth
-    from laps.engine.timeline import open_stream, segments, slide, write_timeline
+    from laps.engine.timeline import open_stream, segments, write_timeline
     from laps.errors import ConfigError
 
     if len(args.videos) != 1 or not args.output:
         raise ConfigError("--timeline takes one video (a path, a URL or -) and --output DIR")
     check_timeline_flags(args)
     truth = read_truth(args.truth) if args.truth else None
-    c = trained.config
-    device = next(trained.model.parameters()).device
-    normalize = Normalize(resolve_norm(c))
     with open_stream(args.videos[0]) as container:
-        timeline = slide(trained.model, container, trained.classes, num_frames=c.model.num_frames,
-                         img_size=c.model.img_size, normalize=lambda clips: normalize(clips.to(device)),
-                         window=args.window, stride=args.stride, batch_size=args.batch_size)
+        timeline = model_timeline(model, container, window=args.window, stride=args.stride, batch_size=args.batch_size)
     found = segments(timeline, args.smooth, args.switch, args.background)
     write_timeline(timeline, found, args.output, smooth=args.smooth, background=args.background, truth=truth)
     for segment in found:

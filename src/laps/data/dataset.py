@@ -52,6 +52,8 @@ class VideoDataset(Dataset):
         max_retries: replacement draws for a broken file before giving up.
         backend: video decoder, see :data:`laps.data.decoding.BACKENDS`.
         randaugment: add RandAugment (same ops for every frame) in training.
+        interpolation: resize interpolation, e.g. "bilinear" or "bicubic" (see
+            :func:`~laps.data.transforms.interpolation_mode`).
         seed: training augmentation seed; with :meth:`set_epoch`, an item's random draws depend
             only on ``(seed, epoch, index)``.
     """
@@ -74,6 +76,7 @@ class VideoDataset(Dataset):
         backend: str = "pyav",
         randaugment: bool = False,
         seed: int = 0,
+        interpolation: str = "bilinear",
     ) -> None:
         if not records:
             raise DataError("the dataset has no videos; check the annotation file")
@@ -87,9 +90,10 @@ class VideoDataset(Dataset):
         self.train, self.backend, self.max_retries = train, backend, max_retries
         self.views = (1, 1) if train else parse_views(views)
         if train:
-            self.transform = TrainTransform(img_size, scale_range, flip=flip, randaugment=randaugment)
+            self.transform = TrainTransform(img_size, scale_range, flip=flip, randaugment=randaugment,
+                                            interpolation=interpolation)
         else:
-            self.transform = TestTransform(img_size, self.views[1])
+            self.transform = TestTransform(img_size, self.views[1], interpolation=interpolation)
         self.normalize = Normalize(norm)
         self._broken = torch.zeros(len(self.records), dtype=torch.bool).share_memory_()
         self.seed, self.epoch = seed, 0

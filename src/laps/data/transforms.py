@@ -9,7 +9,8 @@ Every random choice (scale, crop box, flip, RandAugment's ops) is drawn once per
 clip's own generator and applied to all of its frames. Train: short-side scale jitter in ``scale_range`` then an ``img_size`` square
 random crop, done as one crop-and-resize of the original frames (the same pixels, less
 work); optional horizontal flip and RandAugment. Test: short-side resize, then 1 centre
-crop or 3 crops along the long side -> ``(crops, T, C, H, W)``.
+crop or 3 crops along the long side -> ``(crops, T, C, H, W)``. Both resize with the
+``interpolation`` of the backbone's weights (timm's ``pretrained_cfg``; bilinear by default).
 """
 
 from __future__ import annotations
@@ -22,12 +23,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from laps.errors import ConfigError
-
-NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    "visformer": ((0.486, 0.457, 0.407), (0.229, 0.224, 0.225)),
-}
+from laps.models.pretrained import NORMS
 
 Norm = str | tuple[Sequence[float], Sequence[float]]
 
@@ -40,6 +36,15 @@ def norm_stats(norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
         norm = NORMS[norm]
     mean, std = (torch.tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in norm)
     return mean, std
+
+
+def interpolation_mode(name: str) -> v2.InterpolationMode:
+    """A resize interpolation by name (timm's ``pretrained_cfg["interpolation"]``: ``"bicubic"``, ...)."""
+    try:
+        return v2.InterpolationMode(name)
+    except ValueError:
+        allowed = ", ".join(mode.value for mode in v2.InterpolationMode)
+        raise ConfigError(f"unknown interpolation {name!r}; choose one of {allowed}") from None
 
 
 def as_clip(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -85,12 +90,14 @@ class TrainTransform:
         *,
         flip: bool = True,
         randaugment: bool = False,
+        interpolation: str = "bilinear",
     ) -> None:
         scale_range = scale_range or default_scale_range(img_size)
         low, high = scale_range
         if not img_size <= low <= high:
             raise ConfigError(f"scale_range {scale_range} must satisfy img_size ({img_size}) <= min <= max")
         self.img_size, self.scale_range, self.flip = img_size, (low, high), flip
+        self.interpolation = interpolation_mode(interpolation)
         self.randaugment = v2.RandAugment() if randaugment else None
 
     def crop_box(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -104,7 +111,8 @@ class TrainTransform:
     def __call__(self, frames: np.ndarray | torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         clip = as_clip(frames)
         top, left, h, w = self.crop_box(clip.shape[-2], clip.shape[-1], rng)
-        clip = F.resized_crop(clip, top, left, h, w, [self.img_size, self.img_size], antialias=True)
+        clip = F.resized_crop(clip, top, left, h, w, [self.img_size, self.img_size], self.interpolation,
+                              antialias=True)
         if self.flip and rng.random() < 0.5:
             clip = clip.flip(-1)
         if self.randaugment is not None:
@@ -125,16 +133,18 @@ class TestTransform:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, img_size: int = 224, num_crops: int = 1, *, short_side: int | None = None) -> None:
+    def __init__(self, img_size: int = 224, num_crops: int = 1, *, short_side: int | None = None,
+                 interpolation: str = "bilinear") -> None:
         if num_crops not in (1, 3):
             raise ConfigError(f"test crops must be 1 or 3, got {num_crops}")
         self.img_size, self.num_crops = img_size, num_crops
+        self.interpolation = interpolation_mode(interpolation)
         self.short_side = short_side or img_size
         if self.short_side < img_size:
             raise ConfigError(f"test short side {self.short_side} is smaller than the crop {img_size}")
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        clip = F.resize(as_clip(frames), [self.short_side], antialias=True)
+        clip = F.resize(as_clip(frames), [self.short_side], self.interpolation, antialias=True)
         height, width = clip.shape[-2:]
         size = self.img_size
         if self.num_crops == 1:

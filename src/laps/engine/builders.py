@@ -17,7 +17,7 @@ from laps.data.transforms import Norm
 from laps.engine.config import Config, ModelConfig, scale_range, trained_blocks
 from laps.errors import ConfigError, DataError
 from laps.models import VideoClassifier, create_model
-from laps.models.pretrained import normalization
+from laps.models.pretrained import interpolation, normalization
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,6 +42,12 @@ def model_kwargs(m: ModelConfig) -> dict:
 def resolve_norm(config: Config) -> Norm:
     """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights."""
     return normalization(config.model.backbone) if config.data.norm == "auto" else config.data.norm
+
+
+def resolve_interpolation(config: Config) -> str:
+    """The resize interpolation of the backbone's timm weights (their ``pretrained_cfg``: bicubic for
+    most ViTs, CLIP and EVA), which training and evaluation resize frames with."""
+    return interpolation(config.model.backbone)
 
 
 def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
@@ -96,7 +102,7 @@ def build_dataset(config: Config, annotations: Annotations, root: str, train: bo
     return VideoDataset(
         annotations, root, m.num_frames, d.sampling_rate, train=train, img_size=m.img_size,
         sampling=d.sampling, views=views, scale_range=scale_range(config), flip=d.flip, norm=resolve_norm(config),
-        seed=config.runtime.seed,
+        interpolation=resolve_interpolation(config), seed=config.runtime.seed,
     )
 
 

@@ -1,16 +1,23 @@
-"""Checkpoints: safetensors weights (self-describing) and a weights_only-loadable training state.
+"""Checkpoints of a run directory: the model (a ``save_pretrained`` folder) and the training state.
+
+A run directory is a folder that ``laps.from_pretrained`` and every command load as a model, plus
+what only resuming needs:
+
+- ``config.json`` + ``model.safetensors``: the model contract of :mod:`laps.models.sharing`, with
+  the best weights so far (by validation top-1, else by training loss);
+- ``last.safetensors``: the last epoch's weights, the same format;
+- ``state.pt`` and ``state.prev.pt``: the last two training states (model, optimizer, scheduler,
+  scaler, EMA, counters); ``config.yaml``: the whole training config.
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a
 killed process never leaves a half-written checkpoint under the real name. Every file carries
 the checksum of its content (:mod:`laps.integrity`), checked whenever it is read: a truncated,
-zero-length or bit-flipped file is refused with an error that names it. A run directory keeps
-the last two training states (``state.pt`` and ``state.prev.pt``); :func:`load_resume_state`
-falls back to the older one, with a warning, when the newer one is damaged.
+zero-length or bit-flipped file is refused with an error that names it. :func:`load_resume_state`
+falls back to ``state.prev.pt``, with a warning, when ``state.pt`` is damaged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -19,29 +26,40 @@ from typing import Any
 import torch
 
 from laps.atomic import atomic_path
-from laps.engine.config import Config, config_from_dict
+from laps.data.transforms import norm_stats
+from laps.engine.builders import resolve_interpolation, resolve_norm
+from laps.engine.config import Config
 from laps.errors import CheckpointError
-from laps.integrity import (BYTES_KEY, DIGEST_KEY, content_digest, damaged, load_safetensors, safe_torch_load,
-                            save_safetensors, verify)
+from laps.integrity import BYTES_KEY, DIGEST_KEY, content_digest, damaged, safe_torch_load, verify
 from laps.models import VideoClassifier
+from laps.models import sharing
+from laps.models.legacy import RUN_CLASSES, RUN_WEIGHTS
 
 logger = logging.getLogger(__name__)
 
-BEST, LAST, STATE, PREVIOUS_STATE = "best.safetensors", "last.safetensors", "state.pt", "state.prev.pt"
-CONFIG, CLASSES = "config.yaml", "classes.json"
+BEST, LAST, STATE, PREVIOUS_STATE = sharing.WEIGHTS_NAME, "last.safetensors", "state.pt", "state.prev.pt"
+MODEL_CONFIG, CONFIG = sharing.CONFIG_NAME, "config.yaml"
+#: best weights and class names of the first run directory layout (``--overwrite`` removes them)
+LEGACY_BEST, LEGACY_CLASSES = RUN_WEIGHTS[0], RUN_CLASSES
 
 
-def save_weights(model: VideoClassifier, path: str | Path, config: Config | None = None,
-                 classes: list[str] | None = None) -> None:
-    """Write the weights as safetensors in timm's image-model format (``model.backbone.state_dict()``:
-    a timm image model loads them as they are); the run config and class names go into the
-    file's metadata so a lone weights file can be loaded and used for prediction."""
-    metadata = {}
-    if config is not None:
-        metadata["laps_config"] = json.dumps(config.to_dict())
-    if classes is not None:
-        metadata["laps_classes"] = json.dumps(classes)
-    save_safetensors(model.backbone.state_dict(), path, metadata)
+def model_config(model: VideoClassifier, config: Config, classes: list[str]) -> dict[str, Any]:
+    """The ``config.json`` of a model trained with ``config``: its classes, and the normalisation,
+    interpolation and frame sampling it was trained with."""
+    mean, std = (tuple(v.flatten().tolist()) for v in norm_stats(resolve_norm(config)))
+    return sharing.model_config(model, classes, mean=mean, std=std, interpolation=resolve_interpolation(config),
+                                sampling_rate=config.data.sampling_rate, sampling=config.data.sampling)
+
+
+def write_model_config(run_dir: str | Path, model: VideoClassifier, config: Config, classes: list[str]) -> None:
+    """Write the run's ``config.json`` (see :func:`model_config`)."""
+    sharing.write_config(run_dir, model_config(model, config, classes))
+
+
+def save_weights(model: VideoClassifier, path: str | Path, config: Config, classes: list[str]) -> None:
+    """Write the weights as safetensors in timm's image-model format (a timm image model loads them
+    as they are), with the run's ``config.json`` in the metadata: a lone weights file is a model."""
+    sharing.save_weights(model, path, model_config(model, config, classes))
 
 
 def save_state(state: dict[str, Any], path: str | Path, previous: str | Path | None = None) -> None:
@@ -86,27 +104,3 @@ def load_resume_state(run_dir: str | Path) -> dict[str, Any]:
         logger.warning("%s; resuming from the previous training state %s instead (epoch %d)",
                        err, older, state["epoch"] + 1)
         return state
-
-
-def resolve_weights(path: str | Path) -> Path:
-    """A run directory means its best weights (else last); a file means itself."""
-    path = Path(path)
-    if path.is_dir():
-        for name in (BEST, LAST):
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(f"run directory {path} holds no {BEST} or {LAST}; did training finish an epoch?")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass a run directory or a .safetensors file")
-    return path
-
-
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Config | None, list[str] | None]:
-    """Tensors, run config and class names of a weights file (or run directory)."""
-    path = resolve_weights(path)
-    tensors, metadata = load_safetensors(path)
-    config = config_from_dict(json.loads(metadata["laps_config"])) if "laps_config" in metadata else None
-    classes = json.loads(metadata["laps_classes"]) if "laps_classes" in metadata else None
-    return tensors, config, classes
-
-

@@ -1,64 +1,98 @@
-"""Load a trained model from a run directory or weights file; predict and evaluate with it."""
+"""Evaluate and predict with a trained model (``laps.from_pretrained``), fed as its ``config.json`` says.
+
+Every command loads its model with ``laps.from_pretrained`` (a run directory, a ``save_pretrained``
+folder, a weights file or a Hub id); the clip length, frame sampling, crop size, normalisation,
+resize interpolation and class names all come from the model's config (``model.shared_config``).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
-import yaml
 from torch.utils.data import DataLoader
 
-from laps.data import VideoDataset, VideoRecord, load_annotations, load_classes
+from laps.data import VideoDataset, VideoRecord, load_annotations
 from laps.data.annotations import VIDEO_SUFFIXES
 from laps.data.dataset import resolve_num_workers
-from laps.engine import checkpoint as ckpt
-from laps.engine.builders import build_dataset, build_model, resolve_device, resolve_norm
-from laps.engine.config import Config, config_from_dict
+from laps.data.transforms import Normalize
+from laps.engine.config import DataConfig
 from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
-from laps.errors import CheckpointError, LapsError
+from laps.engine.timeline import Timeline, slide
+from laps.errors import LapsError
 from laps.models import VideoClassifier
-from laps.models.video import load_weights_into
 
 
-@dataclass
-class TrainedModel:
-    model: VideoClassifier
-    config: Config
+@dataclass(frozen=True)
+class ModelInput:
+    """How a model is fed, from its config: clips of ``num_frames`` frames taken every
+    ``sampling_rate`` frames (``sampling``: dense or segment), resized with ``interpolation`` and
+    cropped to ``img_size``, normalised with ``mean`` and ``std``; ``classes`` name its outputs."""
+
     classes: list[str]
+    num_frames: int
+    sampling_rate: int
+    sampling: str
+    img_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str
 
 
-def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
-    """A run directory (its best weights, config.yaml, classes.json) or a laps weights file
-    (config and classes from its metadata) -> an eval-mode model on ``device``."""
-    weights = ckpt.resolve_weights(checkpoint)
-    tensors, config, classes = ckpt.read_weights(weights)
-    run_dir = weights.parent
-    if config is None and (run_dir / ckpt.CONFIG).is_file():
-        config = config_from_dict(yaml.safe_load((run_dir / ckpt.CONFIG).read_text()))
-    if config is None:
-        raise CheckpointError(f"{weights} carries no laps config and has no config.yaml beside it; was it written by laps train?")
-    if classes is None:
-        classes = load_classes(run_dir / ckpt.CLASSES) if (run_dir / ckpt.CLASSES).is_file() else None
-    if classes is None:
-        raise CheckpointError(f"{weights} carries no class names and has no classes.json beside it; was it written by laps train?")
-    model = build_model(config, len(classes), pretrained=False)
-    load_weights_into(model, tensors, weights)
-    return TrainedModel(model.to(resolve_device(device)).eval(), config, classes)
+def load_model(checkpoint: str | Path, device: str = "auto") -> VideoClassifier:
+    """The model of any ``--checkpoint`` form (:func:`laps.from_pretrained`), in eval mode on ``device``."""
+    from laps.engine.builders import resolve_device
+    from laps.models.loading import from_pretrained
+
+    return from_pretrained(checkpoint).to(resolve_device(device))
 
 
-def evaluate_checkpoint(trained: TrainedModel, list_path: str | Path, root: str | Path, out_dir: str | Path,
+def model_input(model: VideoClassifier) -> ModelInput:
+    """The :class:`ModelInput` of a model loaded with ``laps.from_pretrained``: a sampling rate the
+    config does not record is ``data.sampling_rate``'s default, missing class names are ``class_<i>``."""
+    config = getattr(model, "shared_config", None) or {}
+    classes = config.get("classes") or [f"class_{i}" for i in range(model.num_classes)]
+    return ModelInput(classes=list(classes), num_frames=model.num_frames,
+                      sampling_rate=config.get("sampling_rate") or DataConfig.sampling_rate,
+                      sampling=config.get("sampling") or DataConfig.sampling, img_size=int(config["img_size"]),
+                      mean=tuple(config["mean"]), std=tuple(config["std"]), interpolation=config["interpolation"])
+
+
+def clip_dataset(model: VideoClassifier, records: list[VideoRecord], root: str | Path, views: str,
+                 max_retries: int = 10) -> VideoDataset:
+    """Test-time clips of ``records`` as ``model`` is fed (see :func:`model_input`)."""
+    feed = model_input(model)
+    return VideoDataset(records, str(root), feed.num_frames, feed.sampling_rate, train=False, img_size=feed.img_size,
+                        sampling=feed.sampling, views=views, norm=(feed.mean, feed.std),
+                        interpolation=feed.interpolation, max_retries=max_retries)
+
+
+def evaluate_checkpoint(model: VideoClassifier, list_path: str | Path, root: str | Path, out_dir: str | Path,
                         views: str = "1x1", fmt: str = "auto", batch_size: int = 8, num_workers: int | str = 0,
                         amp: str = "none", progress: bool = True) -> dict[str, Any]:
-    """Multi-view evaluation of ``trained`` on an annotation file; writes eval.json, the confusion
+    """Multi-view evaluation of ``model`` on an annotation file; writes eval.json, the confusion
     matrix and predictions into ``out_dir`` and returns eval.json's content."""
-    records = load_annotations(list_path, root, fmt, classes=trained.classes, subset="test")
-    dataset = build_dataset(trained.config, records, str(root), train=False, views=views)
+    classes = model_input(model).classes
+    records = load_annotations(list_path, root, fmt, classes=classes, subset="test")
+    dataset = clip_dataset(model, records, root, views)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_num_workers(num_workers, batch_size))
-    result = evaluate(trained.model, loader, len(trained.classes), amp, progress)
-    return write_eval_outputs(result, out_dir, trained.classes, views, [r.path for r in records])
+    result = evaluate(model, loader, len(classes), amp, progress)
+    return write_eval_outputs(result, out_dir, classes, views, [r.path for r in records])
+
+
+def model_timeline(model: VideoClassifier, container, window: float, stride: float, batch_size: int = 8,
+                   progress: bool = True) -> Timeline:
+    """:func:`~laps.engine.timeline.slide` ``model`` over the video of an open PyAV ``container``,
+    its windows resized, cropped and normalised as the model is fed."""
+    feed = model_input(model)
+    normalize = Normalize((feed.mean, feed.std))
+    device = next(model.parameters()).device
+    return slide(model, container, feed.classes, num_frames=feed.num_frames, img_size=feed.img_size,
+                 interpolation=feed.interpolation, normalize=lambda clips: normalize(clips.to(device)),
+                 window=window, stride=stride, batch_size=batch_size, progress=progress)
 
 
 def format_prediction(item: dict[str, Any], top_k: int | None = None) -> str:
@@ -79,28 +113,26 @@ def expand_videos(inputs: list[str]) -> list[str]:
     return paths
 
 
-def iter_predictions(trained: TrainedModel, paths: list[str], views: str = "1x3", top_k: int = 5,
+def iter_predictions(model: VideoClassifier, paths: list[str], views: str = "1x3", top_k: int = 5,
                      amp: str = "none") -> Iterator[dict[str, Any]]:
     """Classify ``paths`` one at a time: yields ``{"path", "top": [{"label", "prob"}, ...]}`` per
     video, or ``{"path", "error"}`` for one that cannot be read. Nothing accumulates: memory stays
     flat however many videos there are."""
-    c = trained.config
-    dataset = VideoDataset([VideoRecord(os.path.abspath(p), 0) for p in paths], ".", c.model.num_frames,
-                           c.data.sampling_rate, train=False, img_size=c.model.img_size, sampling=c.data.sampling,
-                           views=views, norm=resolve_norm(c), max_retries=0)
+    classes = model_input(model).classes
+    dataset = clip_dataset(model, [VideoRecord(os.path.abspath(p), 0) for p in paths], ".", views, max_retries=0)
     for index, path in enumerate(paths):
         try:
             views_tensor, _, _ = dataset[index]
         except LapsError as exc:
             yield {"path": path, "error": str(exc)}
             continue
-        probs = predict_views(trained.model, views_tensor.unsqueeze(0), dataset.normalize, amp)[0]
+        probs = predict_views(model, views_tensor.unsqueeze(0), dataset.normalize, amp)[0]
         top = probs.topk(min(top_k, probs.numel()))
-        yield {"path": path, "top": [{"label": trained.classes[i], "prob": float(p)}
+        yield {"path": path, "top": [{"label": classes[i], "prob": float(p)}
                                      for p, i in zip(top.values.tolist(), top.indices.tolist())]}
 
 
-def predict_files(trained: TrainedModel, paths: list[str], views: str = "1x3", top_k: int = 5,
+def predict_files(model: VideoClassifier, paths: list[str], views: str = "1x3", top_k: int = 5,
                   amp: str = "none") -> list[dict[str, Any]]:
     """:func:`iter_predictions` as a list."""
-    return list(iter_predictions(trained, paths, views, top_k, amp))
+    return list(iter_predictions(model, paths, views, top_k, amp))

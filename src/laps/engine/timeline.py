@@ -98,12 +98,13 @@ def _duration(container) -> float | None:
 
 def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, img_size: int,
           normalize: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float, batch_size: int = 8,
-          progress: bool = True) -> Timeline:
+          progress: bool = True, interpolation: str = "bilinear") -> Timeline:
     """Slide ``window``-second clips every ``stride`` seconds over the video of ``container``
-    (an open PyAV container) and score each with ``model`` ``(B, T, C, H, W) -> logits``."""
+    (an open PyAV container) and score each with ``model`` ``(B, T, C, H, W) -> logits``; frames
+    are resized with ``interpolation``."""
     if window <= 0 or stride <= 0:
         raise ConfigError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
-    transform = TestTransform(img_size)
+    transform = TestTransform(img_size, interpolation=interpolation)
     parts = [(j + 0.5) * window / num_frames for j in range(num_frames)]
     open_windows: deque[_Window] = deque()
     ready: list[_Window] = []

@@ -21,7 +21,6 @@ and thread count are what they were afterwards.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -36,13 +35,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from laps.analysis.flops import count_params
-from laps.atomic import write_text_atomic
-from laps.data import build_loader, save_classes, set_epoch
+from laps.data import build_loader, set_epoch
 from laps.data.dataset import VideoDataset, usable_cores
-from laps.data.transforms import norm_stats
 from laps.engine import checkpoint as ckpt
 from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, freeze, read_split,
-                                  resolve_device, resolve_norm, set_train_mode)
+                                  resolve_device, set_train_mode)
 from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
@@ -53,7 +50,6 @@ from laps.engine.run_dir import FLOPS, RunLock, claim_output
 from laps.engine.runtime import seeded, threads
 from laps.engine.steps import build_scheduler, lr_lambda, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
-from laps.models.hub import CONFIG_NAME, sharing_config
 from laps.models.video import load_weights_into
 
 __all__ = ["INPUT_BOUND_SHARE", "Best", "Trainer", "lr_lambda", "mix_batch", "train"]
@@ -359,10 +355,7 @@ class Trainer:
             (self.out / FLOPS).unlink(missing_ok=True)
         self.report.open(start_epoch)
         save_config(self.config, self.out / ckpt.CONFIG)
-        save_classes(self.out / ckpt.CLASSES, self.classes)
-        mean, std = (tuple(v.flatten().tolist()) for v in norm_stats(resolve_norm(self.config)))
-        write_text_atomic(self.out / CONFIG_NAME, json.dumps(sharing_config(
-            self.model, self.classes, mean, std, self.config.data.sampling_rate), indent=2) + "\n")
+        ckpt.write_model_config(self.out, self.model, self.config, self.classes)
 
     def _finish(self) -> dict[str, Any]:
         rows = self.report.rows()

@@ -32,6 +32,12 @@ PAPER_WEIGHTS = {
     "vit_base_patch16_224": "vit_base_patch16_224.augreg_in21k",
     "vit_large_patch16_224": "vit_large_patch16_224.augreg_in21k",
 }
+#: normalisation presets by name: (mean, std) of 0-1 RGB
+NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)),
+    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "visformer": ((0.486, 0.457, 0.407), (0.229, 0.224, 0.225)),
+}
 #: seconds to wait for the hub before saying it cannot be reached
 HUB_TIMEOUT = 3.0
 
@@ -54,6 +60,14 @@ def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     if cfg is None:
         return tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)
     return tuple(cfg.mean), tuple(cfg.std)
+
+
+def interpolation(backbone: str) -> str:
+    """The resize interpolation (``"bicubic"``, ``"bilinear"``, ...) the weights of
+    :func:`weights_name` were trained with (timm's ``pretrained_cfg``); ``"bicubic"``, timm's
+    default, when timm knows no weights for the backbone."""
+    cfg = get_pretrained_cfg(weights_name(backbone))
+    return cfg.interpolation if cfg is not None and cfg.interpolation else "bicubic"
 
 
 def _hub_unreachable(endpoint: str) -> str | None:

@@ -136,12 +136,15 @@ class VideoClassifier(nn.Module):
         return self.forward_frames(clips).mean(1)
 
     def save_pretrained(self, directory: str | Path, classes: list[str] | None = None,
-                        mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> Path:
+                        mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                        interpolation: str | None = None, sampling_rate: int | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``: everything
-        :func:`laps.from_pretrained` needs to rebuild this model (see :mod:`laps.models.hub`)."""
-        from laps.models.hub import save_pretrained
+        :func:`laps.from_pretrained` needs to rebuild this model and feed it. ``mean``, ``std`` and
+        ``interpolation`` default to those of the backbone's timm weights (see :mod:`laps.models.sharing`)."""
+        from laps.models.sharing import save_pretrained
 
-        return save_pretrained(self, directory, classes=classes, mean=mean, std=std)
+        return save_pretrained(self, directory, classes, mean=mean, std=std, interpolation=interpolation,
+                               sampling_rate=sampling_rate)
 
     def extra_repr(self) -> str:
         return f"temporal={self.temporal}, num_frames={self.num_frames}, levels={self.block_levels}"
