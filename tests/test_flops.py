@@ -71,8 +71,9 @@ def test_flops_of_a_recipe_are_the_documented_ones(capsys):
     assert abs(json.loads(capsys.readouterr().out)["gflops"] - 39.07) <= 0.005  # a flag overrides the recipe
 
 
-@pytest.mark.parametrize("backbone", ["vit_base_patch16_clip_224", "eva02_tiny_patch14_224", "vit_small_patch16_dinov3",
-                                      "vit_small_patch16_rope_224"])
+@pytest.mark.parametrize("backbone", ["vit_base_patch16_clip_224", "eva02_tiny_patch14_224",
+                                      *(pytest.param(b, marks=pytest.mark.slow)
+                                        for b in ("vit_small_patch16_dinov3", "vit_small_patch16_rope_224"))])
 def test_foundation_families_pay_exactly_their_pairs(backbone):
     """The same count for the foundation families: rotary embeddings and extra tokens change nothing
     but N (class + register/storage tokens + patches)."""

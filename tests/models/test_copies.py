@@ -65,7 +65,7 @@ def test_vit_block_adds_at_most_one_pass_over_its_tokens(variant):
         assert got_copies <= base_copies + copies, (direction, got_copies - base_copies)
 
 
-@pytest.mark.parametrize("variant", ["ps", "la", "laps", "plain_shift", "joint"])
+@pytest.mark.parametrize("variant", ["laps", *(pytest.param(v, marks=pytest.mark.slow) for v in ("ps", "la", "plain_shift", "joint"))])
 def test_visformer_block_forward_moves_no_more_bytes_than_base2d(variant):
     base, temporal, unit = block_traffic("visformer_tiny", "base2d"), block_traffic("visformer_tiny", variant), _unit("visformer_tiny")
     assert temporal["forward"][1] == base["forward"][1]  # grouping and shift ride on copies base2d makes

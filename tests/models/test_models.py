@@ -31,7 +31,9 @@ def _clips(model_kw, batch=2, num_frames=4):
 
 
 # every family as laps and every variant on ViT-tiny in the quick selection; the rest of the grid is slow
-ZERO_EXTRA_CASES = [pytest.param(name, temporal, marks=() if temporal == "laps" or name == TINY_VIT else pytest.mark.slow)
+FULL_SIZE = ("visformer_small", "vit_large_patch16_224", "vit_base_patch16_224")
+ZERO_EXTRA_CASES = [pytest.param(name, temporal, marks=() if (temporal == "laps" and name not in FULL_SIZE) or name == TINY_VIT
+                                                   else pytest.mark.slow)
                     for name in sorted(FAMILIES) for temporal in sorted(laps.VARIANTS)]
 
 
@@ -178,6 +180,7 @@ def test_bf16_forward_close_to_fp32():
     torch.testing.assert_close(got.float(), want, atol=0.02, rtol=0)
 
 
+@pytest.mark.slow  # torch.compile
 def test_torch_compile_forward_equals_eager():
     model = _video(depth=2)
     clips = _clips(FAMILIES[TINY_VIT])
