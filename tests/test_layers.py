@@ -12,7 +12,7 @@ import pytest
 import laps
 
 PACKAGE = Path(laps.__file__).parent
-CORE = ["__init__.py", "errors.py", "ops.py", "integrity.py", "atomic.py", "models"]
+CORE = ["__init__.py", "errors.py", "ops.py", "frame_order.py", "integrity.py", "atomic.py", "version.py", "models"]
 TOOLKIT_PACKAGES = ("laps.data", "laps.engine", "laps.analysis", "laps.bench", "laps.cli", "laps.demo")
 TOOLKIT_MODULES = ["av", "fvcore", "tensorboard", "matplotlib"]
 
