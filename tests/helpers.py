@@ -73,3 +73,15 @@ def tiny_config(data_dir, output, **overrides):
         "data.flip": False, "optim.epochs": 2, "optim.batch_size": 4, "optim.lr": 1e-3, "optim.warmup_epochs": 0,
         "runtime.output": str(output), "runtime.progress": False, **overrides,
     })
+
+
+def fill_hub_cache(cache, repo_id, folder):
+    """Lay out ``folder``'s files as huggingface_hub's cache holds a downloaded snapshot."""
+    revision = "0" * 40
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for path in folder.iterdir():
+        (snapshot / path.name).write_bytes(path.read_bytes())

@@ -18,24 +18,12 @@ from laps.data.synthetic import synthetic_clip
 from laps.engine.config import save_config
 from laps.engine.trainer import train
 from laps.integrity import save_safetensors
-from tests.helpers import tiny_config
+from tests.helpers import fill_hub_cache, tiny_config
 
 FORMS = ("run", "shared", "file", "hub")
 HUB_ID = "someone/laps-tiny"
 #: the run's settings, unlike the defaults, so that a form that lost them gives other results
 RUN = {"optim.epochs": 1, "data.norm": "imagenet", "data.sampling_rate": 1}
-
-
-def _fill_hub_cache(cache, repo_id, folder):
-    """Lay out ``folder``'s files as huggingface_hub's cache holds a downloaded snapshot."""
-    revision = "0" * 40
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    for path in folder.iterdir():
-        (snapshot / path.name).write_bytes(path.read_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +32,7 @@ def trained(tiny_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("forms")
     train(tiny_config(tiny_data, root / "run", **RUN))
     laps.from_pretrained(root / "run").save_pretrained(root / "shared")
-    _fill_hub_cache(root / "hub_cache", HUB_ID, root / "shared")
+    fill_hub_cache(root / "hub_cache", HUB_ID, root / "shared")
     write_video(root / "long.mp4", np.concatenate([synthetic_clip(k, seed=k, num_frames=16, size=32) for k in (1, 2)]),
                 fps=8)
     return root

@@ -8,6 +8,7 @@ import torch
 
 import laps
 from laps.errors import UnsupportedBackboneError
+from tests.helpers import fill_hub_cache
 
 TINY = {"img_size": 32, "patch_size": 16, "depth": 2, "embed_dim": 64, "num_heads": 2}
 #: family -> (timm model, tiny overrides): one model per family, the family's own blocks and tokens
@@ -194,12 +195,10 @@ def test_pretrained_tag_loads_timms_weights_from_the_local_cache(tmp_path, monke
 
     family = "clip" if "clip" in tag else "dinov3"
     image = _image(family)
-    repo = get_pretrained_cfg(tag).hf_hub_id
-    snapshot = tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    (snapshot.parent.parent / "refs").mkdir()
-    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
-    save_file({k: v.contiguous() for k, v in image.state_dict().items()}, snapshot / "model.safetensors")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    save_file({k: v.contiguous() for k, v in image.state_dict().items()}, weights / "model.safetensors")
+    fill_hub_cache(tmp_path, get_pretrained_cfg(tag).hf_hub_id, weights)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

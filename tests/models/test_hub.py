@@ -12,6 +12,7 @@ import torch
 from huggingface_hub import ModelCard
 
 import laps
+from tests.helpers import fill_hub_cache
 from laps.errors import CheckpointError, ConfigError
 from laps.models import sharing
 
@@ -81,22 +82,10 @@ def test_config_json_carries_the_normalisation_and_interpolation_of_the_tag(tmp_
     assert (mine["mean"], mine["std"], mine["interpolation"]) == ([0.5] * 3, [0.25] * 3, "bilinear")
 
 
-def _fill_hub_cache(cache, repo_id, folder):
-    """Lay out ``folder``'s files as huggingface_hub's cache holds a downloaded snapshot."""
-    revision = "0" * 40
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    for path in folder.iterdir():
-        (snapshot / path.name).write_bytes(path.read_bytes())
-
-
 def test_a_hub_id_loads_from_the_cache_in_offline_mode(tmp_path):
     model = next(_models()).eval()
     model.save_pretrained(tmp_path / "shared")
-    _fill_hub_cache(tmp_path / "cache", "someone/laps-tiny", tmp_path / "shared")
+    fill_hub_cache(tmp_path / "cache", "someone/laps-tiny", tmp_path / "shared")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache")}
     script = ("import laps, torch; torch.manual_seed(0); x = torch.randn(1, 4, 3, 32, 32); "
               "m = laps.from_pretrained('someone/laps-tiny'); torch.save(m(x).detach(), {out!r})")
