@@ -26,6 +26,9 @@ HUB_ID = "someone/laps-tiny"
 RUN = {"optim.epochs": 1, "data.norm": "imagenet", "data.sampling_rate": 1}
 
 
+pytestmark = pytest.mark.slow  # every test here uses a trained run (laps train)
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory):
     """A one-epoch run, the same model saved with save_pretrained, and a Hub cache holding that folder."""

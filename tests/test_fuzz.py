@@ -26,6 +26,8 @@ from laps.data.encoding import write_video
 from laps.engine.config import load_config, parse_overrides
 from laps.errors import LapsError
 
+pytestmark = pytest.mark.slow  # hundreds of generated inputs a target
+
 EXAMPLES = int(os.environ.get("LAPS_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))

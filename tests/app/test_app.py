@@ -86,6 +86,7 @@ def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(serve, tmp
         assert status == 200 and result["top"][0]["label"] == "red"
 
 
+@pytest.mark.slow  # requests that wait on each other
 def test_requests_at_once_queue_for_the_model(serve, tmp_path):
     base = serve(delay=0.3)
     videos = [colour_video(tmp_path / f"{k}.mp4", [(k, 2.0)]).read_bytes() for k in range(4)]

@@ -46,6 +46,7 @@ def test_written_videos_hold_the_clips(small_dataset):
         assert np.abs(frames.astype(int) - expected).mean() < 12  # chroma: half resolution in yuv420p
 
 
+@pytest.mark.slow  # writes the dataset a second time
 def test_dataset_is_deterministic_for_a_seed(small_dataset, tmp_path):
     again = make_synthetic(tmp_path / "b", videos_per_class=5, seed=3, num_frames=8, size=32)
     other = make_synthetic(tmp_path / "c", videos_per_class=5, seed=4, num_frames=8, size=32)
