@@ -297,14 +297,6 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Write ``config`` as YAML, atomically (what :func:`config_from_dict` reads back)."""
+    """Write ``config`` as YAML, atomically (what :func:`load_config` reads back)."""
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-
-def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's ``config.yaml``)."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
-    except OmegaConfBaseException as err:
-        raise _one_line(err, "config: ") from None
-    return _build(merged, "config: ")
