@@ -17,7 +17,7 @@ from timm.models.eva import Eva, EvaAttention
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
-from laps.models.temporal import TemporalAttention, compute_dtype
+from laps.models.temporal import PATCH_DROPOUT, TemporalAttention, compute_dtype
 
 _MODULES = ("qkv", "q_proj", "k_proj", "v_proj", "q_norm", "k_norm", "attn_drop", "norm", "gate", "proj", "proj_drop")
 
@@ -78,10 +78,7 @@ class EvaTemporalAttention(TemporalAttention):
             k = apply_rope(k, rope, self.num_prefix_tokens, self.rotate_half).type_as(v)
         if self.kv_groups > 1:
             k, v = k.repeat_interleave(self.kv_groups, dim=1), v.repeat_interleave(self.kv_groups, dim=1)
-        out = self.norm(self.mix(q, k, v, self.attn_drop.p if self.training else 0.0))
-        if self.gate is not None:
-            out = out * self.gate(x).sigmoid()
-        return self.proj_drop(self.proj(out))
+        return self.attend_and_project(q, k, v, x)
 
 
 def is_eva(model: nn.Module) -> bool:
@@ -91,10 +88,7 @@ def is_eva(model: nn.Module) -> bool:
 def convert_eva(model: Eva, shift: str, fold_div: int) -> list[TemporalAttention]:
     """Replace the attention of every block in place; returns the new modules in block order."""
     if model.patch_drop is not None:
-        raise UnsupportedBackboneError(
-            "patch dropout keeps different patches in every frame, so frames no longer share token "
-            "positions for the shift and the pairs; build the backbone with patch_drop_rate=0"
-        )
+        raise UnsupportedBackboneError(PATCH_DROPOUT)
     converted = []
     for index, block in enumerate(model.blocks):
         attn = block.attn

@@ -27,6 +27,10 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "laps": ("leap", "periodic"),
 }
 
+#: why a backbone built with patch dropout is refused
+PATCH_DROPOUT = ("patch dropout keeps different patches in every frame, so frames no longer share token positions "
+                 "for the shift and the pairs; build the backbone with patch_drop_rate=0")
+
 
 def check_variant(temporal: str) -> tuple[str, str]:
     """``(attention kind, shift kind)`` of a variant name; raises ConfigError for unknown ones."""
@@ -120,6 +124,15 @@ class TemporalAttention(nn.Module):
         memory_order = (0, *range(2, out.dim()), 1) if channels_first else None
         back = ops.Reorder(self.num_frames, self.order, to_groups=False, fold=self.fold, memory_order=memory_order)
         return ops.reorder(out, back).flatten(2)
+
+    def attend_and_project(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The output side of timm's token attentions (``Attention``, ``EvaAttention``, ``AttentionRope``):
+        :meth:`mix`, then the module's ``norm``, ``gate`` (on the block input ``x (B*T, N, C)``), ``proj``
+        and ``proj_drop`` -> ``(B*T, N, C_out)``."""
+        out = self.norm(self.mix(q, k, v, self.attn_drop.p if self.training else 0.0))
+        if self.gate is not None:
+            out = out * self.gate(x).sigmoid()
+        return self.proj_drop(self.proj(out))
 
     def extra_repr(self) -> str:
         return f"heads={self.num_heads}, frames={self.num_frames}, level={self.level}, shift={self.shift}"

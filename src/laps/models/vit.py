@@ -8,7 +8,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
-from laps.models.temporal import TemporalAttention, compute_dtype
+from laps.models.temporal import PATCH_DROPOUT, TemporalAttention, compute_dtype
 
 
 class ViTTemporalAttention(TemporalAttention):
@@ -41,11 +41,7 @@ class ViTTemporalAttention(TemporalAttention):
         qkv = self.qkv(grouped).reshape(frames, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
-        out = self.mix(q, k, v, self.attn_drop.p if self.training else 0.0)
-        out = self.norm(out)
-        if self.gate is not None:
-            out = out * self.gate(x).sigmoid()
-        return self.proj_drop(self.proj(out))
+        return self.attend_and_project(q, k, v, x)
 
 
 def is_vit(model: nn.Module) -> bool:
@@ -55,10 +51,7 @@ def is_vit(model: nn.Module) -> bool:
 def convert_vit(model: VisionTransformer, shift: str, fold_div: int) -> list[TemporalAttention]:
     """Replace the attention of every block in place; returns the new modules in block order."""
     if not isinstance(model.patch_drop, nn.Identity):
-        raise UnsupportedBackboneError(
-            "patch dropout keeps different patches in every frame, so frames no longer share token "
-            "positions for the shift and the pairs; build the backbone with patch_drop_rate=0"
-        )
+        raise UnsupportedBackboneError(PATCH_DROPOUT)
     converted = []
     for index, block in enumerate(model.blocks):
         attn = getattr(block, "attn", None)
