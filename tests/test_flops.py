@@ -47,7 +47,7 @@ def test_sdpa_is_counted():
 
 
 def test_flops_cli_json(capsys):
-    assert main(["flops", "vit_tiny_patch16_224", "--temporal", "laps", "--num-frames", "4", "--img-size", "32", "--json"]) == 0
+    assert main(["flops", "test_vit", "--temporal", "laps", "--num-frames", "4", "--img-size", "32", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"params", "gflops", "base2d_gflops", "overhead"}
     assert out["gflops"] > out["base2d_gflops"] > 0

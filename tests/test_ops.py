@@ -144,6 +144,7 @@ def test_bad_input_raises_precise_errors(call, error):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow  # torch.compile
 def test_ops_under_torch_compile_match_eager():
     q, k, v = _qkv(10, dtype=torch.float32)
 
@@ -281,7 +282,8 @@ def test_moves_reject_batches_of_partial_clips():
         ops.to_group_order(torch.randn(6, 2), 4, ops.GroupLayout(2, 2))
 
 
-@pytest.mark.parametrize("backend", ["eager", pytest.param("aot_eager", marks=pytest.mark.slow)])  # aot: seconds of tracing
+@pytest.mark.slow  # torch.compile
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
 def test_temporal_block_ops_under_torch_compile(backend):
     groups = ops.leap_groups(8, 2)
     layout = ops.group_layout(groups, 8)

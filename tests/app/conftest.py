@@ -17,7 +17,7 @@ def serve(tmp_path):
     def start(max_bytes: int = 10_000_000, delay: float = 0.0) -> str:
         app = App(oracle_model(tmp_path, delay), Settings(views="1x1", long_after=8.0), max_bytes)
         server = make_server(app, port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
 

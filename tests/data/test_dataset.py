@@ -53,7 +53,7 @@ def broken_epoch_records(index_video, broken_videos):
     return [VideoRecord(str(index_video), 0)] * 24 + [VideoRecord(str(p), 1) for p in broken_videos.values()]
 
 
-@pytest.mark.parametrize("num_workers", [0, 1])
+@pytest.mark.parametrize("num_workers", [0, pytest.param(1, marks=pytest.mark.slow)])  # 1: a worker process
 def test_epoch_skips_and_counts_broken_files(index_video, broken_videos, num_workers, caplog):
     records = broken_epoch_records(index_video, broken_videos)
     dataset = VideoDataset(records, "/", 4, 2, train=True, img_size=32, scale_range=(32, 40))
@@ -88,6 +88,7 @@ def test_test_loader_batches(index_video):
     assert labels.tolist() == [0, 1, 2] and indices.tolist() == [0, 1, 2]
 
 
+@pytest.mark.slow  # a worker process
 def test_loader_shards_over_replicas_and_augmentation_depends_only_on_seed_epoch_index(tmp_path):
     from laps.data import make_synthetic
     from laps.data.dataset import set_epoch
@@ -145,6 +146,7 @@ def test_bad_worker_counts_are_refused(bad):
         resolve_num_workers(bad, 4)
 
 
+@pytest.mark.slow  # worker processes
 def test_persistent_workers_follow_the_epoch(tmp_path):
     """Workers outlive the epoch; each index arrives with its epoch, so every batch of every
     epoch equals in-process loading, and the epochs differ."""

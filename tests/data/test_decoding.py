@@ -125,7 +125,7 @@ def test_unknown_backend(index_video):
         video_info(index_video, "ffmpeg-cli")
 
 
-@pytest.mark.parametrize("gop", [1, 4, 16])
+@pytest.mark.parametrize("gop", [pytest.param(1, marks=pytest.mark.slow), 4, pytest.param(16, marks=pytest.mark.slow)])
 def test_clips_across_key_frame_intervals_are_bit_exact(tmp_path, gop):
     """Frames spread over several key-frame intervals (the reader jumps over the intervals in
     between): every pixel equals a plain decode of the whole file, for every spacing."""

@@ -81,7 +81,7 @@ def _best_shift(first: np.ndarray, last: np.ndarray, reach: int = 24) -> tuple[i
     return min(errors, key=errors.get)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, *(pytest.param(s, marks=pytest.mark.slow) for s in (2, 3))])
 def test_each_class_changes_the_way_its_name_says(seed):
     clips = {name: synthetic_clip(label, video_seed(seed, label, 0)) for label, name in enumerate(CLASSES)}
     luma = {name: _luma(clip) for name, clip in clips.items()}

@@ -3,6 +3,7 @@ real one would take too long), so a recipe that rots fails CI; the foundation-mo
 values their comments name. (configs/parts/ holds pieces the recipes are based on.)"""
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
@@ -36,12 +37,18 @@ def _load(path):
     return load_config(path, ["model.pretrained=", "model.img_size=32", "data.scale_min=32", "data.scale_max=40"])
 
 
+@functools.cache
+def _recipe(path):
+    """A recipe as it is, loaded once per test run (for the tests that only read it)."""
+    return load_config(path)
+
+
 def _distinct_models(paths):
     """One recipe per distinct architecture (the UCF101 and HMDB51 recipes of a backbone build the
     model of its K400 recipe; the build below replaces the image size, and drop path changes no shape)."""
     chosen = {}
     for path in paths:
-        model = load_config(path).model
+        model = _recipe(path).model
         chosen.setdefault(repr(dataclasses.replace(model, img_size=1, drop_path=0.0)), path)
     return list(chosen.values())
 
@@ -87,7 +94,7 @@ def test_a_foundation_recipe_holds_the_values_its_comment_names(name):
 
     tag, lr, layer_decay, drop_path, epochs, warmup, batch, train, source = FOUNDATION[name]
     path = CONFIGS[0].parent / f"{name}.yaml"
-    config = load_config(path)
+    config = _recipe(path)
     o = config.optim
     assert config.model.backbone == tag and tag in timm.list_pretrained(tag)
     assert (o.lr, o.layer_decay, config.model.drop_path, o.epochs, o.warmup_epochs) == pytest.approx(
@@ -100,7 +107,7 @@ def test_a_foundation_recipe_holds_the_values_its_comment_names(name):
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_ucf101_and_hmdb51_recipes_take_the_k400_recipe_at_a_quarter_of_its_batch_and_lr(backbone):
     folder = CONFIGS[0].parent
-    k400, ucf, hmdb = (load_config(folder / f"{data}_{backbone}_laps.yaml") for data in ("k400", "ucf101", "hmdb51"))
+    k400, ucf, hmdb = (_recipe(folder / f"{data}_{backbone}_laps.yaml") for data in ("k400", "ucf101", "hmdb51"))
     assert (ucf.optim.batch_size * ucf.optim.accum_steps, ucf.optim.lr) == (64, pytest.approx(k400.optim.lr / 4))
     assert (ucf.data.format, hmdb.data.format, ucf.runtime.output) == ("ucf101", "hmdb51", f"runs/ucf101_{backbone}_laps")
     assert (ucf.model, ucf.optim.layer_decay) == (k400.model, k400.optim.layer_decay)
@@ -112,6 +119,6 @@ def test_the_foundation_recipes_normalise_as_their_weights_were_trained():
 
     from laps.engine.builders import resolve_norm
 
-    clip = load_config(CONFIGS[0].parent / "k400_clip_b16_laps.yaml")
+    clip = _recipe(CONFIGS[0].parent / "k400_clip_b16_laps.yaml")
     cfg = get_pretrained_cfg("vit_base_patch16_clip_224.openai")
     assert resolve_norm(clip) == (tuple(cfg.mean), tuple(cfg.std)) and cfg.mean[0] == pytest.approx(0.4815, abs=1e-4)

@@ -318,6 +318,7 @@ def test_a_run_directory_of_an_earlier_release_resumes(tiny_data, tmp_path):
     assert summary["epochs"] == 2 and len(_metrics(tmp_path)) == 2
 
 
+@pytest.mark.slow
 def test_training_leaves_the_callers_random_state_and_thread_count_alone(tiny_data, tmp_path):
     torch.manual_seed(123)
     before, threads = torch.get_rng_state(), torch.get_num_threads()

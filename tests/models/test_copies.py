@@ -55,7 +55,8 @@ VIT_EXTRA = {
 }
 
 
-@pytest.mark.parametrize("variant", sorted(VIT_EXTRA))
+@pytest.mark.parametrize("variant", [v if v in ("la", "laps", "joint") else pytest.param(v, marks=pytest.mark.slow)
+                                     for v in sorted(VIT_EXTRA)])  # ps, plain_shift: ablations of laps
 def test_vit_block_adds_at_most_one_pass_over_its_tokens(variant):
     base, temporal, unit = block_traffic(TINY_VIT, "base2d"), block_traffic(TINY_VIT, variant), _unit(TINY_VIT)
     for direction, (copies, passes) in VIT_EXTRA[variant].items():

@@ -10,8 +10,8 @@ from laps.models.temporal import default_levels
 from tests.helpers import TINY_VIT, TINY_VIT_KW
 
 FAMILIES = {
-    "vit_tiny_patch16_224": dict(TINY_VIT_KW),
-    "deit_tiny_patch16_224": dict(TINY_VIT_KW),
+    "vit_tiny_patch16_224": {**TINY_VIT_KW, "depth": 4},  # four blocks: every leap level of T=8 and a repeat
+    "deit_tiny_patch16_224": {**TINY_VIT_KW, "depth": 4},
     "vit_small_patch16_224": {"img_size": 32, "patch_size": 16, "depth": 2},
     "vit_base_patch16_224": {"img_size": 32, "patch_size": 16, "depth": 1},
     "vit_large_patch16_224": {"img_size": 32, "patch_size": 16, "depth": 1},
@@ -30,7 +30,7 @@ def _clips(model_kw, batch=2, num_frames=4):
     return torch.randn(batch, num_frames, 3, size, size)
 
 
-# every family as laps and every variant on ViT-tiny in the quick selection; the rest of the grid is slow
+# every small family as laps and every variant on ViT-tiny in the quick selection; the rest of the grid is slow
 FULL_SIZE = ("visformer_small", "vit_large_patch16_224", "vit_base_patch16_224")
 ZERO_EXTRA_CASES = [pytest.param(name, temporal, marks=() if (temporal == "laps" and name not in FULL_SIZE) or name == TINY_VIT
                                                    else pytest.mark.slow)
@@ -59,8 +59,8 @@ def test_checkpoint_filter_keeps_own_keys_and_leaves_foreign_ones_to_the_strict_
     assert list(laps.checkpoint_filter_fn(foreign, video)) == ["backbone.head.weight", "decoder.weight"]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "visformer_small" else n for n in sorted(FAMILIES)])
-def test_base2d_equals_timm_framewise_logits_averaged(name):  # visformer_small: full size
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in FULL_SIZE else n for n in sorted(FAMILIES)])
+def test_base2d_equals_timm_framewise_logits_averaged(name):
     image = timm.create_model(name, num_classes=7, **FAMILIES[name]).eval()
     clips = _clips(FAMILIES[name])
     with torch.no_grad():
@@ -130,17 +130,17 @@ def test_joint_equals_masked_full_attention_per_clip():
 
 def test_set_num_frames_rederives_default_schedule_and_explicit_levels_persist():
     model = _video(TINY_VIT, "laps", num_frames=8)
-    assert model.block_levels == default_levels(8, 12)
+    assert model.block_levels == default_levels(8, 4)
     model.set_num_frames(16)
     assert model.num_frames == 16
     with torch.no_grad():
         assert model(_clips(FAMILIES[TINY_VIT], batch=1, num_frames=16)).shape == (1, 7)
-    assert [m.level for m in model.attention_modules] == model.block_levels == default_levels(16, 12)
+    assert [m.level for m in model.attention_modules] == model.block_levels == default_levels(16, 4)
     assert model.attention_modules[0].groups == ((0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15))
-    levels = [1, None, 2, 0] * 3
+    levels = [1, None, 2, 0]
     explicit = _video(TINY_VIT, "laps", num_frames=8, levels=levels)
     explicit.set_num_frames(5)
-    assert [m.level for m in explicit.attention_modules] == [1, None, 2, None] * 3
+    assert [m.level for m in explicit.attention_modules] == [1, None, 2, None]
     assert explicit.attention_modules[0].groups == ((0, 2), (1, 3), (4,))  # level 1 at T=5: leap 5 // 2
 
 
@@ -212,9 +212,10 @@ def test_pretrained_file_loads_2d_checkpoint_and_drops_other_head(tmp_path, suff
 def test_pretrained_file_resizes_position_embeddings(tmp_path):
     from safetensors.torch import save_file
 
-    image = timm.create_model(TINY_VIT, num_classes=10, **TINY_VIT_KW)
+    image = timm.create_model(TINY_VIT, num_classes=10, **TINY_VIT_KW, depth=1)
     save_file(image.state_dict(), str(tmp_path / "vit.safetensors"))
-    bigger = laps.create_model(TINY_VIT, num_classes=10, pretrained=tmp_path / "vit.safetensors", img_size=48, patch_size=8)
+    bigger = laps.create_model(TINY_VIT, num_classes=10, pretrained=tmp_path / "vit.safetensors", img_size=48, patch_size=8,
+                               depth=1)
     assert bigger.backbone.state_dict()["pos_embed"].shape == (1, 37, 192)
     torch.testing.assert_close(bigger.backbone.state_dict()["cls_token"], image.state_dict()["cls_token"])
 
@@ -228,12 +229,12 @@ def test_pretrained_file_resizes_position_embeddings(tmp_path):
 def test_pretrained_file_from_another_backbone_gives_clear_error(tmp_path):
     from safetensors.torch import save_file
 
-    other = timm.create_model("vit_small_patch16_224", num_classes=10, img_size=32, patch_size=8)
+    other = timm.create_model("vit_small_patch16_224", num_classes=10, img_size=32, patch_size=8, depth=1)
     save_file(other.state_dict(), str(tmp_path / "small.safetensors"))
     with pytest.raises(CheckpointError, match="another backbone"):
-        laps.create_model(TINY_VIT, num_classes=10, pretrained=tmp_path / "small.safetensors", **TINY_VIT_KW)
+        laps.create_model(TINY_VIT, num_classes=10, pretrained=tmp_path / "small.safetensors", **TINY_VIT_KW, depth=1)
     with pytest.raises(CheckpointError, match="does not exist"):
-        laps.create_model(TINY_VIT, pretrained=tmp_path / "missing.pth", **TINY_VIT_KW)
+        laps.create_model(TINY_VIT, pretrained=tmp_path / "missing.pth", **TINY_VIT_KW, depth=1)
 
 
 @pytest.mark.parametrize(
@@ -242,8 +243,8 @@ def test_pretrained_file_from_another_backbone_gives_clear_error(tmp_path):
         (lambda: _video()(torch.randn(4, 3, 32, 32)), ShapeError, "unsqueeze"),
         (lambda: _video()(torch.randn(1, 4, 1, 32, 32)), ShapeError, "channels"),
         (lambda: _video(temporal="nope"), ConfigError, "laps"),
-        (lambda: _video(levels=[1, 2]), ConfigError, "12 attention blocks"),
-        (lambda: _video(levels=[-2] * 12), ConfigError, ">= 1"),
+        (lambda: _video(levels=[1, 2]), ConfigError, "4 attention blocks"),
+        (lambda: _video(levels=[-2] * 4), ConfigError, ">= 1"),
         (lambda: _video(fold_div=128), ConfigError, "no channel"),
         (lambda: laps.create_model("resnet18"), UnsupportedBackboneError, "VisionTransformer"),
         (lambda: laps.create_model("not_a_model"), UnsupportedBackboneError, "list_models"),
