@@ -35,23 +35,22 @@ def test_the_model_library_imports_no_toolkit_module():
     assert not leaks
 
 
-def _loaded_after(code: str) -> list[str]:
-    script = f"import json, sys\n{code}\nprint(json.dumps([m for m in {TOOLKIT_MODULES!r} if m in sys.modules]))"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.slow
-def test_building_and_running_a_laps_model_loads_no_toolkit_library():
-    code = """
+#: what a user of the library does, step by step, in one fresh interpreter
+STEPS = {
+    "building and running a laps model": """
 import torch, laps
 model = laps.create_model("vit_tiny_patch16_224", num_classes=3, temporal="laps", num_frames=4, img_size=32,
                           patch_size=8, depth=1)
 assert model(torch.randn(1, 4, 3, 32, 32)).shape == (1, 3)
-"""
-    assert _loaded_after(code) == []
+""",
+    "building the command line's parser": "import laps.cli; laps.cli.build_parser()",
+}
 
 
-@pytest.mark.slow
-def test_the_command_line_parser_loads_no_toolkit_library():
-    assert _loaded_after("import laps.cli; laps.cli.build_parser()") == []
+@pytest.mark.slow  # a fresh interpreter
+def test_building_a_model_and_the_command_line_parser_load_no_toolkit_library():
+    script = "import json, sys\nloaded = {}\n" + "".join(
+        f"{code}\nloaded[{step!r}] = [m for m in {TOOLKIT_MODULES!r} if m in sys.modules]\n" for step, code in STEPS.items()
+    ) + "print(json.dumps(loaded))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {step: [] for step in STEPS}

@@ -63,8 +63,7 @@ def test_signals_checkpoint_mid_epoch_and_resume_equals_uninterrupted(tiny_data,
     run = tmp_path / "run"
     stops = []
     # (epoch, batch seen in the progress lines, signal); each run after the first resumes the previous one
-    for number, (epoch, batch, signum) in enumerate([(1, 3, signal.SIGTERM), (2, 2, signal.SIGUSR1),
-                                                     (2, 7, signal.SIGTERM), (3, 5, signal.SIGUSR1)]):
+    for number, (epoch, batch, signum) in enumerate([(1, 3, signal.SIGTERM), (2, 5, signal.SIGUSR1)]):
         code, err = _run_and_signal(_cmd(tiny_data, run, *(["--resume"] if number else [])), epoch, batch, signum)
         assert code in (0, Preempted.exit_code), err[-2000:]
         if code == 0:

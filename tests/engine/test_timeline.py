@@ -201,24 +201,31 @@ def http_server(tmp_path):
     server.shutdown()
 
 
-@pytest.mark.slow  # three subprocesses
-def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_path, http_server):
+@pytest.mark.slow  # a subprocess that reads the video from its stdin
+def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_path, http_server, capsys):
+    from laps.cli import main
+
     _synthetic_video(tmp_path / "long.mp4", 40, faststart=True)  # moov first: readable from a pipe
     truth = tmp_path / "truth.csv"
     truth.write_text("start,end,label\n" + "".join(f"{4 * k},{4 * k + 4},c{k}\n" for k in range(10)))
     sources = {"file": str(tmp_path / "long.mp4"), "stdin": "-", "url": f"{http_server}/long.mp4"}
     for source, video in sources.items():
         out = tmp_path / f"from_{source}"
-        cmd = [sys.executable, "-m", "laps", "predict", "--checkpoint", str(tiny_run), "--timeline", "--window", "2",
-               "--stride", "1", "--truth", str(truth), "--output", str(out), video]
-        stdin = open(tmp_path / "long.mp4", "rb") if source == "stdin" else None
-        done = subprocess.run(cmd, stdin=stdin, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
+        argv = ["predict", "--checkpoint", str(tiny_run), "--timeline", "--window", "2", "--stride", "1",
+                "--truth", str(truth), "--output", str(out), video]
+        if source == "stdin":
+            with open(tmp_path / "long.mp4", "rb") as stdin:
+                done = subprocess.run([sys.executable, "-m", "laps", *argv], stdin=stdin, capture_output=True, text=True,
+                                      timeout=300)
+            code, stderr = done.returncode, done.stderr
+        else:
+            code, stderr = main(argv), capsys.readouterr().err
+        assert code == 0, stderr[-2000:]
         report = json.loads((out / "timeline.json").read_text())
         assert len(report["scores"]["start"]) == 39 and len(report["scores"]["probs"][0]) == 10
         assert abs(report["duration"] - 40) < 0.5
         assert all({"start", "end", "label", "score"} == set(s) for s in report["segments"])
-        assert len(report["truth"]["boundary_errors"]) == 9 and "segments found, 10 true" in done.stderr
+        assert len(report["truth"]["boundary_errors"]) == 9 and "segments found, 10 true" in stderr
         rows = (out / "timeline.csv").read_text().splitlines()
         assert len(rows) == 40 and rows[0].split(",")[:3] == ["start", "end", report["classes"][0]]
         assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"

@@ -144,12 +144,20 @@ def _train_cmd(data, out, *extra):
     return [sys.executable, "-m", "laps", "train", "--data-root", str(data), "--output", str(out), *CLI_FLAGS, *extra]
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_cli_run(tiny_data, tmp_path_factory):
+    """A three-epoch ``laps train`` run (in-process loading) that the interrupted runs must end equal to."""
+    full = tmp_path_factory.mktemp("full")
+    subprocess.run(_train_cmd(tiny_data, full, "--epochs", "3"), check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                   capture_output=True)
+    return full
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "1"])  # in process, and a loader worker that lives across epochs
-def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_path, workers):
+def test_resume_after_sigkill_equals_uninterrupted_run(tiny_data, uninterrupted_cli_run, tmp_path, workers):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = tmp_path / "full"
-    subprocess.run(_train_cmd(tiny_data, full, "--epochs", "3"), check=True, env=env, capture_output=True)
+    full = uninterrupted_cli_run
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_cmd(tiny_data, killed, f"data.num_workers={workers}", "--epochs", "3"), env=env,
