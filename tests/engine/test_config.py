@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from laps.engine.config import load_config, save_config
+from laps.engine.config import Config, load_config, save_config
 from laps.errors import ConfigError
 
 
@@ -75,6 +75,7 @@ def test_bad_values_give_one_line_errors_naming_the_key(overrides, match):
     with pytest.raises(ConfigError, match=match) as info:
         load_config(None, overrides)
     assert "\n" not in str(info.value)
+    assert load_config(None) == Config()  # a load refused halfway leaves the next one its defaults
 
 
 @pytest.mark.parametrize("value, blocks", [("all", None), ("head", 0), ("last:1", 1), ("last:12", 12)])

@@ -19,7 +19,7 @@ from tests.helpers import TINY_VIT, TINY_VIT_KW
 FRAMES = 8
 CASES = {  # backbone -> (timm kwargs, block input shape for 2 clips); only the first block is measured
     TINY_VIT: ({**TINY_VIT_KW, "depth": 1}, (2 * FRAMES, 17, 192)),
-    "visformer_tiny": ({"img_size": 64}, (2 * FRAMES, 192, 4, 4)),
+    "visformer_tiny": ({"img_size": 64, "depth": (1, 1, 1)}, (2 * FRAMES, 192, 4, 4)),
 }
 
 

@@ -15,7 +15,7 @@ FAMILIES = {
     "vit_small_patch16_224": {"img_size": 32, "patch_size": 16, "depth": 2},
     "vit_base_patch16_224": {"img_size": 32, "patch_size": 16, "depth": 1},
     "vit_large_patch16_224": {"img_size": 32, "patch_size": 16, "depth": 1},
-    "visformer_tiny": {"img_size": 64},
+    "visformer_tiny": {"img_size": 64, "depth": (1, 1, 1)},  # one block a stage: two attention blocks
     "visformer_small": {"img_size": 64},
 }
 
@@ -219,10 +219,12 @@ def test_pretrained_file_resizes_position_embeddings(tmp_path):
     assert bigger.backbone.state_dict()["pos_embed"].shape == (1, 37, 192)
     torch.testing.assert_close(bigger.backbone.state_dict()["cls_token"], image.state_dict()["cls_token"])
 
-    visformer = timm.create_model("visformer_tiny", num_classes=10, img_size=64)
+    shallow = {"depth": (1, 1, 1)}
+    visformer = timm.create_model("visformer_tiny", num_classes=10, img_size=64, **shallow)
     save_file(visformer.state_dict(), str(tmp_path / "vis.safetensors"))
-    resized = laps.create_model("visformer_tiny", num_classes=10, pretrained=tmp_path / "vis.safetensors", img_size=96)
-    assert resized.backbone.state_dict()["pos_embed1"].shape == timm.create_model("visformer_tiny", img_size=96).pos_embed1.shape
+    resized = laps.create_model("visformer_tiny", num_classes=10, pretrained=tmp_path / "vis.safetensors", img_size=96,
+                                **shallow)
+    assert resized.backbone.state_dict()["pos_embed1"].shape == (1, 96, 12, 12)  # stage 1: 96 channels, 96 px / 8
     assert resized.backbone.state_dict()["pos_embed1"].shape != visformer.pos_embed1.shape
 
 

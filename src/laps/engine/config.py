@@ -12,8 +12,10 @@ override it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +264,13 @@ def _override(key: str, value: Any) -> DictConfig:
     return layer
 
 
+@functools.cache
+def _defaults() -> DictConfig:
+    """The dataclass defaults as a structured config, built once: building one takes several times
+    longer than copying it."""
+    return OmegaConf.structured(Config)
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
     """Defaults, then the YAML file at ``path`` (nested sections; ``base:`` chains), then
     ``overrides`` (``{"optim.lr": 0.1}`` or ``["optim.lr=0.1", "optim.epochs=3"]``; a ``None`` value
@@ -271,10 +280,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list
     layers = [(source, "", lambda layer=layer: layer) for source, layer in (_file_layers(Path(path)) if path else [])]
     layers += [("", key, lambda key=key, value=value: _override(key, value))
                for key, value in (overrides or {}).items() if value is not None]
-    merged = OmegaConf.structured(Config)
+    merged = copy.deepcopy(_defaults())
     for source, key, layer in layers:
         try:
-            merged = OmegaConf.merge(merged, layer())
+            merged.merge_with(layer())  # in place: OmegaConf.merge would copy the whole config per layer
         except (OmegaConfBaseException, yaml.YAMLError) as err:
             raise _one_line(err, source, key) from None
     return _build(merged)
