@@ -55,16 +55,6 @@ def test_an_epoch_without_the_metric_changes_nothing():
     assert not tracker.update({"train_loss": 1.0}, 1) and (tracker.value, tracker.epoch) == (None, None)
 
 
-@pytest.mark.parametrize("saved, metric, expected", [
-    ({"top1": 0.7, "epoch": 3}, "val_top1", Best("val_top1", 0.7, 3)),
-    ({"top1": -1.25, "epoch": 2}, "train_loss", Best("train_loss", 1.25, 2)),  # minus the train loss, before
-    ({"top1": float("-inf"), "epoch": -1}, "val_top1", Best("val_top1")),  # no epoch was best yet
-    ({"metric": "train_loss", "value": 0.5, "epoch": 4}, "train_loss", Best("train_loss", 0.5, 4)),
-])
-def test_the_best_of_a_checkpoint_of_any_release(saved, metric, expected):
-    assert Best.from_state(saved, metric) == expected
-
-
 @pytest.mark.slow
 def test_a_run_with_stderr_in_a_file_writes_lines_not_a_bar(tiny_data, tmp_path, capsys, caplog):
     from laps.engine.trainer import Trainer

@@ -279,7 +279,7 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tiny_data, tmp_path):
 
 
 def test_lr_schedules():
-    from laps.engine.trainer import lr_lambda
+    from laps.engine.steps import lr_lambda
 
     step = lr_lambda(10, schedule="step", epochs=3, milestones=[1, 2])
     assert [step(s) for s in (0, 9, 10, 19, 20)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
@@ -289,7 +289,7 @@ def test_lr_schedules():
 
 
 def test_mixup_blends_each_clip_with_its_partner_and_its_targets():
-    from laps.engine.trainer import mix_batch
+    from laps.engine.steps import mix_batch
 
     clips = torch.rand(2, 3, 1, 8, 8)
     labels = torch.tensor([0, 1])
@@ -300,7 +300,7 @@ def test_mixup_blends_each_clip_with_its_partner_and_its_targets():
 
 
 def test_cutmix_pastes_one_box_for_every_frame_and_weights_targets_by_its_area():
-    from laps.engine.trainer import mix_batch
+    from laps.engine.steps import mix_batch
 
     clips = torch.rand(2, 3, 1, 16, 16)
     generator = torch.Generator().manual_seed(3)

@@ -94,15 +94,6 @@ class Best:
         self.value, self.epoch = value, epoch
         return True
 
-    @classmethod
-    def from_state(cls, saved: dict[str, Any], metric: str) -> "Best":
-        """From a checkpoint; one written before the metric was named holds ``{"top1", "epoch"}``
-        with minus the train loss in ``top1`` when there was no validation set."""
-        if "metric" in saved:
-            return cls(**saved)
-        value = saved["top1"] if metric == "val_top1" else -saved["top1"]
-        return cls(metric, value, saved["epoch"]) if math.isfinite(value) else cls(metric)
-
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of metrics.jsonl; a torn last line (a process killed while appending it, before the

@@ -48,11 +48,11 @@ from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import Best, Reporter, gflops_per_view, progress
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
 from laps.engine.runtime import seeded, threads
-from laps.engine.steps import build_scheduler, lr_lambda, mix_batch, step_seed
+from laps.engine.steps import build_scheduler, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
 from laps.models.video import load_weights_into
 
-__all__ = ["INPUT_BOUND_SHARE", "Best", "Trainer", "lr_lambda", "mix_batch", "train"]
+__all__ = ["INPUT_BOUND_SHARE", "Trainer", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
             load_weights_into(self.ema.module, state["ema"], self.out / ckpt.STATE)
-        self.best, self.wall = Best.from_state(state["best"], self.best.metric), state["wall_time_s"]
+        self.best, self.wall = Best(**state["best"]), state["wall_time_s"]
         at = state.get("resume_at")
         if at is not None:
             return at["epoch"], at["step"], at["sums"]
