@@ -182,3 +182,19 @@ def test_items_are_uint8_and_the_dataset_normalises_batches_with_its_norm(index_
     assert clip.dtype == torch.uint8
     mean, std = (torch.tensor(v).view(-1, 1, 1) for v in norm)
     torch.testing.assert_close(dataset.normalize(clip[None])[0], (clip.float() / 255 - mean) / std, atol=1e-6, rtol=0)
+
+
+def test_a_broken_video_is_replaced_alike_whether_or_not_it_was_found_broken_before(index_video, broken_videos):
+    # a file that opens and fails while decoding has drawn its frame indices first; a file another
+    # worker process (or the run before a resume) found broken is skipped without those draws
+    records = [VideoRecord(str(index_video), 0)] * 8 + [VideoRecord(str(broken_videos["undecodable"]), 1)]
+
+    def dataset():
+        return VideoDataset(records, "/", 4, 2, train=True, img_size=32, scale_range=(32, 48), seed=5)
+
+    for epoch in range(4):
+        fresh, known = dataset(), dataset()
+        known.mark_broken(8)
+        (found_clip, found_label), (known_clip, known_label) = fresh[(epoch, 8)], known[(epoch, 8)]
+        assert fresh.broken == 1 and found_label == known_label == 0
+        assert torch.equal(found_clip, known_clip)

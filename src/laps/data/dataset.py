@@ -2,7 +2,9 @@
 
 Broken files: a video that fails to open or decode is logged once (path and reason),
 marked in a shared-memory flag array, and replaced by another random video (up to
-``max_retries`` draws, then :class:`~laps.errors.DataError`). The flags live in shared
+``max_retries`` draws, then :class:`~laps.errors.DataError`). The replacement is drawn from the
+item's ``(seed, epoch, index)`` and the attempt alone: the same whichever worker process found the
+file broken first, and after a resume. The flags live in shared
 memory, so marks made inside DataLoader worker processes are seen by the main process:
 ``dataset.broken`` (count) and ``dataset.broken_files()`` after or during an epoch give
 the distinct broken files found so far (per process group rank). Files already marked
@@ -131,8 +133,9 @@ class VideoDataset(Dataset):
         # number of workers or processes, and again after a resume. The loader's sampler sends the
         # epoch with every index (``(epoch, index)``), so workers that outlive an epoch follow it.
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        rng = np.random.default_rng([self.seed, epoch, index] if self.train else [index])
-        for _ in range(self.max_retries + 1):
+        item_seed = [self.seed, epoch, index] if self.train else [index]
+        rng = np.random.default_rng(item_seed)
+        for attempt in range(1, self.max_retries + 2):
             if self._broken[index]:
                 last_error = f"{self.records[index].path}: found broken before"
             else:
@@ -141,6 +144,10 @@ class VideoDataset(Dataset):
                 except VideoDecodeError as err:
                     self.mark_broken(index, str(err))
                     last_error = str(err)
+            # the replacement and its draws come from the item and the attempt alone, not from what
+            # the broken file drew before it failed: a file found broken by another worker process
+            # (or before a resume) is replaced by the same clip as one found broken here
+            rng = np.random.default_rng([*item_seed, attempt])
             index = int(rng.integers(len(self.records)))
         raise DataError(
             f"gave up after {self.max_retries + 1} unreadable video(s) in a row (last: {last_error}); "
