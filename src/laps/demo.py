@@ -73,7 +73,7 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
     print(f"\n== {variant}: training {config.model.backbone} ({config.optim.epochs} epochs) -> {run_dir}")
     summary = train(config, overwrite=True)
     model = from_pretrained(run_dir)
-    with threads(config.runtime.threads):  # evaluated and timed with the threads it trained with
+    with threads(summary["cpu_threads"]):  # evaluated and timed with the threads it trained with
         evaluation = evaluate_checkpoint(model, data_dir / "val.txt", data_dir, run_dir, views,
                                          num_workers=config.data.num_workers, progress=config.runtime.progress)
         infer_clips_per_s = inference_clips_per_s(model, config)
@@ -82,7 +82,7 @@ def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, An
         "gflops": summary["gflops_per_view"], "train_clips_per_s": summary["train_clips_per_s"],
         "infer_clips_per_s": infer_clips_per_s, "train_time_s": summary["wall_time_s"],
         "device": summary["device"], "data_workers": summary["data_workers"],
-        "cpu_threads": config.runtime.threads or torch.get_num_threads(),  # what training ran with
+        "cpu_threads": summary["cpu_threads"],
     }
 
 

@@ -143,7 +143,7 @@ class RuntimeConfig:
     output: str = "runs/train"
     seed: int = 0
     device: str = "auto"
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    threads: int | str = "auto"  # torch CPU threads; "auto": this process's cores, shared by the node's processes
     amp: str = "none"
     compile: bool = False
     progress: bool = True
@@ -153,7 +153,9 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         _choose("runtime", self, amp=AMP_MODES, device=DEVICES)
         _at_least("runtime", self, 1, "eval_every")
-        _at_least("runtime", self, 0, "threads", "log_every_s")
+        _at_least("runtime", self, 0, "log_every_s")
+        if self.threads != "auto" and not (isinstance(self.threads, int) and self.threads >= 1):
+            raise ConfigError(f"runtime.threads={self.threads!r} must be 'auto' or an integer >= 1")
 
 
 @dataclass

@@ -2,14 +2,36 @@
 
 Library code uses these instead of setting the values for good, so a caller's random state and
 thread count are what they were once the block ends.
+
+The thread count is part of what a run computes: CPU kernels split their sums over the threads,
+so 1 and 2 threads give results that differ in the last bits, and training carries the difference
+on. A run therefore fixes its count (:func:`resolve_threads`) instead of taking whatever torch's
+default is in the environment it starts in (``OMP_NUM_THREADS``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+
+from laps.data.dataset import usable_cores
+from laps.engine.config import load_config
+
+
+def resolve_threads(threads: int | str, resumed_config: Path | None = None) -> int:
+    """``runtime.threads`` as a count. An integer as it is. ``"auto"``: the count the run being
+    resumed started with (the ``runtime.threads`` of its ``resumed_config``, config.yaml), else the
+    CPU cores this process may use (its affinity), shared by the processes of this node
+    (``LOCAL_WORLD_SIZE``, which torchrun sets); never ``OMP_NUM_THREADS`` or the load."""
+    if threads == "auto" and resumed_config is not None and resumed_config.is_file():
+        threads = load_config(resumed_config).runtime.threads
+    if threads == "auto":
+        return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return threads
 
 
 @contextmanager

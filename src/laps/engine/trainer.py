@@ -13,6 +13,11 @@ from its start). SIGTERM / SIGUSR1 write a checkpoint of the exact step instead,
 continues from that step (:mod:`laps.engine.preemption`). A model with non-finite weights is never
 saved, and the output directory is locked and never clobbered (:mod:`laps.engine.run_dir`).
 
+The same seed, config and thread count give the same metrics and weights to the bit, whatever the
+load on the machine and the number of loader processes. ``runtime.threads: auto`` is resolved once,
+from the cores this process may use (:func:`~laps.engine.runtime.resolve_threads`), written to the
+run's config.yaml and kept by ``--resume``.
+
 The trainer seeds torch's RNGs and sets ``runtime.threads`` only inside
 :func:`torch.random.fork_rng` and for the length of :meth:`Trainer.fit`: the caller's random state
 and thread count are what they were afterwards.
@@ -47,7 +52,7 @@ from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import Best, Reporter, gflops_per_view, progress
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
-from laps.engine.runtime import seeded, threads
+from laps.engine.runtime import resolve_threads, seeded, threads
 from laps.engine.steps import build_scheduler, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
 from laps.models.video import load_weights_into
@@ -73,9 +78,10 @@ class Trainer:
     """One training run, configured by a :class:`Config`; call :meth:`fit`."""
 
     def __init__(self, config: Config, resume: bool = False, overwrite: bool = False) -> None:
-        c = self.config = config
         self.resume, self.overwrite = resume, overwrite
-        self.out = Path(c.runtime.output)
+        self.out = Path(config.runtime.output)
+        threads = resolve_threads(config.runtime.threads, self.out / ckpt.CONFIG if resume else None)
+        c = self.config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, threads=threads))
         self.device = resolve_device(c.runtime.device)
         if c.runtime.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("runtime.amp=fp16 needs CUDA; use runtime.amp=bf16 on CPU")
@@ -370,7 +376,7 @@ class Trainer:
             "epochs": len(rows), "backbone": c.model.backbone, "temporal": c.model.temporal,
             "num_frames": c.model.num_frames, "num_classes": self.num_classes, "train": c.optim.train,
             "broken_files": self.train_set.broken, "device": str(self.device),
-            "data_workers": self.train_loader.num_workers,
+            "data_workers": self.train_loader.num_workers, "cpu_threads": c.runtime.threads,
         }
         self.report.summary(summary, rows, c.model.temporal)
         return summary
