@@ -1,7 +1,7 @@
 """The ``laps`` command line: one-line errors, ``--debug`` for tracebacks.
 
-Exit codes: 0 success; 1 ``laps predict`` met unreadable videos (the others are classified);
-2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
+Exit codes: 0 success; 1 ``laps predict`` or ``laps features`` met unreadable videos (the others
+are done); 2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
 gradients, :class:`~laps.errors.TrainingDiverged`); 4 too many broken or missing videos
 (:class:`~laps.errors.TooManyBrokenFiles`); 75 training stopped by SIGTERM / SIGUSR1 after
 writing a checkpoint (:class:`~laps.errors.Preempted`: run again with ``--resume``); 130 Ctrl-C.
@@ -24,7 +24,8 @@ from laps import __version__
 from laps.errors import LapsError
 
 #: modules that each add their commands with ``add_parsers(subparsers)``
-COMMAND_MODULES = ("laps.cli.model", "laps.cli.data", "laps.cli.train", "laps.cli.bench", "laps.cli.app")
+COMMAND_MODULES = ("laps.cli.model", "laps.cli.data", "laps.cli.train", "laps.cli.bench", "laps.cli.app",
+                   "laps.cli.features")
 
 #: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
 TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib", "omegaconf", "tqdm", "yaml", "numpy")

@@ -1,0 +1,1 @@
+"""Serving trained models: video features for whole datasets (:mod:`laps.serve.features`)."""
