@@ -90,6 +90,15 @@ def _collate(items: list[Item]) -> tuple[list[tuple[int, bool, str | None]], tor
     return [(video, last, error) for video, last, error, _ in items], torch.stack(clips) if clips else None
 
 
+def feature_loader(model: VideoClassifier, inputs: list[FeatureInput], *, views: str = "1x3",
+                   window: float | None = None, stride: float | None = None, batch_size: int = 8,
+                   num_workers: int | str = 0) -> DataLoader:
+    """The loader of :func:`iter_features`: batches of ``(tags, clips)``, the ``(video, last, error)``
+    of each item and its clips uint8 ``(B, T, C, H, W)`` (``None`` when the batch holds only errors)."""
+    return DataLoader(FeatureClips(model, inputs, views, window, stride), batch_size=batch_size,
+                      num_workers=resolve_num_workers(num_workers, batch_size), collate_fn=_collate)
+
+
 def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: str = "1x3",
                   window: float | None = None, stride: float | None = None, batch_size: int = 8,
                   num_workers: int | str = 0, amp: str = "none") -> Iterator[tuple[int, np.ndarray | str]]:
@@ -100,8 +109,8 @@ def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: 
     if not inputs:
         return
     feed = model_input(model)
-    loader = DataLoader(FeatureClips(model, inputs, views, window, stride), batch_size=batch_size,
-                        num_workers=resolve_num_workers(num_workers, batch_size), collate_fn=_collate)
+    loader = feature_loader(model, inputs, views=views, window=window, stride=stride, batch_size=batch_size,
+                            num_workers=num_workers)
     normalize, device = Normalize((feed.mean, feed.std)), next(model.parameters()).device
     model.eval()
     rows: dict[int, list[torch.Tensor]] = {}
