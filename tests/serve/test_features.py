@@ -14,8 +14,8 @@ from torch import nn
 import laps
 from laps.data import VideoRecord
 from laps.data.transforms import Normalize
-from laps.engine.inference import clip_dataset, iter_predictions, model_input
-from laps.engine.timeline import open_stream, slide
+from laps.serve.inference import clip_dataset, iter_predictions, model_input
+from laps.serve.timeline import open_stream, slide
 from laps.errors import ConfigError, VideoDecodeError
 from tests.serve.conftest import VIDEOS
 

@@ -6,8 +6,7 @@ import argparse
 import os
 import sys
 
-from laps.cli import add_command, workers
-from laps.cli.train import CHECKPOINT_HELP
+from laps.cli import CHECKPOINT_HELP, add_command, workers
 
 EXAMPLES = """examples:
   laps features --checkpoint runs/mine --output feats/ videos/                  # one (D,) vector per video
@@ -83,7 +82,7 @@ def _image_model(args: argparse.Namespace):
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from laps.engine.inference import load_model
+    from laps.serve.inference import load_model
     from laps.serve.feature_inputs import list_inputs, parse_shard
     from laps.serve.features import write_features
 

@@ -5,7 +5,7 @@ Clip mode (the default): a video's feature ``(D,)`` is ``model.forward_features`
 test views ``views`` (clips x crops), the views ``laps predict --views`` classifies, so
 ``model.head(feature)`` is the mean of predict's per-view logits. Window mode (``window`` and
 ``stride`` in seconds): ``(n, D)``, row ``k`` the features of the window ``[k * stride, k * stride +
-window)``, the windows ``laps predict --timeline`` scores (:func:`laps.engine.timeline.sliding_windows`).
+window)``, the windows ``laps predict --timeline`` scores (:func:`laps.serve.timeline.sliding_windows`).
 
 Batches hold the clips of several videos: DataLoader workers decode the videos (worker ``w`` of
 ``W`` takes every W-th) and yield one item per clip (a view or a window) tagged with its video;
@@ -30,8 +30,8 @@ from laps.data.annotations import VideoRecord
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
 from laps.engine.evaluate import autocast
-from laps.engine.inference import clip_dataset, model_input
-from laps.engine.timeline import open_stream, stream_windows
+from laps.serve.inference import clip_dataset, model_input
+from laps.serve.timeline import open_stream, stream_windows
 from laps.errors import ConfigError, LapsError, VideoDecodeError
 from laps.models import VideoClassifier
 from laps.serve.feature_index import append_record, is_done, read_index, record, replace_record
@@ -46,7 +46,7 @@ Item = tuple[int, bool, "str | None", "torch.Tensor | None"]
 
 
 class FeatureClips(IterableDataset):
-    """The clips of ``inputs`` as ``model`` is fed (:func:`laps.engine.inference.model_input`): per
+    """The clips of ``inputs`` as ``model`` is fed (:func:`laps.serve.inference.model_input`): per
     video its test ``views`` (clip mode) or its windows (window mode, ``window`` set), as
     :data:`Item` tuples; a video that cannot be read gives one item with the reason."""
 
