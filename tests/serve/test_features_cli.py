@@ -130,3 +130,10 @@ def test_two_shards_one_under_torchrun_write_what_one_process_writes(feature_mod
     files = {folder: sorted(p.relative_to(tmp_path / folder) for p in (tmp_path / folder).rglob("*.npy"))
              for folder in ("one", "split")}
     assert files["one"] == files["split"] and len(files["one"]) == 9
+
+
+def test_image_model_options_with_a_checkpoint_are_refused(feature_model_dir, video_folder, tmp_path, capsys):
+    code = main(["features", "--checkpoint", str(feature_model_dir), "--num-frames", "16", "--output",
+                 str(tmp_path / "feats"), str(video_folder)])
+    assert code == 2 and "--num-frames: options of --model only" in capsys.readouterr().err
+    assert not (tmp_path / "feats").exists()

@@ -48,9 +48,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
     image = p.add_argument_group("an image model (--model)")
-    image.add_argument("--temporal", default="base2d", help="base2d (frames independently, default), or a laps "
+    image.add_argument("--temporal", default=None, help="base2d (frames independently, default), or a laps "
                        "variant: ps, la, laps, ...")
-    image.add_argument("--num-frames", type=int, default=8, help="frames per clip (default 8)")
+    image.add_argument("--num-frames", type=int, default=None, help="frames per clip (default 8)")
     image.add_argument("--sampling-rate", type=int, default=None, help="clip mode: frames between clip frames "
                        "(default: laps train's)")
     image.add_argument("--img-size", type=int, default=None, help="crop size (default: the model's)")
@@ -75,17 +75,26 @@ def _image_model(args: argparse.Namespace):
     from laps.models.sharing import model_config
 
     kwargs = {"img_size": args.img_size} if args.img_size else {}
-    model = laps.create_model(args.model, temporal=args.temporal, num_frames=args.num_frames,
+    model = laps.create_model(args.model, temporal=args.temporal or "base2d", num_frames=args.num_frames or 8,
                               pretrained=not args.random_weights, **kwargs)
     model.shared_config = model_config(model, sampling_rate=args.sampling_rate)
     return model.eval().to(resolve_device(_device(args.device)))
 
 
+#: the options of an image model (--model); a checkpoint's config says all of it
+IMAGE_OPTIONS = ("temporal", "num_frames", "sampling_rate", "img_size", "random_weights")
+
+
 def run_features(args: argparse.Namespace) -> int:
+    from laps.errors import ConfigError
     from laps.serve.inference import load_model
     from laps.serve.feature_inputs import list_inputs, parse_shard
     from laps.serve.features import write_features
 
+    given = [f"--{name.replace('_', '-')}" for name in IMAGE_OPTIONS if getattr(args, name) not in (None, False)]
+    if args.checkpoint and given:
+        raise ConfigError(f"{', '.join(given)}: options of --model only; a checkpoint's own config says how "
+                          "it is fed")
     shard = parse_shard(args.shard)
     inputs = list_inputs(args.inputs, args.data_root)
     model = _image_model(args) if args.model else load_model(args.checkpoint, _device(args.device))

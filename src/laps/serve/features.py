@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 DTYPES = ("float32", "float16")
 
 #: a loader item: (video position, last clip of the video, error or None, clip uint8 (T, C, H, W) or None)
-Item = tuple[int, bool, "str | None", "torch.Tensor | None"]
+Item = tuple[int, bool, str | None, torch.Tensor | None]
 
 
 class FeatureClips(IterableDataset):
@@ -55,11 +55,12 @@ class FeatureClips(IterableDataset):
         self.inputs, self.window, self.stride = inputs, window, stride
         self.feed = model_input(model)
         records = [VideoRecord(os.path.abspath(entry.video), 0, entry.start, entry.end) for entry in inputs]
-        self.views = clip_dataset(model, records, ".", views, max_retries=0) if window is None and inputs else None
+        self.dataset = clip_dataset(model, records, ".", views, max_retries=0) if window is None and inputs else None
 
     def _clips(self, index: int) -> Iterator[torch.Tensor]:
-        if self.views is not None:
-            yield from self.views.test_views(index)
+        """The clips ``(T, C, H, W)`` of video ``index``: its views, or its windows in order."""
+        if self.dataset is not None:
+            yield from self.dataset.test_views(index)
             return
         with open_stream(self.inputs[index].video) as container:
             for _, clip in stream_windows(container, num_frames=self.feed.num_frames, img_size=self.feed.img_size,
