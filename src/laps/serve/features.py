@@ -95,9 +95,11 @@ def feature_loader(model: VideoClassifier, inputs: list[FeatureInput], *, views:
                    window: float | None = None, stride: float | None = None, batch_size: int = 8,
                    num_workers: int | str = 0) -> DataLoader:
     """The loader of :func:`iter_features`: batches of ``(tags, clips)``, the ``(video, last, error)``
-    of each item and its clips uint8 ``(B, T, C, H, W)`` (``None`` when the batch holds only errors)."""
+    of each item and its clips uint8 ``(B, T, C, H, W)`` (``None`` when the batch holds only errors);
+    memory is pinned when CUDA is available."""
     return DataLoader(FeatureClips(model, inputs, views, window, stride), batch_size=batch_size,
-                      num_workers=resolve_num_workers(num_workers, batch_size), collate_fn=_collate)
+                      num_workers=resolve_num_workers(num_workers, batch_size), collate_fn=_collate,
+                      pin_memory=torch.cuda.is_available())
 
 
 def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: str = "1x3",
@@ -120,7 +122,7 @@ def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: 
     for tags, clips in loader:
         if clips is not None:
             with torch.no_grad(), autocast(device, amp):
-                features = model.forward_features(normalize(clips.to(device))).float().cpu()
+                features = model.forward_features(normalize(clips.to(device, non_blocking=True))).float().cpu()
         row = 0
         for video, last, error in tags:
             if error is not None:
