@@ -4,11 +4,10 @@ Broken files: a video that fails to open or decode is logged once (path and reas
 marked in a shared-memory flag array, and replaced by another random video (up to
 ``max_retries`` draws, then :class:`~laps.errors.DataError`). The replacement is drawn from the
 item's ``(seed, epoch, index)`` and the attempt alone: the same whichever worker process found the
-file broken first, and after a resume. The flags live in shared
-memory, so marks made inside DataLoader worker processes are seen by the main process:
-``dataset.broken`` (count) and ``dataset.broken_files()`` after or during an epoch give
-the distinct broken files found so far (per process group rank). Files already marked
-are skipped without another decode attempt.
+file broken first, and after a resume. The flags live in shared memory, so marks made inside
+DataLoader worker processes are seen by the main process: ``dataset.broken`` (count) and
+``dataset.broken_files()`` after or during an epoch give the distinct broken files found so far
+(per process group rank). Files already marked are skipped without another decode attempt.
 """
 
 from __future__ import annotations
