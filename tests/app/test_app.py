@@ -3,6 +3,7 @@
 import functools
 import http.server
 import json
+import socket
 import threading
 import urllib.error
 import urllib.parse
@@ -10,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from laps.cli import build_parser
+from laps.cli import build_parser, main
 from tests.app.helpers import CLASSES, colour_video
 
 
@@ -118,3 +119,17 @@ def test_flags_the_decoding_cannot_use_are_refused_before_loading(capsys):
 
     assert main(["app", "--checkpoint", "no/such/run", "--switch", "-1"]) == 2
     assert "--switch >= 0" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, capsys):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        code = main(["app", "--checkpoint", str(tmp_path / "not_loaded_yet"), "--port", str(port)])
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"port {port} on 127.0.0.1 is in use" in err and "--port" in err
