@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,7 +129,8 @@ def test_checkpoint_from_another_model_gives_clear_error(trained_run, tiny_data,
 
 def test_bad_configs_and_missing_files_fail_with_one_line_and_code_2(tiny_data, tmp_path, capsys):
     cases = [
-        (["train", "--data-root", str(tiny_data), "--train-list", "missing.txt"], "does not exist"),
+        (["train", "--data-root", str(tiny_data), "--train-list", "missing.txt"],
+         f"data.train_list missing.txt: not found at {Path('missing.txt').absolute()} nor {tiny_data / 'missing.txt'}"),
         (["train", "--data-root", str(tiny_data), "--num-frames", "0"], "model.num_frames=0 must be >= 1"),
         (["train", "--data-root", str(tiny_data), "optim.bogus=1"], "unknown config key"),
         (["train", "--data-root", str(tiny_data), "--epochs", "two"], "optim.epochs: Value 'two' of type 'str' could not be converted to Integer"),
