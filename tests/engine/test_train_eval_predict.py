@@ -68,7 +68,7 @@ def test_train_writes_a_complete_run_directory(trained_run):
 @pytest.mark.slow
 def test_eval_cli_writes_metrics(trained_run, tiny_data, tmp_path, capsys):
     out, _ = trained_run
-    code = main(["eval", "--checkpoint", str(out), "--data-root", str(tiny_data), "--list", str(tiny_data / "val.txt"),
+    code = main(["eval", "--checkpoint", str(out), "--data-root", str(tiny_data), "--list", "val.txt",  # under the root
                  "--views", "2x3", "--output", str(tmp_path), "--workers", "0"])
     assert code == 0
     result = json.loads((tmp_path / "eval.json").read_text())
@@ -134,7 +134,9 @@ def test_bad_configs_and_missing_files_fail_with_one_line_and_code_2(tiny_data, 
         (["train", "--data-root", str(tiny_data), "--num-frames", "0"], "model.num_frames=0 must be >= 1"),
         (["train", "--data-root", str(tiny_data), "optim.bogus=1"], "unknown config key"),
         (["train", "--data-root", str(tiny_data), "--epochs", "two"], "optim.epochs: Value 'two' of type 'str' could not be converted to Integer"),
-        (["eval", "--checkpoint", str(tmp_path), "--list", "x.txt"], "holds no model.safetensors"),
+        (["eval", "--checkpoint", str(tmp_path), "--list", str(tiny_data / "val.txt")], "holds no model.safetensors"),
+        (["eval", "--checkpoint", str(tmp_path), "--data-root", str(tiny_data), "--list", "test.txt"],
+         f"--list test.txt: not found at {Path('test.txt').absolute()} nor {tiny_data / 'test.txt'}"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
