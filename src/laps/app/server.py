@@ -172,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
             except OSError as err:
                 raise BadRequest(HTTPStatus.BAD_REQUEST, f"{source}: cannot download it ({err})") from None
             return str(path), source
+        if os.path.isdir(source):
+            raise BadRequest(HTTPStatus.BAD_REQUEST, f"{source}: a folder, not a video; give the path of one video file")
         if not os.path.isfile(source):
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"{source}: no such file on the server (give a path or an http(s) URL)")
         return source, source

@@ -147,6 +147,12 @@ class VideoDataset(Dataset):
             "list the broken files with 'laps data check LIST --root DIR'"
         )
 
+    def load(self, index: int):
+        """The test-time item at ``index`` (as ``dataset[index]``), read once: a video that cannot be
+        read raises its own :class:`~laps.errors.VideoDecodeError` (no other video is tried, nothing
+        is marked broken)."""
+        return self._load(index, np.random.default_rng([index]))
+
     def _indices(self, num_video_frames: int, rng: np.random.Generator, clip: int = 0) -> np.ndarray:
         return sample_indices(self.sampling, num_video_frames, self.num_frames, self.sampling_rate,
                               train=self.train, rng=rng, clip_index=clip, num_clips=self.views[0])
