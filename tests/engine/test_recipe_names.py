@@ -70,3 +70,14 @@ def test_summary_is_the_first_comment_line_or_nothing(tmp_path):
     (tmp_path / "a.yaml").write_text("\n# trains A\n# more\nmodel: {}\n")
     (tmp_path / "b.yaml").write_text("model: {}\n# late comment\n")
     assert (recipe_summary(tmp_path / "a.yaml"), recipe_summary(tmp_path / "b.yaml")) == ("trains A", "")
+
+
+def test_list_configs_prints_one_line_per_shipped_recipe(capsys):
+    from laps.cli import main
+
+    assert main(["train", "--list-configs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    recipes = shipped_recipes()
+    assert [line.split()[0] for line in lines] == list(recipes)
+    for line, (name, path) in zip(lines, recipes.items()):
+        assert line.endswith(recipe_summary(path)) and recipe_summary(path)
