@@ -1,6 +1,7 @@
 """End to end on tiny generated data: train, eval, predict; resume after SIGKILL; DDP; errors."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -336,3 +337,17 @@ def test_training_leaves_the_callers_random_state_and_thread_count_alone(tiny_da
     before, threads = torch.get_rng_state(), torch.get_num_threads()
     train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 1, "runtime.threads": 1, "runtime.seed": 7}))
     assert torch.equal(torch.get_rng_state(), before) and torch.get_num_threads() == threads
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_says_it_is_finished(trained_run, tiny_data, tmp_path, caplog):
+    import shutil
+
+    out = tmp_path / "finished"
+    shutil.copytree(trained_run[0], out)
+    with caplog.at_level(logging.INFO, logger="laps.engine.trainer"):
+        summary = train(tiny_config(tiny_data, out), resume=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("has already finished its 2 epochs: nothing to train" in m for m in messages), messages
+    assert not any("from epoch" in m for m in messages)
+    assert summary["epochs"] == 2 and summary["best_epoch"] == trained_run[1]["best_epoch"]

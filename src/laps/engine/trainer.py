@@ -151,9 +151,13 @@ class Trainer:
             start_epoch, start_step, carried = self._restore() if self.resume else (0, 0, None)
             if is_main_process():
                 self._prepare_output(start_epoch)
-                logger.info("training %s/%s in %s from epoch %d%s; SIGTERM or SIGUSR1 checkpoints and exits with "
-                            "code %d", c.model.backbone, c.model.temporal, self.out, start_epoch + 1,
-                            f" batch {start_step}" if start_step else "", Preempted.exit_code)
+                if start_epoch >= c.optim.epochs:
+                    logger.info("the run in %s has already finished its %d epochs: nothing to train (raise "
+                                "optim.epochs to train it further); its summary:", self.out, c.optim.epochs)
+                else:
+                    logger.info("training %s/%s in %s from epoch %d%s; SIGTERM or SIGUSR1 checkpoints and exits "
+                                "with code %d", c.model.backbone, c.model.temporal, self.out, start_epoch + 1,
+                                f" batch {start_step}" if start_step else "", Preempted.exit_code)
             try:
                 for epoch in range(start_epoch, c.optim.epochs):
                     self.epoch_began = time.perf_counter()
