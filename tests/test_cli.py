@@ -48,3 +48,25 @@ print(",".join(loaded))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_a_stop_signal_is_printed_as_a_stop_not_an_error(monkeypatch, capsys):
+    from laps.cli import main, train
+    from laps.errors import Preempted
+
+    def stopped(args):
+        raise Preempted("stopped by SIGTERM after epoch 2; run the same command with --resume to continue")
+
+    monkeypatch.setattr(train, "run_train", stopped)
+    assert main(["train"]) == 75
+    err = capsys.readouterr().err
+    assert err.startswith("laps train: stopped by SIGTERM after epoch 2") and "error" not in err
+
+
+def test_counts_agree_with_their_noun():
+    from laps.cli.predict import counted
+    from laps.serve.timeline_plot import truth_summary
+
+    assert [counted(n, "segment") for n in (0, 1, 2)] == ["0 segments", "1 segment", "2 segments"]
+    one = [{"start": 0.0, "end": 4.0, "label": "a"}]
+    assert truth_summary(one, one).startswith("1 segment found, 1 true")
