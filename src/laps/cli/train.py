@@ -9,12 +9,12 @@ from laps.cli import add_command
 
 TRAIN_EXAMPLES = """examples:
   laps train --list-configs                                  # the shipped recipes, one line each
-  laps train --config demo --output runs/mine                # a shipped recipe by name
+  laps train --config demo --data-root runs/demo/data --train-list train.txt --val-list val.txt --output runs/mine
   laps train --data-root data/k400 --train-list train.csv --val-list val.csv \\
       --model visformer_small --temporal laps --num-frames 8 --epochs 18 --lr 0.2
-  laps train --config configs/demo.yaml optim.warmup_epochs=2 data.flip=false
+  laps train --config demo --data-root runs/demo/data --train-list train.txt optim.warmup_epochs=2 data.flip=false
   torchrun --nproc_per_node 4 -m laps train --config configs/k400_visformer_s_laps.yaml
-  laps train --config configs/demo.yaml --output runs/mine --resume
+  laps train --config demo --data-root runs/demo/data --train-list train.txt --val-list val.txt --output runs/mine --resume
 """
 
 
