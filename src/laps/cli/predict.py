@@ -121,7 +121,11 @@ class PredictionLog:
             self._file.flush()
 
     def __exit__(self, exc_type, *exc: object) -> None:
+        from laps.atomic import fsync_path
+
         if self._file is not None:
             self._file.close()
-            if exc_type is None:
+            if exc_type is None:  # on disk before the rename, the rename on disk after it (laps.atomic)
+                fsync_path(self.partial)
                 os.replace(self.partial, self.path)
+                fsync_path(self.path.parent)
