@@ -1,7 +1,7 @@
 """The ``laps`` command line: one-line errors, ``--debug`` for tracebacks.
 
-Exit codes: 0 success; 1 ``laps predict`` met unreadable videos (the others are classified);
-2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
+Exit codes: 0 success; 1 ``laps predict`` or ``laps features`` met unreadable videos (the others
+are done); 2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
 gradients, :class:`~laps.errors.TrainingDiverged`); 4 too many broken or missing videos
 (:class:`~laps.errors.TooManyBrokenFiles`); 75 training stopped by SIGTERM / SIGUSR1 after
 writing a checkpoint (:class:`~laps.errors.Preempted`: run again with ``--resume``); 130 Ctrl-C.
@@ -27,7 +27,7 @@ from laps.errors import LapsError, Preempted
 
 #: modules that each add their commands with ``add_parsers(subparsers)``, in the order ``laps --help`` lists them
 COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli.predict", "laps.cli.export",
-                   "laps.cli.flops", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
+                   "laps.cli.flops", "laps.cli.features", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
 
 #: the help of every ``--checkpoint``: the four forms :func:`laps.from_pretrained` reads
 CHECKPOINT_HELP = ("a run directory (its best weights), a save_pretrained folder, a .safetensors weights file or "

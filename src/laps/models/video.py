@@ -143,6 +143,11 @@ class VideoClassifier(nn.Module):
         pooled = self.backbone.forward_head(features, pre_logits=True)
         return pooled.unflatten(0, (batch, num_frames)).mean(1)
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Clip logits ``(B, K)`` of clip features ``(B, D)`` (:meth:`forward_features`): the backbone's
+        classifier is linear, so ``head(forward_features(x))`` is ``forward(x)``."""
+        return self.backbone.get_classifier()(features)
+
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """Clip logits ``(B, K)`` = mean over T of the per-frame logits of ``(B, T, C, H, W)``."""
         return self.forward_frames(clips).mean(1)

@@ -127,7 +127,7 @@ def iter_predictions(model: VideoClassifier, paths: list[str], views: str = "1x3
     dataset = clip_dataset(model, [VideoRecord(os.path.abspath(p), 0) for p in paths], ".", views)
     for index, path in enumerate(paths):
         try:
-            views_tensor, _, _ = dataset.load(index)
+            views_tensor = dataset.test_views(index)
         except LapsError as exc:
             yield {"path": path, "error": exc.reason if isinstance(exc, BrokenVideoError) else str(exc)}
             continue
