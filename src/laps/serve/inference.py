@@ -62,12 +62,13 @@ def model_input(model: VideoClassifier) -> ModelInput:
                       mean=tuple(config["mean"]), std=tuple(config["std"]), interpolation=config["interpolation"])
 
 
-def clip_dataset(model: VideoClassifier, records: list[VideoRecord], root: str | Path, views: str) -> VideoDataset:
+def clip_dataset(model: VideoClassifier, records: list[VideoRecord], root: str | Path, views: str,
+                 max_retries: int = 10) -> VideoDataset:
     """Test-time clips of ``records`` as ``model`` is fed (see :func:`model_input`)."""
     feed = model_input(model)
     return VideoDataset(records, str(root), feed.num_frames, feed.sampling_rate, train=False, img_size=feed.img_size,
                         sampling=feed.sampling, views=views, norm=(feed.mean, feed.std),
-                        interpolation=feed.interpolation)
+                        interpolation=feed.interpolation, max_retries=max_retries)
 
 
 def evaluate_checkpoint(model: VideoClassifier, list_path: str | Path, root: str | Path, out_dir: str | Path,
