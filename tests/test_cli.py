@@ -48,3 +48,39 @@ print(",".join(loaded))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_a_stop_signal_is_printed_as_a_stop_not_an_error(monkeypatch, capsys):
+    from laps.cli import main, train
+    from laps.errors import Preempted
+
+    def stopped(args):
+        raise Preempted("stopped by SIGTERM after epoch 2; run the same command with --resume to continue")
+
+    monkeypatch.setattr(train, "run_train", stopped)
+    assert main(["train"]) == 75
+    err = capsys.readouterr().err
+    assert err.startswith("laps train: stopped by SIGTERM after epoch 2") and "error" not in err
+
+
+def test_counts_agree_with_their_noun():
+    from laps.cli.predict import counted
+    from laps.serve.timeline_plot import truth_summary
+
+    assert [counted(n, "segment") for n in (0, 1, 2)] == ["0 segments", "1 segment", "2 segments"]
+    one = [{"start": 0.0, "end": 4.0, "label": "a"}]
+    assert truth_summary(one, one).startswith("1 segment found, 1 true")
+
+
+def test_predictions_file_is_flushed_before_its_rename(tmp_path, monkeypatch):
+    import os
+
+    from laps import atomic
+    from laps.cli.predict import PredictionLog
+
+    synced = []
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")))
+    with PredictionLog(str(tmp_path / "p.jsonl")) as log:
+        log.write({"path": "a.mp4", "top": []})
+    assert synced == [str(tmp_path / "p.jsonl.partial"), str(tmp_path)]
+    assert (tmp_path / "p.jsonl").read_text() == '{"path": "a.mp4", "top": []}\n'

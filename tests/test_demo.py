@@ -9,7 +9,7 @@ import torch
 
 from laps.cli import main
 from laps.data import SYNTHETIC_CLASSES
-from laps.demo import QUICK, demo_config_path, ensure_dataset, inference_clips_per_s
+from laps.demo import DEMO_RECIPE, QUICK, ensure_dataset, inference_clips_per_s
 from laps.engine.config import load_config
 
 
@@ -71,7 +71,7 @@ def test_inference_rate_is_the_batch_over_the_median_forward_time():
             time.sleep(0.02)
             return clips.mean((1, 2, 3, 4))
 
-    config = load_config(demo_config_path(), {"model.num_frames": 2, "model.img_size": 8})
+    config = load_config(DEMO_RECIPE, {"model.num_frames": 2, "model.img_size": 8})
     began = time.perf_counter()
     rate = inference_clips_per_s(Sleeper(), config, batch=4, repeats=3)
     elapsed = time.perf_counter() - began

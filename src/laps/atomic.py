@@ -1,29 +1,62 @@
 """Files that appear whole or not at all: written under a temporary name, then renamed into place.
 
 A process killed while writing leaves at most a hidden temporary file (``.NAME.XXXX.suffix``) next
-to the real one, never a truncated file under the real name.
+to the real one, never a truncated file under the real name. The file is flushed to disk
+(``fsync``) before the rename and the folder after it, so a power cut leaves the old file or the
+new one, never an empty one. The file gets the mode any new file gets (``0666`` less the umask:
+``0644`` under umask ``022``), so a teammate can read what a run wrote where the umask allows it.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 
+def _create_temporary(path: Path) -> Path:
+    """Create an empty, unused hidden file next to ``path`` (same suffix) with the umask's mode."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's or a folder's content to disk (folders: where the platform allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a folder cannot be opened on every platform (Windows)
+        if Path(path).is_dir():
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse to sync a folder
+        if not Path(path).is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (same suffix, so writers that go by the extension
-    still work); rename it onto ``path`` if the block succeeds, remove it otherwise."""
+    still work); if the block succeeds, flush it to disk and rename it onto ``path``, then flush
+    the folder; remove it otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = _create_temporary(path)
     try:
-        yield Path(tmp)
+        yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

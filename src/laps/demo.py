@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,9 @@ from laps.serve.inference import evaluate_checkpoint, format_prediction, predict
 from laps.engine.runtime import threads
 from laps.engine.trainer import train
 
-DEMO_CONFIG = "demo.yaml"
+DEMO_RECIPE = "demo"  # the shipped recipe laps demo trains
 QUICK = {"optim.epochs": 1, "optim.batch_size": 4, "model.depth": 1, "data.num_workers": 0,
          "runtime.progress": False}
-
-
-def demo_config_path() -> Path:
-    return Path(str(resources.files("laps") / "configs" / DEMO_CONFIG))
 
 
 def ensure_dataset(data_dir: Path, videos_per_class: int, seed: int, size: int = 32) -> Path:
@@ -66,7 +61,7 @@ def inference_clips_per_s(model: torch.nn.Module, config: Config, batch: int = 1
 def run_variant(variant: str, data_dir: Path, out: Path, overrides: dict[str, Any], views: str) -> dict[str, Any]:
     """Train one variant with the demo recipe, then evaluate it with multi-view testing."""
     run_dir = out / variant
-    config = load_config(demo_config_path(), {
+    config = load_config(DEMO_RECIPE, {
         **overrides, "model.temporal": variant, "data.root": str(data_dir), "data.train_list": "train.txt",
         "data.val_list": "val.txt", "runtime.output": str(run_dir),
     })

@@ -1,16 +1,19 @@
 """``laps app``: the page, the API behind it, bad uploads, queueing and binding."""
 
 import functools
+import io
 import http.server
 import json
+import socket
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+from PIL import Image
 
-from laps.cli import build_parser
+from laps.cli import build_parser, main
 from tests.app.helpers import CLASSES, colour_video
 
 
@@ -71,17 +74,23 @@ def test_a_url_is_downloaded_and_classified(serve, tmp_path):
 def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(serve, tmp_path):
     base = serve(max_bytes=200_000)
     good = colour_video(tmp_path / "red.mp4", [(0, 3.0)]).read_bytes()
+    image = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(image, format="PNG")
     cases = {
-        "notes.txt": (b"not a video at all\n" * 100, 400, "not a video this page can read"),
+        "notes.txt": (b"not a video at all\n" * 100, 400, "notes.txt: a text file, not a video"),
+        "photo.png": (image.getvalue(), 400, "photo.png: a still image, not a video"),
         "truncated.mp4": (good[: len(good) // 2], 400, "truncated"),
         "huge.mp4": (good + bytes(300_000), 413, "larger than this server's limit of 0.2 MB"),
         "nothing": (b"", 400, "nothing to classify"),
         "missing": (None, 400, "no such file on the server"),
+        "folder": (None, 400, "a folder, not a video; give the path of one video file"),
     }
     for name, (body, code, message) in cases.items():
-        status, result = post(base, body or b"", name, source=str(tmp_path / "absent.mp4") if body is None else None)
+        source = str(tmp_path / "absent.mp4") if name == "missing" else str(tmp_path) if name == "folder" else None
+        status, result = post(base, body or b"", name, source=source)
         assert (status, message in result.get("error", "")) == (code, True), (name, result)
         assert name in result["error"] or body is None or not body
+        assert "Errno" not in result["error"] and "laps data check" not in result["error"]
         status, result = post(base, good, "red.mp4")
         assert status == 200 and result["top"][0]["label"] == "red"
 
@@ -118,3 +127,17 @@ def test_flags_the_decoding_cannot_use_are_refused_before_loading(capsys):
 
     assert main(["app", "--checkpoint", "no/such/run", "--switch", "-1"]) == 2
     assert "--switch >= 0" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, capsys):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        code = main(["app", "--checkpoint", str(tmp_path / "not_loaded_yet"), "--port", str(port)])
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"port {port} on 127.0.0.1 is in use" in err and "--port" in err

@@ -50,7 +50,7 @@ def test_a_browser_uploads_videos_and_sees_the_results(serve, tmp_path, page):
     (tmp_path / "notes.txt").write_text("not a video\n" * 50)
     page.set_input_files("#file", str(tmp_path / "notes.txt"))
     page.wait_for_selector("#status.error", timeout=60_000)
-    assert "not a video this page can read" in page.inner_text("#status")
+    assert "notes.txt: a text file, not a video" in page.inner_text("#status")
     page.set_input_files("#file", str(colour_video(tmp_path / "big.mp4", [(1, 40.0)])))
     page.wait_for_function("document.querySelector('#status').textContent.includes('limit')", timeout=60_000)
     page.set_input_files("#file", str(tmp_path / "yellow.mp4"))  # still serving

@@ -40,15 +40,59 @@ def test_quick_model_bench_writes_json_with_every_field(tmp_path):
         assert row["peak_train_mem_mib"] > 0 and row["params"] == result["rows"][0]["params"]
     by_variant = {row["variant"]: row for row in result["rows"]}
     base, laps_row = by_variant["base2d"], by_variant["laps"]
-    # ratios: timed metrics as the median of per-round ratios, the others as plain quotients
+    # ratios: the row's value over base2d's; paired: the median of the per-round ratios
+    assert laps_row["vs_base2d"]["latency"] == pytest.approx(laps_row["latency_ms"] / base["latency_ms"])
     per_round = sorted(a / b for a, b in zip(laps_row["latency_rounds_s"], base["latency_rounds_s"]))
-    assert laps_row["vs_base2d"]["latency"] == pytest.approx(sum(per_round) / 2)  # median of two rounds
+    assert laps_row["paired_vs_base2d"]["latency"] == pytest.approx(sum(per_round) / 2)  # median of two rounds
     assert laps_row["vs_base2d"]["flops"] == pytest.approx(laps_row["gflops"] / base["gflops"]) and laps_row["gflops"] > base["gflops"]
     assert laps_row["vs_base2d"]["memory"] == pytest.approx(laps_row["peak_train_mem_mib"] / base["peak_train_mem_mib"])
     assert by_variant["base2d"]["attention"] == ["flash (cpu)"]
     # laps writes its attention output back once more than base2d, in more (slice) copies
     assert by_variant["laps"]["forward_copy_mib"] > by_variant["base2d"]["forward_copy_mib"]
     assert by_variant["laps"]["forward_copies"] > by_variant["la"]["forward_copies"] > by_variant["base2d"]["forward_copies"]
+
+
+class Flat(torch.nn.Module):
+    """A stand-in model: clips (B, T, 3, H, W) -> (B, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(1, 1)
+
+    def forward(self, clips):
+        return self.head(clips.mean((1, 2, 3, 4))[:, None])
+
+
+def test_every_printed_ratio_is_its_rows_value_over_base2ds(monkeypatch):
+    """A fake timer whose rounds disagree (a noisy base2d round): the table's ratios must still be
+    the quotients of the values it prints beside them."""
+    from laps.bench import model as bench
+
+    rounds = {"base2d": [0.030, 0.6348], "ps": [0.048, 0.0532], "laps": [0.040, 0.0700]}  # seconds per call
+    monkeypatch.setattr(bench, "build", lambda contender: Flat())
+    monkeypatch.setattr(bench, "time_interleaved",
+                        lambda jobs, repeats, device: {c: list(rounds[c.variant]) for c in jobs})
+    options = BenchOptions.quick(variants=list(rounds), metrics=["latency", "throughput"])
+    result = {"rows": bench.measure_group(bench.groups(options)[0], options), "options": vars(options)}
+    by_variant = {row["variant"]: row for row in result["rows"]}
+    assert by_variant["base2d"]["latency_ms"] == pytest.approx(1000 * (0.030 + 0.6348) / 2)  # 332.4 ms
+    assert by_variant["ps"]["latency_ms"] == pytest.approx(50.6)
+    table = [[cell.strip() for cell in line.strip("|").split("|")] for line in bench.format_table(result).splitlines()[2:]]
+    for cells in table:
+        for column in (4, 5):  # latency ms (B=1), clips/s
+            value, ratio = cells[column].split(" (")
+            base_value = float(table[0][column].split(" (")[0])
+            assert float(ratio.rstrip("x)")) == pytest.approx(float(value) / base_value, abs=0.006)
+    assert table[1][4] == "50.6 (0.15x)"  # ps: 50.6 ms against base2d's 332.4 ms
+
+
+def test_the_help_names_the_units_the_table_prints(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for unit in ("latency in ms", "clips/s", "train step in ms", "MiB", "GFLOPs"):
+        assert unit in text, unit
+    assert "seconds" not in text
 
 
 def test_cuda_graphs_need_a_cuda_device(capsys):

@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from laps.data.encoding import write_video
 from tests.helpers import INDEX_FRAMES, index_frames
@@ -31,7 +32,8 @@ def _audio_only(path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def broken_videos(tmp_path_factory) -> dict[str, Path]:
-    """One file per broken kind (missing, empty, truncated, text, audio-only, undecodable) in one folder."""
+    """One file per broken kind (missing, empty, truncated, text, audio-only, undecodable, still
+    images) in one folder."""
     root = tmp_path_factory.mktemp("broken")
     good = root / "faststart.mp4"
     write_video(good, index_frames(24), 10, gop=8, faststart=True)
@@ -43,6 +45,8 @@ def broken_videos(tmp_path_factory) -> dict[str, Path]:
     (root / "empty.mp4").write_bytes(b"")
     (root / "text.mp4").write_text("this is not a video\n" * 10)
     _audio_only(root / "audio.mp4")
+    for suffix in ("png", "jpg"):
+        Image.fromarray(index_frames(1)[0]).save(root / f"image.{suffix}")
     names = {"missing": "missing.mp4", "empty": "empty.mp4", "truncated": "truncated.mp4", "text": "text.mp4",
-             "audio_only": "audio.mp4", "undecodable": "undecodable.mp4"}
+             "audio_only": "audio.mp4", "undecodable": "undecodable.mp4", "png": "image.png", "jpeg": "image.jpg"}
     return {kind: root / name for kind, name in names.items()}

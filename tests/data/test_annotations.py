@@ -1,5 +1,6 @@
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,26 @@ def test_missing_file_and_bad_format(tmp_path):
         load_annotations(tmp_path / "nope.txt")
     with pytest.raises(DataError, match="unknown annotation format"):
         load_annotations(write(tmp_path / "a.txt", "a.mp4 0\n"), fmt="yaml")
+
+
+def test_find_file_takes_the_path_as_given_then_under_the_root(tmp_path, monkeypatch):
+    from laps.data.annotations import find_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "val.txt").write_text("a.mp4 0\n")
+    assert find_file("val.txt", "data", "--list") == Path("data") / "val.txt"  # under the root
+    (tmp_path / "val.txt").write_text("b.mp4 0\n")
+    assert find_file("val.txt", "data", "--list") == Path("val.txt")  # as given first
+    assert find_file(tmp_path / "data" / "val.txt", "elsewhere", "--list") == tmp_path / "data" / "val.txt"
+
+
+def test_find_file_names_both_places_it_looked(tmp_path, monkeypatch):
+    from laps.data.annotations import find_file
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as err:
+        find_file("test.txt", "data", "--list")
+    assert str(err.value) == f"--list test.txt: not found at {tmp_path / 'test.txt'} nor {tmp_path / 'data' / 'test.txt'}"
+    with pytest.raises(DataError, match=r"no data root to look under"):
+        find_file("test.txt", None, "--list")

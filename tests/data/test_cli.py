@@ -44,3 +44,12 @@ def test_help_has_examples(argv, capsys):
         run(argv)
     assert exit_info.value.code == 0
     assert "examples:" in capsys.readouterr().out
+
+
+def test_check_finds_the_list_under_root(tmp_path, index_video, capsys, monkeypatch):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "val.txt").write_text(f"{index_video} 0\n")
+    monkeypatch.chdir(tmp_path)
+    assert run(["data", "check", "val.txt", "--root", "data", "--workers", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["checked 1 video: 0 broken"]

@@ -49,7 +49,7 @@ def test_segment_sampling(index_video):
 
 
 def broken_epoch_records(index_video, broken_videos):
-    """24 good records (label 0) and the 6 broken kinds (label 1): 20% broken."""
+    """24 good records (label 0) and the 8 broken kinds (label 1): 25% broken."""
     return [VideoRecord(str(index_video), 0)] * 24 + [VideoRecord(str(p), 1) for p in broken_videos.values()]
 
 
@@ -64,11 +64,11 @@ def test_epoch_skips_and_counts_broken_files(index_video, broken_videos, num_wor
             assert len(batches) == 6
             assert all(shape == (5, 4, 3, 32, 32) for shape, _ in batches)
             assert all((labels == 0).all() for _, labels in batches)  # every broken video was replaced
-    assert dataset.broken == 6
+    assert dataset.broken == len(broken_videos) == 8
     assert sorted(dataset.broken_files()) == sorted(str(p) for p in broken_videos.values())
     if num_workers == 0:
         warnings = [r.getMessage() for r in caplog.records]
-        assert len(warnings) == 6
+        assert len(warnings) == 8
         assert any(str(broken_videos["truncated"]) in w and "truncated" in w for w in warnings)
     del loader
 

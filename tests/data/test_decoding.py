@@ -84,14 +84,29 @@ def test_out_of_range_indices(index_video):
     ("missing", "file not found"),
     ("empty", "empty file (0 bytes)"),
     ("truncated", "truncated"),
-    ("text", "not a readable video"),
-    ("audio_only", "no video stream (streams: audio)"),
+    ("text", "not a video: FFmpeg recognises no video format in it"),
+    ("audio_only", "an audio file, not a video"),
+    ("png", "a still image, not a video"),
+    ("jpeg", "a still image, not a video"),
     ("undecodable", "no decodable frames"),
 ])
 def test_broken_kinds_have_precise_reasons(broken_videos, kind, reason):
     assert reason in check_video(str(broken_videos[kind]))
     with pytest.raises(VideoDecodeError, match=str(broken_videos[kind].name)):
         decode_frames(broken_videos[kind], [0, 5])
+
+
+def test_no_reason_carries_ffmpegs_error_number(broken_videos):
+    reasons = [check_video(str(path)) for path in broken_videos.values()]
+    assert all(reason and "Errno" not in reason and "1094995529" not in reason for reason in reasons), reasons
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg"])
+def test_a_still_image_is_refused_in_one_line_by_name(broken_videos, kind):
+    path = broken_videos[kind]
+    with pytest.raises(VideoDecodeError) as err:
+        video_info(path)
+    assert str(err.value) == f"{path}: a still image, not a video"
 
 
 def test_broken_video_error_pickles():

@@ -123,7 +123,7 @@ def test_bad_yaml_section(tmp_path):
     path.write_text("model: 3\n")
     with pytest.raises(ConfigError, match="section 'model'"):
         load_config(path)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "missing.yaml")
 
 

@@ -3,6 +3,7 @@
 import json
 import logging
 import time
+from types import SimpleNamespace
 
 import pytest
 from torch import nn
@@ -11,7 +12,6 @@ from laps.data.dataset import VideoDataset
 from laps.engine.trainer import INPUT_BOUND_SHARE, Trainer
 from tests.helpers import tiny_config
 
-pytestmark = pytest.mark.slow  # whole training runs against a deliberately slow reader or model
 
 
 def _rows(run):
@@ -22,6 +22,17 @@ def _warnings(caplog):
     return [r for r in caplog.records if r.name == "laps.engine.trainer" and "input-bound" in r.getMessage()]
 
 
+@pytest.mark.parametrize("waited, elapsed, warned", [(0.4, 0.6, False), (3.0, 4.0, True), (2.5, 20.0, False)])
+def test_only_a_wait_worth_a_remedy_is_reported(caplog, waited, elapsed, warned):
+    """A sub-second epoch that waited most of its time (laps demo --quick) gets no advice; a long
+    wait that is most of the epoch does; a long wait in a longer epoch does not."""
+    trainer = SimpleNamespace(warned_input_bound=False, train_loader=SimpleNamespace(num_workers=0))
+    with caplog.at_level(logging.WARNING, logger="laps.engine.trainer"):
+        Trainer._check_input_bound(trainer, 0, waited, elapsed)
+    assert bool(_warnings(caplog)) == warned == trainer.warned_input_bound
+
+
+@pytest.mark.slow  # a training run against a deliberately slow reader
 def test_slow_data_is_reported_once_with_remedies(tiny_data, tmp_path, caplog, monkeypatch):
     read = VideoDataset.__getitem__
 
@@ -39,6 +50,7 @@ def test_slow_data_is_reported_once_with_remedies(tiny_data, tmp_path, caplog, m
     assert "data.num_workers=0" in warning.getMessage() and "key-frame interval" in warning.getMessage()
 
 
+@pytest.mark.slow  # a training run against a deliberately slow model
 def test_slow_model_is_not_input_bound(tiny_data, tmp_path, caplog):
     class SlowModel(nn.Module):
         def __init__(self, model):

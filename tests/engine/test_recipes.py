@@ -1,10 +1,9 @@
-"""Every recipe in configs/ loads, validates and builds its model (tiny replacement sizes where the
+"""Every shipped recipe (src/laps/configs/, also reached as configs/ in a checkout) loads, validates and builds its model (tiny replacement sizes where the
 real one would take too long), so a recipe that rots fails CI; the foundation-model recipes hold the
 values their comments name. (configs/parts/ holds pieces the recipes are based on.)"""
 
 import dataclasses
 import functools
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +11,9 @@ import torch
 import laps
 from laps.engine.builders import build_model
 from laps.engine.config import load_config
+from laps.engine.recipes import shipped_recipes
 
-CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+CONFIGS = list(shipped_recipes().values())
 
 # ---------------------------------------------------------------- foundation-model fine-tunes
 #: recipe -> (timm tag, LR, layer decay, drop path, epochs, warm-up, clips per optimizer step,

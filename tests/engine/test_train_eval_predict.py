@@ -1,11 +1,13 @@
 """End to end on tiny generated data: train, eval, predict; resume after SIGKILL; DDP; errors."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,7 +69,7 @@ def test_train_writes_a_complete_run_directory(trained_run):
 @pytest.mark.slow
 def test_eval_cli_writes_metrics(trained_run, tiny_data, tmp_path, capsys):
     out, _ = trained_run
-    code = main(["eval", "--checkpoint", str(out), "--data-root", str(tiny_data), "--list", str(tiny_data / "val.txt"),
+    code = main(["eval", "--checkpoint", str(out), "--data-root", str(tiny_data), "--list", "val.txt",  # under the root
                  "--views", "2x3", "--output", str(tmp_path), "--workers", "0"])
     assert code == 0
     result = json.loads((tmp_path / "eval.json").read_text())
@@ -128,11 +130,14 @@ def test_checkpoint_from_another_model_gives_clear_error(trained_run, tiny_data,
 
 def test_bad_configs_and_missing_files_fail_with_one_line_and_code_2(tiny_data, tmp_path, capsys):
     cases = [
-        (["train", "--data-root", str(tiny_data), "--train-list", "missing.txt"], "does not exist"),
+        (["train", "--data-root", str(tiny_data), "--train-list", "missing.txt"],
+         f"data.train_list missing.txt: not found at {Path('missing.txt').absolute()} nor {tiny_data / 'missing.txt'}"),
         (["train", "--data-root", str(tiny_data), "--num-frames", "0"], "model.num_frames=0 must be >= 1"),
         (["train", "--data-root", str(tiny_data), "optim.bogus=1"], "unknown config key"),
         (["train", "--data-root", str(tiny_data), "--epochs", "two"], "optim.epochs: Value 'two' of type 'str' could not be converted to Integer"),
-        (["eval", "--checkpoint", str(tmp_path), "--list", "x.txt"], "holds no model.safetensors"),
+        (["eval", "--checkpoint", str(tmp_path), "--list", str(tiny_data / "val.txt")], "holds no model.safetensors"),
+        (["eval", "--checkpoint", str(tmp_path), "--data-root", str(tiny_data), "--list", "test.txt"],
+         f"--list test.txt: not found at {Path('test.txt').absolute()} nor {tiny_data / 'test.txt'}"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -332,3 +337,17 @@ def test_training_leaves_the_callers_random_state_and_thread_count_alone(tiny_da
     before, threads = torch.get_rng_state(), torch.get_num_threads()
     train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 1, "runtime.threads": 1, "runtime.seed": 7}))
     assert torch.equal(torch.get_rng_state(), before) and torch.get_num_threads() == threads
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_says_it_is_finished(trained_run, tiny_data, tmp_path, caplog):
+    import shutil
+
+    out = tmp_path / "finished"
+    shutil.copytree(trained_run[0], out)
+    with caplog.at_level(logging.INFO, logger="laps.engine.trainer"):
+        summary = train(tiny_config(tiny_data, out), resume=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("has already finished its 2 epochs: nothing to train" in m for m in messages), messages
+    assert not any("from epoch" in m for m in messages)
+    assert summary["epochs"] == 2 and summary["best_epoch"] == trained_run[1]["best_epoch"]

@@ -4,6 +4,7 @@ memory that does not grow with the video's length."""
 import functools
 import http.server
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -225,7 +226,7 @@ def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_
         assert len(report["scores"]["start"]) == 39 and len(report["scores"]["probs"][0]) == 10
         assert abs(report["duration"] - 40) < 0.5
         assert all({"start", "end", "label", "score"} == set(s) for s in report["segments"])
-        assert len(report["truth"]["boundary_errors"]) == 9 and "segments found, 10 true" in stderr
+        assert len(report["truth"]["boundary_errors"]) == 9 and re.search(r"\d+ segments? found, 10 true", stderr)
         rows = (out / "timeline.csv").read_text().splitlines()
         assert len(rows) == 40 and rows[0].split(",")[:3] == ["start", "end", report["classes"][0]]
         assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"

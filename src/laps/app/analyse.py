@@ -15,15 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from laps.data.decoding import BrokenVideoError
 from laps.serve.inference import iter_predictions, model_timeline
 from laps.serve.segmenting import BACKGROUND_SCORE, SMOOTH, SWITCH, smooth_scores
 from laps.serve.timeline import Timeline, open_stream, segments
 from laps.errors import VideoDecodeError
 from laps.models import VideoClassifier
-
-
-#: FFmpeg codecs that render text files as pictures
-TEXT_CODECS = ("ansi", "bintext", "xbin", "idf")
 
 
 @dataclass(frozen=True)
@@ -52,13 +49,10 @@ def _png(image: np.ndarray) -> str:
 
 
 def video_duration(path: str) -> float:
-    """Seconds of video in the file at ``path``; :class:`VideoDecodeError` if it holds none."""
+    """Seconds of video in the file at ``path``; :class:`VideoDecodeError` saying what the file is
+    if it is not a video (the judgement every reader of videos makes: :mod:`laps.data.decoding`)."""
     with open_stream(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video stream in this file")
         stream = container.streams.video[0]
-        if stream.codec_context.name in TEXT_CODECS:
-            raise VideoDecodeError(f"{path}: a text file (FFmpeg would draw its characters as video)")
         if stream.duration is not None and stream.time_base is not None:
             return float(stream.duration * stream.time_base)
         return container.duration / 1e6 if container.duration else 0.0
@@ -95,10 +89,10 @@ def analyse(model: VideoClassifier, path: str, name: str, settings: Settings) ->
         duration = video_duration(path)
         item = next(iter_predictions(model, [path], settings.views, settings.top_k))
         if "error" in item:
-            raise VideoDecodeError(item["error"])
+            raise VideoDecodeError(f"{path}: {item['error']}")
         view = timeline_view(_timeline(model, path, settings), settings) if duration >= settings.long_after else None
     except VideoDecodeError as err:
-        reason = str(err).replace(f"{path}: ", "").replace(path, name)
-        raise VideoDecodeError(f"{name}: not a video this page can read, or a truncated one ({reason})") from None
+        reason = err.reason if isinstance(err, BrokenVideoError) else str(err).replace(f"{path}: ", "")
+        raise VideoDecodeError(f"{name}: {reason.replace(path, name)}") from None
     return {"name": name, "duration": round(duration, 2), "top": item["top"], "timeline": view,
             "seconds": round(time.perf_counter() - began, 3)}

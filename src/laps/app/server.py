@@ -13,6 +13,7 @@ its own answer and never stops the server.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from typing import Any
 
 from laps.app.analyse import Settings, analyse
 from laps.models import VideoClassifier
-from laps.errors import LapsError
+from laps.errors import ConfigError, LapsError
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -91,10 +92,14 @@ def _copy_limited(source, target, length: int | None, limit: int, name: str) -> 
 
 
 class Handler(BaseHTTPRequestHandler):
-    """One request; ``app`` is set on the subclass that :func:`make_server` builds."""
+    """One request, answered by its server's :class:`App`."""
 
-    app: App
+    server: AppServer
     server_version = "laps-app"
+
+    @property
+    def app(self) -> App:
+        return self.server.app
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
@@ -167,14 +172,31 @@ class Handler(BaseHTTPRequestHandler):
             except OSError as err:
                 raise BadRequest(HTTPStatus.BAD_REQUEST, f"{source}: cannot download it ({err})") from None
             return str(path), source
+        if os.path.isdir(source):
+            raise BadRequest(HTTPStatus.BAD_REQUEST, f"{source}: a folder, not a video; give the path of one video file")
         if not os.path.isfile(source):
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"{source}: no such file on the server (give a path or an http(s) URL)")
         return source, source
 
 
-def make_server(app: App, host: str = "127.0.0.1", port: int = 7860) -> ThreadingHTTPServer:
-    """A threaded HTTP server for ``app`` bound to ``host:port`` (port 0: any free one)."""
-    handler = type("AppHandler", (Handler,), {"app": app})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+class AppServer(ThreadingHTTPServer):
+    """A threaded HTTP server whose requests go to ``app`` (set once the port is bound)."""
+
+    daemon_threads = True
+    app: App
+
+
+def make_server(app: App | None, host: str = "127.0.0.1", port: int = 7860) -> AppServer:
+    """A threaded HTTP server bound to ``host:port`` (port 0: any free one) for ``app`` (``None``:
+    set ``server.app`` before serving, e.g. to bind the port before a slow model load). A port in
+    use or an address that cannot be bound raises :class:`ConfigError` in one line."""
+    try:
+        server = AppServer((host, port), Handler)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is in use (another laps app?); pick another with --port, "
+                              "or --port 0 for any free one") from None
+        raise ConfigError(f"cannot serve on {host}:{port}: {err.strerror or err}; check --host and --port") from None
+    if app is not None:
+        server.app = app
     return server

@@ -2,8 +2,10 @@
 
 Contenders are measured in *groups*: the variants of one backbone at one clip length T (plus
 the peer models, which join the group of :data:`PEER_REFERENCE`). Within a group every job is
-interleaved round by round and ratios are taken round by round, so a load that comes and goes
-on a shared machine affects a ratio far less than the times themselves.
+interleaved round by round, so a load that comes and goes on a shared machine falls on every
+contender alike. A row's ratio to a reference row is its value over the reference's value (the
+medians the table prints); the JSON also keeps every round and the paired ratio (the median over
+rounds of the per-round ratio).
 
 Metrics (``--metrics``): ``latency`` (inference forward at B=1), ``throughput`` (clips/s at
 ``--batch``), ``train`` (forward + backward + SGD step at ``--batch``), ``memory`` (peak memory
@@ -107,24 +109,21 @@ def _record_times(row: dict, metric: str, seconds: list[float], batch: int) -> N
 
 
 def _add_ratios(rows: list[dict]) -> None:
-    """``vs_<reference>``: each metric as a multiple of the reference row's. Timed metrics use
-    the median over rounds of the per-round ratio (interleaved rounds share the machine's load)."""
+    """``vs_<reference>``: each metric as its value over the reference row's value (what the table
+    prints beside the values); ``paired_vs_<reference>``: each timed metric as the median over
+    rounds of the ratio within a round."""
     for reference in REFERENCES:
         ref = next((r for r in rows if r["variant"] == reference), None)
         if ref is None:
             continue
         for row in rows:
-            ratios = {}
-            for metric, (name, larger_is_better) in RATIO_FIELDS.items():
-                if name not in row:
-                    continue
-                rounds = f"{metric}_rounds_s"
-                if rounds in row:
-                    per_round = [b / a if larger_is_better else a / b for a, b in zip(row[rounds], ref[rounds])]
-                    ratios[metric] = statistics.median(per_round)
-                else:
-                    ratios[metric] = row[name] / ref[name]
-            row[f"vs_{reference}"] = ratios
+            row[f"vs_{reference}"] = {metric: row[name] / ref[name]
+                                      for metric, (name, _) in RATIO_FIELDS.items() if name in row}
+            row[f"paired_vs_{reference}"] = {
+                metric: statistics.median(b / a if larger_is_better else a / b
+                                          for a, b in zip(row[f"{metric}_rounds_s"], ref[f"{metric}_rounds_s"]))
+                for metric, (_, larger_is_better) in RATIO_FIELDS.items() if f"{metric}_rounds_s" in row
+            }
 
 
 def machine() -> dict:

@@ -23,7 +23,7 @@ import sys
 import warnings
 
 from laps.version import __version__
-from laps.errors import LapsError
+from laps.errors import LapsError, Preempted
 
 #: modules that each add their commands with ``add_parsers(subparsers)``, in the order ``laps --help`` lists them
 COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli.predict", "laps.cli.export",
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except (LapsError, FileNotFoundError) as exc:
         if args.debug:
             raise
-        print(f"laps {args.command}: error: {exc}", file=sys.stderr)
+        kind = "" if isinstance(exc, Preempted) else "error: "  # a stop that was asked for is no error
+        print(f"laps {args.command}: {kind}{exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except ModuleNotFoundError as exc:
         if args.debug or exc.name not in TOOLKIT_MODULES:

@@ -40,11 +40,12 @@ def run_app(args: argparse.Namespace) -> int:
     check_timeline_flags(args)
     settings = Settings(top_k=args.top_k, views=args.views, long_after=args.long_after, window=args.window,
                         stride=args.stride, smooth=args.smooth, switch=args.switch, background=args.background)
-    app = App(load_model(args.checkpoint, args.device), settings, max_bytes=int(args.max_mb * 1e6))
-    server = make_server(app, args.host, args.port)
-    host, port = server.server_address[:2]
-    print(f"laps app: serving {args.checkpoint} on http://{host}:{port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    server = make_server(None, args.host, args.port)  # a port in use is refused before the model loads
     try:
+        server.app = App(load_model(args.checkpoint, args.device), settings, max_bytes=int(args.max_mb * 1e6))
+        host, port = server.server_address[:2]
+        print(f"laps app: serving {args.checkpoint} on http://{host}:{port}/ (Ctrl-C stops it)", file=sys.stderr,
+              flush=True)
         server.serve_forever()
     finally:
         server.server_close()

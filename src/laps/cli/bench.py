@@ -55,7 +55,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
         subparsers, "bench", "benchmark models (speed, memory, FLOPs vs base2d and peers) or the data pipeline",
         "Benchmark LAPS models side by side (every variant of a backbone interleaved in one run, warm-up "
-        "excluded, medians of repeats, ratios to base2d) or the data pipeline.", EXAMPLES)
+        "excluded, medians of repeats) or the data pipeline. The model table prints params in millions, "
+        "GFLOPs per clip, latency in ms (B=1), throughput in clips/s, the train step in ms and the peak "
+        "train memory in MiB; beside each value, its ratio to base2d's value in the same run (value / "
+        "base2d's value; peers: to the LAPS row).", EXAMPLES)
     p.add_argument("what", choices=("model", "data", "all"), help="which benchmark to run")
     p.add_argument("--backbones", type=_names(), default=",".join(BACKBONES),
                    help="comma-separated timm backbones (default: %(default)s)")
@@ -65,7 +68,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                help="frames per clip, or a sweep like 8,16,32,64")
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=4, help="batch of the throughput and training measurements")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up (medians are reported)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up (the table prints their medians)")
     p.add_argument("--metrics", type=_names(METRICS), default=",".join(METRICS), help="subset of %(default)s")
     p.add_argument("--peers", type=_names(tuple(PEERS)), default=[],
                    help=f"Hugging Face peers measured with LAPS-ViT-B/16 ({', '.join(PEERS)}; needs transformers)")
@@ -78,7 +81,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cuda-graphs", action="store_true",
                    help="time inference as the replay of a captured CUDA graph (no launch overhead; needs cuda)")
     p.add_argument("--quick", action="store_true",
-                   help="vit_tiny, 4 frames at 32 px, batch 2, 2 repeats: a smoke test of seconds")
+                   help="vit_tiny, 4 frames at 32 px, batch 2, 2 repeats: a smoke test")
     p.add_argument("--output", metavar="PATH", help="write the results as JSON to PATH")
     p.add_argument("--plot", metavar="PATH", help="with a --num-frames sweep: PNG of time and memory vs T")
     p.set_defaults(func=run_bench)

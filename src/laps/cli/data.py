@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from laps.cli import add_command, workers
-from laps.data.annotations import FORMATS, default_root, load_annotations
+from laps.data.annotations import FORMATS, default_root, find_file, load_annotations
 from laps.data.prepare import PREPARE_FORMATS
 from laps.data.resize import KEYFRAME_INTERVAL
 
@@ -57,12 +57,13 @@ def run_check(args: argparse.Namespace) -> int:
     """Check every video of an annotation file; print broken ones and a summary -> 0 or 1."""
     from laps.data.check import check_dataset
 
-    records = load_annotations(args.list, root=args.root, fmt=args.format)
-    root = args.root if args.root is not None else default_root(args.list)
+    listing = find_file(args.list, args.root, "LIST")
+    records = load_annotations(listing, root=args.root, fmt=args.format)
+    root = args.root if args.root is not None else default_root(listing)
     broken = check_dataset(records, root, workers=_processes(args.workers))
     for path, reason in broken:
         print(f"BROKEN {path}: {reason}")
-    print(f"checked {len(records)} videos: {len(broken)} broken")
+    print(f"checked {len(records)} video{'' if len(records) == 1 else 's'}: {len(broken)} broken")
     return 1 if broken else 0
 
 
@@ -97,7 +98,7 @@ def run_resize(args: argparse.Namespace) -> int:
     """Re-encode a dataset; print what was done and the unreadable sources -> 0 or 1."""
     from laps.data.resize import resize_dataset
 
-    report = resize_dataset(args.src, args.dst, short_side=args.short_side, keyframe_interval=args.keyframe_interval,
+    report = resize_dataset(find_file(args.src, args.root, "SRC"), args.dst, short_side=args.short_side, keyframe_interval=args.keyframe_interval,
                             fast_decode=not args.compact, workers=_processes(args.workers), root=args.root, fmt=args.format)
     for path, reason in report.broken:
         print(f"BROKEN {path}: {reason}")

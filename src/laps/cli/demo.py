@@ -9,7 +9,7 @@ from laps.cli import add_command
 DEMO_EXAMPLES = """examples:
   laps demo                      # base2d vs laps on the synthetic dataset, report in runs/demo/report.md
   laps demo --ablation           # also ps and la
-  laps demo --quick --output /tmp/d  # seconds: tiny sizes, a smoke test
+  laps demo --quick              # seconds: tiny sizes, a smoke test, into runs/demo
 """
 
 

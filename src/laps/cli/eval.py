@@ -18,7 +18,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "eval", "multi-view evaluation of a checkpoint", None, EVAL_EXAMPLES)
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--data-root", default="", help="folder the list's video paths are relative to")
-    p.add_argument("--list", required=True, help="annotation file of the videos to evaluate")
+    p.add_argument("--list", required=True,
+                   help="annotation file of the videos to evaluate: a path as given, else under --data-root")
     p.add_argument("--format", default="auto", help="annotation format (default: detect)")
     p.add_argument("--views", default="1x1", help="temporal clips x spatial crops, e.g. 10x3 (default 1x1)")
     p.add_argument("--output", default=None, help="folder for eval.json, confusion matrix, predictions")
@@ -43,12 +44,14 @@ def _eval_output(args: argparse.Namespace) -> Path:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from laps.data.annotations import find_file
     from laps.serve.inference import evaluate_checkpoint, load_model
 
     out = _eval_output(args)
+    listing = find_file(args.list, args.data_root, "--list")
     model = load_model(args.checkpoint, args.device)
-    root = args.data_root or str(Path(args.list).parent)
-    summary = evaluate_checkpoint(model, args.list, root, out, args.views, args.format, args.batch_size,
+    root = args.data_root or str(listing.parent)
+    summary = evaluate_checkpoint(model, listing, root, out, args.views, args.format, args.batch_size,
                                   args.workers, args.amp)
     print(f"top1 {100 * summary['top1']:.2f}%  top5 {100 * summary['top5']:.2f}%  "
           f"mean class {100 * summary['mean_class_acc']:.2f}%  ({summary['num_videos']} videos, {args.views} views) -> {out}")

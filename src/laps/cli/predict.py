@@ -66,7 +66,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     if args.output:
-        print(f"{len(paths)} videos, {errors} unreadable -> {args.output}", file=sys.stderr)
+        print(f"{counted(len(paths), 'video')}, {errors} unreadable -> {args.output}", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -89,9 +89,14 @@ def run_timeline(args: argparse.Namespace, model) -> int:
         print(f"{segment['start']:8.1f}s - {segment['end']:8.1f}s  {segment['label']}  {100 * segment['score']:.1f}%")
     if truth:
         print(truth_summary(found, truth), file=sys.stderr)
-    print(f"{len(timeline.starts)} clips over {timeline.duration:.1f} s, {len(found)} segments -> {args.output}",
-          file=sys.stderr)
+    print(f"{counted(len(timeline.starts), 'clip')} over {timeline.duration:.1f} s, {counted(len(found), 'segment')} "
+          f"-> {args.output}", file=sys.stderr)
     return 0
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 segment``, ``2 segments``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class PredictionLog:
@@ -116,7 +121,11 @@ class PredictionLog:
             self._file.flush()
 
     def __exit__(self, exc_type, *exc: object) -> None:
+        from laps.atomic import fsync_path
+
         if self._file is not None:
             self._file.close()
-            if exc_type is None:
+            if exc_type is None:  # on disk before the rename, the rename on disk after it (laps.atomic)
+                fsync_path(self.partial)
                 os.replace(self.partial, self.path)
+                fsync_path(self.path.parent)

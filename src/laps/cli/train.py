@@ -8,12 +8,13 @@ import json
 from laps.cli import add_command
 
 TRAIN_EXAMPLES = """examples:
-  laps train --config configs/demo.yaml --output runs/mine
+  laps train --list-configs                                  # the shipped recipes, one line each
+  laps train --config demo --data-root runs/demo/data --train-list train.txt --val-list val.txt --output runs/mine
   laps train --data-root data/k400 --train-list train.csv --val-list val.csv \\
       --model visformer_small --temporal laps --num-frames 8 --epochs 18 --lr 0.2
-  laps train --config configs/demo.yaml optim.warmup_epochs=2 data.flip=false
+  laps train --config demo --data-root runs/demo/data --train-list train.txt optim.warmup_epochs=2 data.flip=false
   torchrun --nproc_per_node 4 -m laps train --config configs/k400_visformer_s_laps.yaml
-  laps train --config configs/demo.yaml --output runs/mine --resume
+  laps train --config demo --data-root runs/demo/data --train-list train.txt --val-list val.txt --output runs/mine --resume
 """
 
 
@@ -29,7 +30,9 @@ TRAIN_FLAGS = {
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "train", "train a video model", None, TRAIN_EXAMPLES)
-    p.add_argument("--config", help="YAML config (sections model/data/optim/runtime)")
+    p.add_argument("--config", help="a recipe: a YAML file (sections model/data/optim/runtime) or the name of a "
+                                    "shipped recipe, e.g. demo or k400_visformer_s_laps (see --list-configs)")
+    p.add_argument("--list-configs", action="store_true", help="list the shipped recipes, one line each, and exit")
     for flag in TRAIN_FLAGS:
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, help=f"sets {TRAIN_FLAGS[flag]}")
     runs = p.add_mutually_exclusive_group()
@@ -41,7 +44,20 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
+def list_configs() -> int:
+    """Print every shipped recipe's name and the first line of its comment -> 0."""
+    from laps.engine.recipes import recipe_summary, shipped_recipes
+
+    recipes = shipped_recipes()
+    width = max(map(len, recipes))
+    for name, path in recipes.items():
+        print(f"{name:<{width}}  {recipe_summary(path)}")
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
+    if args.list_configs:
+        return list_configs()
     from laps.engine.config import load_config, parse_overrides
     from laps.engine.trainer import train
 

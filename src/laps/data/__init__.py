@@ -7,7 +7,7 @@ the package (``laps.data.annotations``, say) does not start PyAV.
 import importlib
 
 _EXPORTS = {
-    "Annotations": "annotations", "VideoRecord": "annotations", "default_root": "annotations",
+    "Annotations": "annotations", "VideoRecord": "annotations", "default_root": "annotations", "find_file": "annotations",
     "load_annotations": "annotations", "load_classes": "annotations", "save_classes": "annotations",
     "check_dataset": "check", "check_video": "check",
     "VideoDataset": "dataset", "build_loader": "dataset", "set_epoch": "dataset",

@@ -16,6 +16,8 @@ Formats (``load_annotations(..., fmt=...)``; ``"auto"`` picks by name and conten
 * ``folder``: a directory with one sub-folder of videos per class (sorted names = labels).
 
 Record paths are relative to a root directory (see :func:`default_root`) or absolute.
+Every command finds a list or file it is given the same way (:func:`find_file`): as given, then
+under the data root.
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ class Annotations(list):
     def __init__(self, records: Iterable[VideoRecord] = (), classes: Sequence[str] | None = None) -> None:
         super().__init__(records)
         self.classes = list(classes) if classes is not None else None
+
+
+def find_file(name: str | os.PathLike, root: str | os.PathLike | None, option: str) -> Path:
+    """A list or file given to ``option`` (``--list``, ``data.train_list``, ...): the path as given
+    if it exists, else under ``root`` (the data root) if that exists. :class:`DataError` names both
+    places it looked."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    under = Path(root).expanduser() / path if root and not path.is_absolute() else None
+    if under is not None and under.exists():
+        return under
+    places = f"{path.absolute()}" + (f" nor {under.absolute()}" if under is not None else " (no data root to look under)")
+    raise DataError(f"{option} {name}: not found at {places}")
 
 
 def default_root(path: str | os.PathLike) -> Path:

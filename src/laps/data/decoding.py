@@ -4,7 +4,13 @@ Every backend opens a video as a :class:`VideoReader`, which knows the video's
 :class:`VideoInfo` and returns the frames at given indices. Frame ``i`` is the i-th
 frame in presentation order (for variable-frame-rate files too). Anything wrong with a
 file is raised as :class:`BrokenVideoError` (a :class:`~laps.errors.VideoDecodeError`)
-carrying the path and a short reason.
+carrying the path and a short reason in words (never FFmpeg's error number).
+
+One judgement of "is this a video" serves every reader of videos (training, eval, predict, the
+timeline, the app, ``laps data check``): :func:`open_container` opens a file or stream with PyAV
+and :func:`video_stream` refuses what is not a video (a still image, a file with no video stream,
+a text file FFmpeg would draw as pictures); :func:`truncation` names a file that holds fewer
+frames than its index lists, which every reader refuses.
 
 Backends: ``"pyav"`` (default) and ``"frames"`` (a folder of JPEG/PNG images per video).
 """
@@ -62,6 +68,60 @@ class VideoReader(Protocol):
     def close(self) -> None: ...
 
 
+#: FFmpeg's demuxers of single pictures: ``png_pipe``, ``jpeg_pipe``, ``webp_pipe``, ..., ``image2``
+STILL_IMAGE_FORMATS = ("image2", "image2pipe")
+#: FFmpeg codecs that render text files as pictures
+TEXT_CODECS = ("ansi", "bintext", "xbin", "idf")
+
+
+def av_reason(err: av.error.FFmpegError) -> str:
+    """PyAV's error in words, without FFmpeg's error number (``[Errno 1094995529]``)."""
+    if isinstance(err, av.error.InvalidDataError):
+        return "invalid data"
+    if isinstance(err, (av.error.FileNotFoundError, av.error.HTTPNotFoundError)):
+        return "not found"
+    if isinstance(err, av.error.PermissionError):
+        return "permission denied"
+    return (err.strerror or type(err).__name__).rstrip(".").lower()
+
+
+def open_container(source, name: str | os.PathLike | None = None):
+    """``av.open(source)`` (a path, a URL PyAV can read, or a binary file object) -> the container;
+    what PyAV cannot open raises :class:`BrokenVideoError` naming ``name`` (default: ``source``)."""
+    try:
+        return av.open(source if not isinstance(source, os.PathLike) else str(source))
+    except av.error.InvalidDataError:
+        raise BrokenVideoError(name or source, "not a video: FFmpeg recognises no video format in it") from None
+    except av.error.FFmpegError as err:
+        raise BrokenVideoError(name or source, f"not a video PyAV can open (FFmpeg says: {av_reason(err)})") from None
+    except OSError as err:
+        raise BrokenVideoError(name or source, f"cannot be read: {err.strerror or type(err).__name__}") from None
+
+
+def video_stream(container, name: str | os.PathLike):
+    """The first video stream of an open container, or :class:`BrokenVideoError` saying what the
+    file is instead: a still image, an audio file, a text file, or a file with no video stream."""
+    fmt = container.format.name
+    if fmt.endswith("_pipe") or fmt in STILL_IMAGE_FORMATS:
+        raise BrokenVideoError(name, "a still image, not a video")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        if kinds == ["audio"]:
+            raise BrokenVideoError(name, "an audio file, not a video")
+        raise BrokenVideoError(name, f"no video stream, so not a video (streams: {', '.join(kinds) or 'none'})")
+    stream = container.streams.video[0]
+    if stream.codec_context.name in TEXT_CODECS:
+        raise BrokenVideoError(name, "a text file, not a video (FFmpeg would draw its characters as pictures)")
+    return stream
+
+
+def truncation(stream, packets: int) -> str | None:
+    """Why a stream whose file held ``packets`` frame packets is truncated, or None: its index
+    (mp4, avi: every frame; mkv, webm: key frames only) lists more frames than the file holds."""
+    indexed = len(stream.index_entries)
+    return f"truncated: the index lists {indexed} frames, the file holds {packets}" if packets < indexed else None
+
+
 def _check_file(path: Path) -> None:
     """Raise the precise reason a path cannot be a video file (before any decoder sees it)."""
     if not path.exists():
@@ -93,10 +153,7 @@ class PyAVReader:
     def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
         self.path = Path(path)
         _check_file(self.path)
-        try:
-            self._container = av.open(str(self.path))
-        except av.error.FFmpegError as err:
-            raise BrokenVideoError(self.path, f"not a readable video ({err.strerror or err})") from err
+        self._container = open_container(self.path)
         try:
             self._open_stream(start, end)
         except BaseException:
@@ -104,19 +161,15 @@ class PyAVReader:
             raise
 
     def _open_stream(self, start: float | None, end: float | None) -> None:
-        if not self._container.streams.video:
-            kinds = sorted({s.type for s in self._container.streams}) or ["none"]
-            raise BrokenVideoError(self.path, f"no video stream (streams: {', '.join(kinds)})")
-        stream = self._stream = self._container.streams.video[0]
+        stream = self._stream = video_stream(self._container, self.path)
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > MAX_PIXELS:
             raise BrokenVideoError(self.path, f"its frames are declared {width}x{height}, larger than laps decodes "
                                               f"({MAX_PIXELS / 1e6:.0f} megapixels); 'laps data resize' makes it smaller")
         stream.codec_context.thread_count = 1  # parallelism comes from loader workers
         pts, key_pts, packets = self._read_index()
-        indexed = len(stream.index_entries)  # mp4/avi: every packet; mkv/webm: key frames only
-        if packets < indexed:
-            raise BrokenVideoError(self.path, f"truncated: the index lists {indexed} frames, the file holds {packets}")
+        if reason := truncation(stream, packets):
+            raise BrokenVideoError(self.path, reason)
         seconds = pts * float(stream.time_base)
         keep = np.ones(len(pts), dtype=bool)
         if start is not None:
@@ -148,7 +201,7 @@ class PyAVReader:
                 if packet.is_keyframe:
                     key_pts.append(stamp)
         except av.error.FFmpegError as err:
-            raise BrokenVideoError(self.path, f"truncated or corrupt container ({err.strerror or err})") from err
+            raise BrokenVideoError(self.path, f"truncated or corrupt container ({av_reason(err)})") from err
         return np.sort(np.asarray(pts, dtype=np.int64)), np.sort(np.asarray(key_pts, dtype=np.int64)), packets
 
     def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -209,8 +262,8 @@ class PyAVReader:
                         return frames
         except av.error.FFmpegError as err:
             if not frames:
-                raise BrokenVideoError(self.path, f"no decodable frames ({err.strerror or err})") from err
-            raise BrokenVideoError(self.path, f"corrupt video data ({err.strerror or err})") from err
+                raise BrokenVideoError(self.path, f"no decodable frames ({av_reason(err)})") from err
+            raise BrokenVideoError(self.path, f"corrupt video data ({av_reason(err)})") from err
         finally:
             codec.skip_frame = "DEFAULT"
         return frames

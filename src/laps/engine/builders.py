@@ -11,10 +11,10 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 
 from laps.data import VideoDataset, load_annotations, load_classes
-from laps.data.annotations import Annotations
+from laps.data.annotations import Annotations, find_file
 from laps.data.transforms import Norm
 from laps.engine.config import Config, ModelConfig, scale_range, trained_blocks
-from laps.errors import ConfigError, DataError
+from laps.errors import ConfigError
 from laps.models import VideoClassifier, create_model
 from laps.models.pretrained import interpolation, normalization
 from laps.models.registry import family_of
@@ -65,12 +65,7 @@ def build_model(config: Config, num_classes: int, pretrained: bool = True) -> Vi
 def _path(root: str, name: str, key: str) -> Path:
     if not name:
         raise ConfigError(f"{key} is not set; pass it in the config or on the command line")
-    path = Path(name)
-    if not path.is_absolute() and root and not path.exists():
-        path = Path(root) / path
-    if not path.exists():
-        raise DataError(f"{key}: {name} does not exist (looked in the current folder and under data.root={root!r})")
-    return path
+    return find_file(name, root, key)
 
 
 def read_split(config: Config, list_key: str, classes: list[str] | None = None) -> tuple[Annotations, str]:
@@ -87,14 +82,10 @@ def class_names(config: Config, annotations: Annotations) -> list[str]:
     """Class names: data.classes, else <root>/classes.json, else those the annotations carry,
     else ``class_0..class_{K-1}`` from the largest label."""
     d = config.data
-    candidates = [Path(d.classes)] if d.classes else []
-    if d.root:
-        candidates.append(Path(d.root) / "classes.json")
-    for candidate in candidates:
-        if candidate.is_file():
-            return load_classes(candidate)
     if d.classes:
-        raise DataError(f"data.classes: {d.classes} does not exist")
+        return load_classes(find_file(d.classes, d.root, "data.classes"))
+    if d.root and (Path(d.root) / "classes.json").is_file():
+        return load_classes(Path(d.root) / "classes.json")
     if annotations.classes:
         return list(annotations.classes)
     return [f"class_{i}" for i in range(max(r.label for r in annotations) + 1)]

@@ -7,7 +7,8 @@ ranges when the config is built. Every error is one line that names the key.
 
 A recipe can build on others: a top-level ``base: other.yaml`` (relative to the file), or a list
 ``base: [a.yaml, b.yaml]`` merged in that order, is loaded first, and the recipe's own values
-override it.
+override it. A recipe is named by its path or, for the recipes shipped with laps, by its name
+(:mod:`laps.engine.recipes`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from laps.atomic import write_text_atomic
 from laps.data.sampling import SAMPLINGS
 from laps.data.transforms import NORMS, default_scale_range
+from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
 from laps.models.temporal import VARIANTS
 
@@ -275,12 +277,13 @@ def _defaults() -> DictConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
-    """Defaults, then the YAML file at ``path`` (nested sections; ``base:`` chains), then
-    ``overrides`` (``{"optim.lr": 0.1}`` or ``["optim.lr=0.1", "optim.epochs=3"]``; a ``None`` value
-    is skipped), built and checked."""
+    """Defaults, then the YAML file at ``path`` or the shipped recipe of that name (nested
+    sections; ``base:`` chains), then ``overrides`` (``{"optim.lr": 0.1}`` or
+    ``["optim.lr=0.1", "optim.epochs=3"]``; a ``None`` value is skipped), built and checked."""
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    layers = [(source, "", lambda layer=layer: layer) for source, layer in (_file_layers(Path(path)) if path else [])]
+    files = _file_layers(resolve_config(path)) if path else []
+    layers = [(source, "", lambda layer=layer: layer) for source, layer in files]
     layers += [("", key, lambda key=key, value=value: _override(key, value))
                for key, value in (overrides or {}).items() if value is not None]
     merged = copy.deepcopy(_defaults())

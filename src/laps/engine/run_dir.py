@@ -6,16 +6,19 @@
 - :class:`RunLock` holds an exclusive lock on ``DIR/.lock`` while a run writes to ``DIR``: a second
   ``laps train`` pointed at the same directory refuses to start instead of interleaving its
   checkpoints with the first one's. It is a POSIX record lock (``lockf``), owned by the process
-  alone: it dies with the process (a killed run leaves no stale lock behind), and the loader
-  processes it forks do not inherit it (they would otherwise hold it for a moment after their
-  parent was killed). Two runs of one process are kept apart by a set of held directories.
+  alone: it dies with the process, and the loader processes it forks do not inherit it (they would
+  otherwise hold it for a moment after their parent was killed). The file holds the owner's pid and
+  is removed when the run ends; the file a killed run leaves behind is taken over, with a message
+  that names the pid. Two runs of one process are kept apart by a set of held directories.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
+from typing import IO
 
 from laps.engine import checkpoint as ckpt
 from laps.errors import OutputInUse
@@ -24,6 +27,8 @@ try:
     import fcntl
 except ImportError:  # not POSIX: no advisory locks, the directory check still applies
     fcntl = None
+
+logger = logging.getLogger(__name__)
 
 LOCK = ".lock"
 _HELD: set[Path] = set()  # run directories this process holds
@@ -50,6 +55,10 @@ def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
     shutil.rmtree(out / "tensorboard", ignore_errors=True)
 
 
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 class RunLock:
     """Exclusive lock on a run directory for the length of a ``with`` block."""
 
@@ -67,6 +76,14 @@ class RunLock:
         if key in _HELD:
             raise self._refuse(str(os.getpid()))
         if fcntl is not None:
+            self._file = self._acquire()
+        _HELD.add(key)
+        self._key = key
+        return self
+
+    def _acquire(self) -> IO[str]:
+        """Open and lock ``DIR/.lock`` and write this process's pid into it -> the open file."""
+        while True:
             handle = open(self.path, "a+")
             try:
                 fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -75,17 +92,22 @@ class RunLock:
                 holder = handle.read().strip() or "unknown"
                 handle.close()
                 raise self._refuse(holder) from None
+            if not self.path.exists() or not _same_file(os.fstat(handle.fileno()), os.stat(self.path)):
+                handle.close()  # the file was removed by the run that ended meanwhile: lock the next one
+                continue
+            handle.seek(0)
+            stale = handle.read().strip()
+            if stale:
+                logger.warning("taking over %s from pid %s, which ended without removing it", self.path, stale)
             handle.seek(0)
             handle.truncate()
             handle.write(str(os.getpid()))
             handle.flush()
-            self._file = handle
-        _HELD.add(key)
-        self._key = key
-        return self
+            return handle
 
     def __exit__(self, *exc: object) -> None:
         _HELD.discard(self._key)
         if self._file is not None:
+            self.path.unlink(missing_ok=True)  # removed while locked, so no other run holds it
             self._file.close()  # closing releases the lock
             self._file = None

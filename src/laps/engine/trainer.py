@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 INPUT_BOUND_SHARE = 0.2
 #: steps an epoch runs before its waiting share is judged (the first batches include worker start-up)
 INPUT_BOUND_MIN_STEPS = 20
+#: seconds of waiting below which no remedy is worth it (a short epoch of a demo or a smoke test)
+INPUT_BOUND_MIN_WAIT_S = 2.0
 #: the per-epoch sums of the training metrics that are added over processes
 SUM_KEYS = ("loss", "correct", "count")
 
@@ -155,9 +157,13 @@ class Trainer:
             start_epoch, start_step, carried = self._restore() if self.resume else (0, 0, None)
             if is_main_process():
                 self._prepare_output(start_epoch)
-                logger.info("training %s/%s in %s from epoch %d%s; SIGTERM or SIGUSR1 checkpoints and exits with "
-                            "code %d", c.model.backbone, c.model.temporal, self.out, start_epoch + 1,
-                            f" batch {start_step}" if start_step else "", Preempted.exit_code)
+                if start_epoch >= c.optim.epochs:
+                    logger.info("the run in %s has already finished its %d epochs: nothing to train (raise "
+                                "optim.epochs to train it further); its summary:", self.out, c.optim.epochs)
+                else:
+                    logger.info("training %s/%s in %s from epoch %d%s; SIGTERM or SIGUSR1 checkpoints and exits "
+                                "with code %d", c.model.backbone, c.model.temporal, self.out, start_epoch + 1,
+                                f" batch {start_step}" if start_step else "", Preempted.exit_code)
             try:
                 for epoch in range(start_epoch, c.optim.epochs):
                     self.epoch_began = time.perf_counter()
@@ -222,11 +228,11 @@ class Trainer:
                             clips_s=f"{clips_seen / elapsed:.1f}", data=f"{waited / elapsed:.0%}",
                             lr=f"{self._lr():.2e}", refresh=False)  # tqdm's own rate
             if step + 1 == INPUT_BOUND_MIN_STEPS:
-                self._check_input_bound(epoch, waited / elapsed)
+                self._check_input_bound(epoch, waited, elapsed)
             asked = time.perf_counter()
         elapsed = time.perf_counter() - began
         if step + 1 < INPUT_BOUND_MIN_STEPS:
-            self._check_input_bound(epoch, waited / elapsed)
+            self._check_input_bound(epoch, waited, elapsed)
         set_epoch(self.train_loader, epoch)  # precise BN reads the epoch from its first batch
         totals = self._epoch_totals()
         count = totals["count"]
@@ -275,9 +281,13 @@ class Trainer:
         summed = dict(zip(SUM_KEYS, all_reduce_sum([self.sums[k] for k in SUM_KEYS])))
         return {**{k: summed[k] + self.carried[k] for k in SUM_KEYS}, "skipped": self.sums["skipped"] + self.carried["skipped"]}
 
-    def _check_input_bound(self, epoch: int, share: float) -> None:
-        """Say once per run, with the remedies, when training spends too long waiting for data."""
-        if share <= INPUT_BOUND_SHARE or self.warned_input_bound or not is_main_process():
+    def _check_input_bound(self, epoch: int, waited: float, elapsed: float) -> None:
+        """Say once per run, with the remedies, when training spends too long waiting for data
+        (``waited`` of the epoch's ``elapsed`` seconds so far): more than :data:`INPUT_BOUND_SHARE`
+        of the time, and at least :data:`INPUT_BOUND_MIN_WAIT_S` seconds."""
+        share = waited / elapsed
+        if (share <= INPUT_BOUND_SHARE or waited < INPUT_BOUND_MIN_WAIT_S or self.warned_input_bound
+                or not is_main_process()):
             return
         self.warned_input_bound = True
         logger.warning(

@@ -17,12 +17,13 @@ from torch.utils.data import DataLoader
 
 from laps.data import VideoDataset, VideoRecord, load_annotations
 from laps.data.annotations import VIDEO_SUFFIXES
+from laps.data.decoding import BrokenVideoError
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
 from laps.engine.config import DataConfig
 from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
 from laps.serve.timeline import Timeline, slide
-from laps.errors import LapsError
+from laps.errors import DataError, LapsError
 from laps.models import VideoClassifier
 
 
@@ -103,11 +104,15 @@ def format_prediction(item: dict[str, Any], top_k: int | None = None) -> str:
 
 
 def expand_videos(inputs: list[str]) -> list[str]:
-    """Files as given; folders expanded to the videos under them (sorted)."""
+    """Files as given; folders expanded to the videos under them (sorted). A folder with no video
+    file under it raises :class:`DataError`."""
     paths = []
     for item in inputs:
         if os.path.isdir(item):
-            paths.extend(sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES))
+            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise DataError(f"{item}: a folder with no video file in it (looked for {', '.join(VIDEO_SUFFIXES)})")
+            paths.extend(found)
         else:
             paths.append(item)
     return paths
@@ -116,15 +121,16 @@ def expand_videos(inputs: list[str]) -> list[str]:
 def iter_predictions(model: VideoClassifier, paths: list[str], views: str = "1x3", top_k: int = 5,
                      amp: str = "none") -> Iterator[dict[str, Any]]:
     """Classify ``paths`` one at a time: yields ``{"path", "top": [{"label", "prob"}, ...]}`` per
-    video, or ``{"path", "error"}`` for one that cannot be read. Nothing accumulates: memory stays
-    flat however many videos there are."""
+    video, or ``{"path", "error"}`` for one that cannot be read, the error saying what is wrong with
+    the file (``file not found``, ``a still image, not a video``, ``truncated: ...``). Nothing
+    accumulates: memory stays flat however many videos there are."""
     classes = model_input(model).classes
-    dataset = clip_dataset(model, [VideoRecord(os.path.abspath(p), 0) for p in paths], ".", views, max_retries=0)
+    dataset = clip_dataset(model, [VideoRecord(os.path.abspath(p), 0) for p in paths], ".", views)
     for index, path in enumerate(paths):
         try:
-            views_tensor, _, _ = dataset[index]
+            views_tensor = dataset.test_views(index)
         except LapsError as exc:
-            yield {"path": path, "error": str(exc)}
+            yield {"path": path, "error": exc.reason if isinstance(exc, BrokenVideoError) else str(exc)}
             continue
         probs = predict_views(model, views_tensor.unsqueeze(0), dataset.normalize, amp)[0]
         top = probs.topk(min(top_k, probs.numel()))

@@ -32,6 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from laps.atomic import atomic_path, write_text_atomic
+from laps.data.decoding import BrokenVideoError, av_reason, open_container, truncation, video_stream
 from laps.data.transforms import TestTransform
 from laps.serve.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
                                    smooth_scores, viterbi)
@@ -68,25 +69,34 @@ class Timeline:
 
 
 def open_stream(source: str):
-    """``av.open`` a path, a URL PyAV can read, or ``-`` for standard input."""
+    """The open PyAV container of a path, a URL PyAV can read, or ``-`` for standard input; what is
+    not a video (:func:`~laps.data.decoding.video_stream`) raises :class:`BrokenVideoError`."""
+    stdin = source == "-"
+    container = open_container(sys.stdin.buffer if stdin else source, "standard input" if stdin else source)
     try:
-        return av.open(sys.stdin.buffer if source == "-" else source)
-    except (av.error.FFmpegError, OSError) as err:
-        raise VideoDecodeError(f"{source}: cannot open the stream ({err})") from None
+        video_stream(container, container.name)
+    except BrokenVideoError:
+        container.close()
+        raise
+    return container
 
 
 def _frames(container) -> Iterator[tuple[float, np.ndarray]]:
-    """(time in seconds, RGB frame) in presentation order."""
-    if not container.streams.video:
-        raise VideoDecodeError(f"{container.name}: no video stream")
-    stream = container.streams.video[0]
+    """(time in seconds, RGB frame) in presentation order. A file that holds fewer frames than its
+    index lists is refused once its frames are read, as every reader of videos refuses it."""
+    stream = video_stream(container, container.name)
     stream.thread_type = "AUTO"
+    packets = 0
     try:
-        for frame in container.decode(stream):
-            if frame.time is not None:
-                yield float(frame.time), frame.to_ndarray(format="rgb24")
+        for packet in container.demux(stream):
+            packets += packet.size > 0
+            for frame in packet.decode():
+                if frame.time is not None:
+                    yield float(frame.time), frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as err:
-        raise VideoDecodeError(f"{container.name}: corrupt video data after some frames ({err})") from None
+        raise BrokenVideoError(container.name, f"corrupt video data after some frames ({av_reason(err)})") from None
+    if reason := truncation(stream, packets):
+        raise BrokenVideoError(container.name, reason)
 
 
 def _duration(container) -> float | None:

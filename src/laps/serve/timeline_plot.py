@@ -34,7 +34,7 @@ def _band(ax, found: Sequence[dict[str, Any]], colours: dict[str, Any], name: st
 def truth_summary(found: Sequence[dict[str, Any]], truth: Sequence[dict[str, Any]]) -> str:
     """``segments found/true, boundary error mean / max`` as a line of text."""
     errors = boundary_errors(list(found), list(truth))
-    text = f"{len(found)} segments found, {len(truth)} true"
+    text = f"{len(found)} segment{'' if len(found) == 1 else 's'} found, {len(truth)} true"
     if len(errors):
         text += f"; boundary error mean {errors.mean():.2f} s, max {errors.max():.2f} s"
     return text
