@@ -123,8 +123,8 @@ def _eval_output(args: argparse.Namespace) -> Path:
 def run_eval(args: argparse.Namespace) -> int:
     from laps.engine.inference import evaluate_checkpoint, load_model
 
-    out = _eval_output(args)
     model = load_model(args.checkpoint, args.device)
+    out = _eval_output(args)
     root = args.data_root or str(Path(args.list).parent)
     summary = evaluate_checkpoint(model, args.list, root, out, args.views, args.format, args.batch_size,
                                   args.workers, args.amp)
