@@ -17,9 +17,10 @@ from laps.models.video_config import VideoConfig
 TINY = {"img_size": 32, "patch_size": 16, "depth": 1, "embed_dim": 64, "num_heads": 2}
 #: config.json of a save_pretrained folder, key for key as the writer lays it out
 WRITTEN = {
-    "laps_version": "0.1.0", "backbone": "vit_tiny_patch16_224", "temporal": "laps", "num_frames": 4, "levels": [1],
-    "fold_div": 4, "timm_kwargs": {"img_size": 32, "depth": 1}, "num_classes": 2, "img_size": 32, "classes": ["a", "b"],
-    "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic", "sampling_rate": 4, "sampling": "dense",
+    "laps_version": "0.1.0", "backbone": "vit_tiny_patch16_224", "temporal": "laps", "num_frames": 4,
+    "levels": [1], "fold_div": 4, "timm_kwargs": {"img_size": 32, "depth": 1}, "num_classes": 2, "img_size": 32,
+    "classes": ["a", "b"], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic",
+    "sampling_rate": 4, "sampling": "dense",
 }
 
 
@@ -54,7 +55,7 @@ def test_lapsify_gives_the_config_of_the_timm_model_it_converts(tmp_path):
 
 def test_the_model_reads_its_architecture_from_video_cfg_and_set_num_frames_records_the_new_length():
     model = _tiny()
-    assert (model.temporal, model.num_frames, model.levels, model.fold_div) == ("laps", 4, [2], 8)
+    assert (model.temporal, model.num_frames, model.levels, model.fold_div, model.num_classes) == ("laps", 4, [2], 8, 3)
     model.set_num_frames(8)
     assert model.num_frames == model.video_cfg.num_frames == 8
     assert {m.num_frames for m in model.attention_modules} == {8}

@@ -79,8 +79,9 @@ def list_models(pattern: str = "*") -> list[str]:
 def image_size(model_2d: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
     """The input size (width) of a timm image model: ``img_size`` if it was built with one, else the
     model's own (Visformer's ``img_size``, a ViT's patch embedding's), else its ``pretrained_cfg``'s."""
-    size = (img_size or getattr(model_2d, "img_size", None)
-            or getattr(getattr(model_2d, "patch_embed", None), "img_size", None) or model_2d.pretrained_cfg["input_size"])
+    patch_embed = getattr(model_2d, "patch_embed", None)
+    size = (img_size or getattr(model_2d, "img_size", None) or getattr(patch_embed, "img_size", None)
+            or model_2d.pretrained_cfg["input_size"])
     return int(size if isinstance(size, int) else size[-1])
 
 
@@ -101,8 +102,8 @@ def lapsify(
     cfg = model_2d.pretrained_cfg
     video_cfg = VideoConfig(backbone=None, temporal=temporal, num_frames=num_frames, num_classes=model_2d.num_classes,
                             img_size=image_size(model_2d), mean=cfg.get("mean", IMAGENET_DEFAULT_MEAN),
-                            std=cfg.get("std", IMAGENET_DEFAULT_STD), interpolation=cfg.get("interpolation") or "bicubic",
-                            levels=levels, fold_div=fold_div)
+                            std=cfg.get("std", IMAGENET_DEFAULT_STD),
+                            interpolation=cfg.get("interpolation") or "bicubic", levels=levels, fold_div=fold_div)
     return VideoClassifier(model_2d, video_cfg)
 
 

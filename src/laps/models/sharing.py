@@ -105,7 +105,8 @@ def load_file(weights: Path) -> tuple[VideoConfig, dict[str, torch.Tensor]]:
     ``config.json`` beside it."""
     tensors, metadata = load_safetensors(weights)
     if METADATA_KEY in metadata:
-        return VideoConfig.from_dict(json.loads(metadata[METADATA_KEY]), f"{weights} (metadata {METADATA_KEY})"), tensors
+        raw = json.loads(metadata[METADATA_KEY])
+        return VideoConfig.from_dict(raw, f"{weights} (metadata {METADATA_KEY})"), tensors
     if (weights.parent / CONFIG_NAME).is_file():
         return read_config(weights.parent / CONFIG_NAME), tensors
     raise CheckpointError(f"{weights} carries no laps config and has no {CONFIG_NAME} beside it; pass a file "
@@ -134,7 +135,8 @@ def is_hub_id(source: str | Path) -> bool:
         return False
     parts = source.split("/")
     return (len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and "\\" not in source
-            and not source.lower().endswith(LOCAL_SUFFIXES) and not Path(parts[0]).is_dir() and not Path(source).exists())
+            and not source.lower().endswith(LOCAL_SUFFIXES) and not Path(parts[0]).is_dir()
+            and not Path(source).exists())
 
 
 def locate(source: str | Path, revision: str | None = None) -> tuple[VideoConfig, dict[str, torch.Tensor], Path]:

@@ -86,6 +86,10 @@ class VideoClassifier(nn.Module):
         return self.video_cfg.fold_div
 
     @property
+    def num_classes(self) -> int:
+        return self.backbone.num_classes
+
+    @property
     def attention_modules(self) -> list[TemporalAttention]:
         return [m for m in self.backbone.modules() if isinstance(m, TemporalAttention)]
 

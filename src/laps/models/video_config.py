@@ -76,8 +76,8 @@ class VideoConfig:
     def to_dict(self) -> dict[str, Any]:
         """The ``config.json`` content: every field (sequences as lists) and the laps version."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {VERSION_KEY: __version__,
-                **{key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}}
+        plain = {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
+        return {VERSION_KEY: __version__, **plain, "timm_kwargs": dict(self.timm_kwargs)}
 
     @classmethod
     def from_dict(cls, raw: Any, source: object) -> VideoConfig:
