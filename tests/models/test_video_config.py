@@ -11,8 +11,7 @@ import torch
 
 import laps
 from laps.errors import CheckpointError, ConfigError
-from laps.models import TemporalAttention
-from laps.models.video_config import VideoConfig
+from laps.models import TemporalAttention, VideoConfig
 
 TINY = {"img_size": 32, "patch_size": 16, "depth": 1, "embed_dim": 64, "num_heads": 2}
 #: config.json of a save_pretrained folder, key for key as the writer lays it out
