@@ -10,7 +10,7 @@ from laps.data.encoding import write_video
 from laps.data.transforms import norm_stats
 from laps.engine.builders import resolve_norm
 from laps.models.video_config import VideoConfig
-from tests.engine.test_timeline import COLOURS, FPS
+from tests.serve.test_timeline import COLOURS, FPS
 from tests.helpers import tiny_config
 
 CLASSES = ["red", "green", "blue", "yellow", "cyan"]

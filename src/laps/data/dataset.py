@@ -147,6 +147,13 @@ class VideoDataset(Dataset):
             "list the broken files with 'laps data check LIST --root DIR'"
         )
 
+    def test_views(self, index: int) -> torch.Tensor:
+        """The test views uint8 ``(V, T, C, H, W)`` of record ``index`` itself: a broken file raises its
+        :class:`~laps.errors.VideoDecodeError` (no replacement, no mark)."""
+        if self.train:
+            raise ConfigError("test_views needs a test-mode dataset (train=False)")
+        return self._load(index, np.random.default_rng([index]))[0]
+
     def _indices(self, num_video_frames: int, rng: np.random.Generator, clip: int = 0) -> np.ndarray:
         return sample_indices(self.sampling, num_video_frames, self.num_frames, self.sampling_rate,
                               train=self.train, rng=rng, clip_index=clip, num_clips=self.views[0])

@@ -8,7 +8,7 @@ batch for the model. What stays in memory are the windows still open (about ``wi
 of them, ``T`` small crops each), a bounded set of thumbnails, and the scores: ``(windows, K)``
 float16, 29 MB for ten hours at one window a second and 400 classes.
 
-Segments come from the scores by :mod:`laps.engine.segmenting` (smoothing, then a Viterbi pass
+Segments come from the scores by :mod:`laps.serve.segmenting` (smoothing, then a Viterbi pass
 with a switch penalty and a ``background`` state). Window ``k`` stands for the ``stride`` seconds
 around its centre (the first window from the video's start, the last to its end), so a segment
 boundary is placed to within one stride.
@@ -20,7 +20,7 @@ import csv
 import json
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.transforms import TestTransform
-from laps.engine.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
+from laps.serve.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
                                    smooth_scores, viterbi)
 from laps.errors import ConfigError, VideoDecodeError
 
@@ -96,34 +96,20 @@ def _duration(container) -> float | None:
     return container.duration / 1e6 if container.duration else None
 
 
-def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, img_size: int,
-          normalize: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float, batch_size: int = 8,
-          progress: bool = True, interpolation: str = "bilinear") -> Timeline:
-    """Slide ``window``-second clips every ``stride`` seconds over the video of ``container``
-    (an open PyAV container) and score each with ``model`` ``(B, T, C, H, W) -> logits``; frames
-    are resized with ``interpolation``."""
+def sliding_windows(frames: Iterable[tuple[float, np.ndarray]], *, num_frames: int, window: float, stride: float,
+                    crop: Callable[[np.ndarray], torch.Tensor]) -> Iterator[tuple[float, torch.Tensor]]:
+    """Window starts (seconds) and clips ``(T, C, h, w)`` from ``(time, RGB frame (H, W, 3))`` pairs
+    in presentation order, each frame taken by ``crop`` (``(H, W, 3) -> (C, h, w)``, run at most once
+    a frame): window ``k`` starts at ``k * stride``, in order, and is yielded once its last frame
+    has arrived. A stream shorter than one window gives one window, its missing frames repeating its
+    last one."""
     if window <= 0 or stride <= 0:
         raise ConfigError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
-    transform = TestTransform(img_size, interpolation=interpolation)
     parts = [(j + 0.5) * window / num_frames for j in range(num_frames)]
     open_windows: deque[_Window] = deque()
-    ready: list[_Window] = []
-    starts, scores, thumbnails = [], [], []
-    thumb_gap, last_time, next_index = stride, 0.0, 0
-    model.eval()
-
-    def run_batch(batch: list[_Window]) -> None:
-        clips = torch.stack([torch.stack(w.crops) for w in batch])
-        with torch.no_grad():
-            probs = model(normalize(clips)).float().softmax(-1)
-        scores.extend(probs.numpy().astype(np.float16))
-        starts.extend(w.start for w in batch)
-
-    total = _duration(container)
-    bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=not progress,
-               leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s video [{elapsed}<{remaining}]")
-    for time, rgb in _frames(container):
-        crop = None
+    next_index, emitted = 0, False
+    for time, rgb in frames:
+        cropped = None
         while next_index * stride <= time:  # windows that have begun
             start = next_index * stride
             open_windows.append(_Window(next_index, start, [start + p for p in parts], [None] * num_frames))
@@ -131,24 +117,73 @@ def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, i
         for w in open_windows:
             for j, t in enumerate(w.times):
                 if w.crops[j] is None and t <= time:
-                    crop = transform(rgb[None])[0, 0] if crop is None else crop
-                    w.crops[j] = crop
+                    cropped = crop(rgb) if cropped is None else cropped
+                    w.crops[j] = cropped
         while open_windows and open_windows[0].filled == num_frames:
-            ready.append(open_windows.popleft())
-            if len(ready) == batch_size:
-                run_batch(ready)
-                ready = []
-        if not thumbnails or time >= thumbnails[-1][0] + thumb_gap:
-            thumbnails.append((time, (crop if crop is not None else transform(rgb[None])[0, 0]).permute(1, 2, 0).numpy()))
-            if len(thumbnails) > THUMBNAILS:  # keep them spread over the whole video, however long
-                thumbnails, thumb_gap = thumbnails[::2], thumb_gap * 2
-        bar.update(round(time - last_time, 3))
-        last_time = time
-    bar.close()
-    if not starts and not ready and open_windows and open_windows[0].filled:  # shorter than one window: pad
+            done = open_windows.popleft()
+            emitted = True
+            yield done.start, torch.stack(done.crops)
+    if not emitted and open_windows and open_windows[0].filled:  # shorter than one window: pad
         first = open_windows[0]
-        first.crops = [c if c is not None else next(x for x in reversed(first.crops) if x is not None) for c in first.crops]
-        ready.append(first)
+        crops = [c if c is not None else next(x for x in reversed(first.crops) if x is not None) for c in first.crops]
+        yield first.start, torch.stack(crops)
+
+
+def frame_crop(img_size: int, interpolation: str = "bilinear") -> Callable[[np.ndarray], torch.Tensor]:
+    """One frame ``(H, W, 3)`` -> its evaluation crop ``(C, img_size, img_size)`` uint8 (short-side
+    resize with ``interpolation``, one centre crop)."""
+    transform = TestTransform(img_size, interpolation=interpolation)
+    return lambda rgb: transform(rgb[None])[0, 0]
+
+
+def stream_windows(container, *, num_frames: int, img_size: int, window: float, stride: float,
+                   interpolation: str = "bilinear") -> Iterator[tuple[float, torch.Tensor]]:
+    """:func:`sliding_windows` of the video of an open PyAV ``container``, cropped as :func:`slide` crops."""
+    return sliding_windows(_frames(container), num_frames=num_frames, window=window, stride=stride,
+                           crop=frame_crop(img_size, interpolation))
+
+
+def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, img_size: int,
+          normalize: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float, batch_size: int = 8,
+          progress: bool = True, interpolation: str = "bilinear") -> Timeline:
+    """Slide ``window``-second clips every ``stride`` seconds over the video of ``container``
+    (an open PyAV container, its windows as :func:`sliding_windows` takes them) and score each with
+    ``model`` ``(B, T, C, H, W) -> logits``; frames are resized with ``interpolation``."""
+    crop = frame_crop(img_size, interpolation)
+    starts, scores, thumbnails = [], [], []
+    thumb_gap, last_time = stride, 0.0
+    model.eval()
+
+    def run_batch(batch: list[tuple[float, torch.Tensor]]) -> None:
+        clips = torch.stack([clip for _, clip in batch])
+        with torch.no_grad():
+            probs = model(normalize(clips)).float().softmax(-1)
+        scores.extend(probs.numpy().astype(np.float16))
+        starts.extend(start for start, _ in batch)
+
+    total = _duration(container)
+    bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=not progress,
+               leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s video [{elapsed}<{remaining}]")
+
+    def watched() -> Iterator[tuple[float, np.ndarray]]:
+        """The frames, keeping thumbnails and the progress bar on the way."""
+        nonlocal thumbnails, thumb_gap, last_time
+        for time, rgb in _frames(container):
+            yield time, rgb
+            if not thumbnails or time >= thumbnails[-1][0] + thumb_gap:
+                thumbnails.append((time, crop(rgb).permute(1, 2, 0).numpy()))
+                if len(thumbnails) > THUMBNAILS:  # keep them spread over the whole video, however long
+                    thumbnails, thumb_gap = thumbnails[::2], thumb_gap * 2
+            bar.update(round(time - last_time, 3))
+            last_time = time
+
+    ready: list[tuple[float, torch.Tensor]] = []
+    for item in sliding_windows(watched(), num_frames=num_frames, window=window, stride=stride, crop=crop):
+        ready.append(item)
+        if len(ready) == batch_size:
+            run_batch(ready)
+            ready = []
+    bar.close()
     if ready:
         run_batch(ready)
     if not starts:
@@ -160,7 +195,7 @@ def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, i
 def segments(timeline: Timeline, smooth: int = SMOOTH, switch: float = SWITCH,
              background: float = BACKGROUND_SCORE) -> list[dict[str, Any]]:
     """``[{"start", "end", "label", "score"}]`` (seconds) from the timeline's scores: smoothed over
-    ``smooth`` windows, decoded by :func:`~laps.engine.segmenting.viterbi` (``switch`` nats per
+    ``smooth`` windows, decoded by :func:`~laps.serve.segmenting.viterbi` (``switch`` nats per
     change of label; ``background`` where no class's score reaches ``background``)."""
     scores = smooth_scores(timeline.scores, smooth)
     states = viterbi(scores, switch, background)
@@ -173,7 +208,7 @@ def write_timeline(timeline: Timeline, found: list[dict[str, Any]], out_dir: str
     """``timeline.json`` (segments, the decoding's settings, per-window scores and, given ``truth``,
     the boundary errors), ``timeline.csv`` (one row per window: start, end, a score per class) and
     ``timeline.png`` (thumbnails, smoothed and raw scores, segments, truth), each written atomically."""
-    from laps.analysis.timeline_plot import plot_timeline
+    from laps.serve.timeline_plot import plot_timeline
 
     out = Path(out_dir)
     with atomic_path(out / "timeline.csv") as tmp, open(tmp, "w", newline="") as f:
