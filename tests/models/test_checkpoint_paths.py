@@ -62,7 +62,8 @@ def test_a_path_under_home_is_found(offline_hub, tmp_path):
 
 
 @pytest.mark.parametrize("command", [["predict", "x.mp4"], ["eval", "--list", "val.txt"],
-                                     ["export", "--output", "x.onnx"], ["app"]])
+                                     ["export", "--output", "x.onnx"], ["app"],
+                                     ["features", "--output", "feats", "x.mp4"]])
 def test_every_command_says_so_in_one_line_with_exit_2(offline_hub, capsys, command):
     assert main([command[0], "--checkpoint", "runs/e9", *command[1:]]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
