@@ -1,23 +1,17 @@
 """Every command that takes ``--checkpoint`` (eval, predict, predict --timeline, export) runs on each
 form of a trained model: a run directory, a save_pretrained folder, a weights file and a Hugging Face
-Hub id (from a local cache, offline), and all four give the same results, fed as the run was trained.
-Run directories of the first layout (best.safetensors with the training config in its metadata,
-config.yaml and classes.json beside it) still load."""
+Hub id (from a local cache, offline), and all four give the same results, fed as the run was trained."""
 
 import json
 
 import numpy as np
 import pytest
-import torch
 
 import laps
 from laps.cli import main
-from laps.data import save_classes
 from laps.data.encoding import write_video
 from laps.data.synthetic import synthetic_clip
-from laps.engine.config import save_config
 from laps.engine.trainer import train
-from laps.integrity import save_safetensors
 from tests.helpers import fill_hub_cache, tiny_config
 
 FORMS = ("run", "shared", "file", "hub")
@@ -101,36 +95,3 @@ def test_export_runs_on_every_form_with_the_run_s_input_settings(checkpoints, tm
     assert run["mean"] == pytest.approx([0.485, 0.456, 0.406]) and run["std"] == pytest.approx([0.229, 0.224, 0.225])
     assert (run["interpolation"], run["sampling_rate"], run["img_size"], len(run["classes"])) == ("bicubic", 1, 32, 10)
     assert all(metadata[form] == run for form in FORMS)
-
-
-def _first_layout(trained, data, folder, with_metadata=True):
-    """The run's best model written as laps 0.1.0's first layout wrote a run directory."""
-    config = tiny_config(data, folder, **RUN)
-    model = laps.from_pretrained(trained / "run")
-    classes = model.shared_config["classes"]
-    metadata = {"laps_config": json.dumps(config.to_dict()), "laps_classes": json.dumps(classes)} if with_metadata else {}
-    folder.mkdir()
-    for name in ("best.safetensors", "last.safetensors"):
-        save_safetensors(model.backbone.state_dict(), folder / name, metadata)
-    save_config(config, folder / "config.yaml")
-    save_classes(folder / "classes.json", classes)
-    return model
-
-
-@pytest.mark.parametrize("with_metadata", [True, False], ids=["metadata", "beside"])
-def test_a_run_directory_of_the_first_layout_still_loads(trained, tiny_data, tmp_path, capsys, with_metadata):
-    old = tmp_path / "old_run"
-    model = _first_layout(trained, tiny_data, old, with_metadata)
-    clips = torch.randn(2, 4, 3, 32, 32)
-    for source in (old, old / "best.safetensors"):
-        loaded = laps.from_pretrained(source)
-        with torch.no_grad():
-            assert torch.equal(loaded(clips), model(clips))
-        config = loaded.shared_config
-        assert config["classes"] == model.shared_config["classes"]
-        assert config["mean"] == pytest.approx([0.485, 0.456, 0.406]) and config["sampling_rate"] == 1
-        assert config["interpolation"] == "bilinear"  # what the first layout's models were fed with
-    video = str(tiny_data / "videos" / "drifting_left" / "drifting_left_0002.mp4")
-    capsys.readouterr()
-    assert main(["predict", "--checkpoint", str(old), "--json", video]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["top"][0]["label"] in model.shared_config["classes"]

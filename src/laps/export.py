@@ -26,7 +26,7 @@ from laps.models.video import VideoClassifier
 
 FORMATS = (".pt2", ".onnx")
 OPSET = 18
-#: keys of a model's config (``model.shared_config``) written into an ONNX file's metadata: how to feed it
+#: keys of a model's config (``model.video_cfg``) written into an ONNX file's metadata: how to feed it
 FEEDING_KEYS = ("classes", "img_size", "mean", "std", "interpolation", "sampling_rate", "sampling")
 #: a check passes when max |exported - eager| <= TOLERANCE * max(1, max |eager logits|): fp32
 #: kernels that sum in another order differ in the last bits, relative to the logits' size
@@ -41,7 +41,7 @@ def _format(path: Path) -> str:
 
 def example_clips(model: VideoClassifier, batch_size: int, seed: int = 0) -> torch.Tensor:
     """Random clips ``(batch_size, T, C, H, W)`` of the size ``model`` takes."""
-    size = (model.architecture or {}).get("timm_kwargs", {}).get("img_size") or model.backbone.pretrained_cfg["input_size"][-1]
+    size = model.video_cfg.img_size
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch_size, model.num_frames, model.in_chans, size, size, generator=generator)
 
@@ -49,7 +49,7 @@ def example_clips(model: VideoClassifier, batch_size: int, seed: int = 0) -> tor
 def export(model: VideoClassifier, path: str | Path, batch_size: int = 2, metadata: dict[str, Any] | None = None) -> Path:
     """Export ``model`` (put in eval mode) to ``path`` (``.pt2`` or ``.onnx``) with a dynamic batch.
     An ONNX file's metadata holds, as JSON strings, ``num_frames``, ``temporal``, the
-    :data:`FEEDING_KEYS` of the config a loaded model carries (``laps.from_pretrained``), and ``metadata``."""
+    :data:`FEEDING_KEYS` of the model's ``video_cfg``, and ``metadata``."""
     path = Path(path)
     fmt = _format(path)
     model.eval()
@@ -68,9 +68,9 @@ def export(model: VideoClassifier, path: str | Path, batch_size: int = 2, metada
                                 output_names=["logits"], dynamic_shapes=dynamic, verbose=False)
     program.save(str(path))
     proto = onnx.load(str(path))
-    config = getattr(model, "shared_config", None) or {}
+    config = model.video_cfg.to_dict()
     info = {"num_frames": model.num_frames, "temporal": model.temporal,
-            **{key: config[key] for key in FEEDING_KEYS if key in config}, **(metadata or {})}
+            **{key: config[key] for key in FEEDING_KEYS}, **(metadata or {})}
     for key, value in info.items():
         proto.metadata_props.add(key=key, value=json.dumps(value))
     onnx.save(proto, str(path))

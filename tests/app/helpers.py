@@ -9,6 +9,7 @@ from torch import nn
 from laps.data.encoding import write_video
 from laps.data.transforms import norm_stats
 from laps.engine.builders import resolve_norm
+from laps.models.video_config import VideoConfig
 from tests.serve.test_timeline import COLOURS, FPS
 from tests.helpers import tiny_config
 
@@ -40,12 +41,13 @@ def colour_video(path, parts):
 
 
 def oracle_model(tmp_path, delay: float = 0.0) -> NormalisedColourOracle:
-    """The oracle with what ``laps.from_pretrained`` puts on a model: its clip length, class count and
-    sharing config (how it is fed)."""
+    """The oracle with what a model of ``laps.from_pretrained`` has: its clip length, class count and
+    ``video_cfg`` (how it is fed)."""
     config = tiny_config(tmp_path, tmp_path / "run")
     model = NormalisedColourOracle(resolve_norm(config), delay).eval()
     model.num_frames, model.num_classes = config.model.num_frames, len(CLASSES)
-    model.shared_config = {"classes": CLASSES, "img_size": config.model.img_size, "mean": model.mean.tolist(),
-                           "std": model.std.tolist(), "interpolation": "bilinear",
-                           "sampling_rate": config.data.sampling_rate, "sampling": config.data.sampling}
+    model.video_cfg = VideoConfig(backbone=None, temporal="base2d", num_frames=config.model.num_frames,
+                                  num_classes=len(CLASSES), img_size=config.model.img_size, mean=model.mean.tolist(),
+                                  std=model.std.tolist(), interpolation="bilinear", classes=CLASSES,
+                                  sampling_rate=config.data.sampling_rate, sampling=config.data.sampling)
     return model

@@ -38,7 +38,7 @@ def test_save_then_from_pretrained_gives_identical_logits(model, tmp_path):
     clips = torch.randn(2, model.num_frames, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(clips), model(clips))
-    assert loaded.shared_config["classes"] == classes and not loaded.training
+    assert loaded.video_cfg == model.video_cfg.updated(classes=classes) and not loaded.training
     assert (loaded.temporal, loaded.num_frames, loaded.levels, loaded.fold_div) == \
         (model.temporal, model.num_frames, model.levels, model.fold_div)
 
@@ -54,15 +54,15 @@ def test_a_run_directory_loads_with_its_classes_and_normalisation(tiny_data, tmp
     model = laps.from_pretrained(run)
     weights = load_file(run / "model.safetensors")
     assert all(torch.equal(weights[key], value) for key, value in model.backbone.state_dict().items())
-    config = model.shared_config
-    assert config == json.loads((run / "config.json").read_text())
-    assert config["classes"] == json.loads((tiny_data / "classes.json").read_text())  # the data set's 10 names
-    assert (config["sampling_rate"], config["sampling"], config["img_size"]) == (2, "dense", 32)
-    assert config["mean"] == pytest.approx([0.485, 0.456, 0.406]) and config["std"] == pytest.approx([0.229, 0.224, 0.225])
-    assert config["interpolation"] == "bicubic"  # vit_tiny's timm weights
+    config = model.video_cfg
+    assert config.to_dict() == json.loads((run / "config.json").read_text())
+    assert list(config.classes) == json.loads((tiny_data / "classes.json").read_text())  # the data set's 10 names
+    assert (config.sampling_rate, config.sampling, config.img_size) == (2, "dense", 32)
+    assert config.mean == pytest.approx([0.485, 0.456, 0.406]) and config.std == pytest.approx([0.229, 0.224, 0.225])
+    assert config.interpolation == "bicubic"  # vit_tiny's timm weights
     model.save_pretrained(tmp_path / "shared")  # what it was loaded with is kept
     again = laps.from_pretrained(tmp_path / "shared")
-    assert again.shared_config == config
+    assert again.video_cfg == config
     clips = torch.randn(1, 4, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(again(clips), model(clips))
@@ -78,8 +78,8 @@ def test_config_json_carries_the_normalisation_and_interpolation_of_the_tag(tmp_
     assert config["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711])
     assert config["interpolation"] == "bicubic"
     model.save_pretrained(tmp_path / "mine", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), interpolation="bilinear")
-    mine = laps.from_pretrained(tmp_path / "mine").shared_config
-    assert (mine["mean"], mine["std"], mine["interpolation"]) == ([0.5] * 3, [0.25] * 3, "bilinear")
+    mine = laps.from_pretrained(tmp_path / "mine").video_cfg
+    assert (mine.mean, mine.std, mine.interpolation) == ((0.5,) * 3, (0.25,) * 3, "bilinear")
 
 
 def test_a_hub_id_loads_from_the_cache_in_offline_mode(tmp_path):
@@ -132,7 +132,7 @@ def test_push_to_hub_uploads_the_files_and_a_model_card(tiny_data, tmp_path, mon
 
 
 def test_clear_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="neither a folder"):
+    with pytest.raises(CheckpointError, match="no such run directory, folder or weights file: ./no/such/thing"):
         laps.from_pretrained("./no/such/thing")
     with pytest.raises(CheckpointError, match="holds no model.safetensors"):
         laps.from_pretrained(tmp_path)
@@ -157,7 +157,7 @@ def test_a_clip_run_is_trained_fed_and_saved_with_clip_s_settings(tiny_data, tmp
     std = 1 / (255 * train_set.normalize.scale.flatten())
     assert (-train_set.normalize.shift.flatten() * std).tolist() == pytest.approx([0.48145466, 0.4578275, 0.40821073])
     saved = ckpt.model_config(build_model(config, 10, pretrained=False), config, [f"c{i}" for i in range(10)])
-    assert saved["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711]) and saved["interpolation"] == "bicubic"
+    assert saved.std == pytest.approx([0.26862954, 0.26130258, 0.27577711]) and saved.interpolation == "bicubic"
     frames = torch.randint(0, 256, (2, 40, 40, 3), dtype=torch.uint8)
     assert not torch.equal(TestTransform(16, interpolation="bicubic")(frames), TestTransform(16)(frames))
     with pytest.raises(ConfigError, match="unknown interpolation 'cubic'"):

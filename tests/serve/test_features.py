@@ -13,7 +13,7 @@ from torch import nn
 import laps
 from laps.data import VideoRecord
 from laps.data.transforms import Normalize
-from laps.serve.inference import clip_dataset, iter_predictions, model_input
+from laps.serve.inference import clip_dataset, iter_predictions
 from laps.serve.timeline import open_stream, slide
 from laps.errors import ConfigError, VideoDecodeError
 from tests.serve.conftest import VIDEOS
@@ -38,7 +38,7 @@ def test_the_head_of_a_clip_feature_gives_predicts_logits(feature_model, video_f
     for item in iter_predictions(feature_model, paths, views="1x1", top_k=5):
         with torch.no_grad():
             probs = feature_model.head(torch.from_numpy(one_view[item["path"]])[None])[0].softmax(-1)
-        classes = model_input(feature_model).classes
+        classes = feature_model.video_cfg.class_names
         for top in item["top"]:
             assert float(probs[classes.index(top["label"])]) == pytest.approx(top["prob"], abs=1e-5)
 
@@ -58,11 +58,11 @@ class Recorder(nn.Module):
 def test_window_rows_are_the_windows_of_the_timeline(feature_model, video_folder):
     paths = _paths(video_folder)
     rows = dict(laps.extract_features(feature_model, paths, window=2.0, stride=1.0, batch_size=3))
-    feed = model_input(feature_model)
+    feed = feature_model.video_cfg
     for path in paths:
         recorder = Recorder(feature_model)
         with open_stream(path) as container:
-            timeline = slide(recorder, container, feed.classes, num_frames=feed.num_frames, img_size=feed.img_size,
+            timeline = slide(recorder, container, feed.class_names, num_frames=feed.num_frames, img_size=feed.img_size,
                              normalize=Normalize((feed.mean, feed.std)), window=2.0, stride=1.0, batch_size=2,
                              progress=False, interpolation=feed.interpolation)
         with torch.no_grad():

@@ -98,8 +98,8 @@ def test_an_image_model_is_fed_with_its_own_normalisation(video_folder, tmp_path
     model = laps.create_model("vit_tiny_patch16_224", temporal="base2d", num_frames=2, img_size=32)
     data = timm.data.resolve_model_data_config(model.backbone)
     assert data["mean"] == (0.5, 0.5, 0.5)  # not ImageNet's: the test sees which one is used
-    model.shared_config = {"img_size": 32, "mean": data["mean"], "std": data["std"],
-                           "interpolation": data["interpolation"]}
+    feed = model.video_cfg
+    assert (feed.img_size, feed.mean, feed.std, feed.interpolation) == (32, data["mean"], data["std"], data["interpolation"])
     expected = dict(laps.extract_features(model, [video], views="1x1"))[video]
     np.testing.assert_allclose(np.load(out / "c.npy"), expected, atol=1e-5, rtol=0)
 

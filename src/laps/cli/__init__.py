@@ -31,7 +31,7 @@ COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli
 
 #: the help of every ``--checkpoint``: the four forms :func:`laps.from_pretrained` reads
 CHECKPOINT_HELP = ("a run directory (its best weights), a save_pretrained folder, a .safetensors weights file or "
-                   "a Hugging Face Hub id user/name")
+                   "a Hugging Face Hub id (a bare user/name with no local folder user)")
 
 #: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
 TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib", "omegaconf", "tqdm", "yaml", "numpy")

@@ -47,9 +47,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from laps.data.annotations import find_file
     from laps.serve.inference import evaluate_checkpoint, load_model
 
-    out = _eval_output(args)
     listing = find_file(args.list, args.data_root, "--list")
     model = load_model(args.checkpoint, args.device)
+    out = _eval_output(args)
     root = args.data_root or str(listing.parent)
     summary = evaluate_checkpoint(model, listing, root, out, args.views, args.format, args.batch_size,
                                   args.workers, args.amp)

@@ -72,12 +72,11 @@ def _image_model(args: argparse.Namespace):
     """The timm image model of ``--model``, fed as its weights were trained (timm's ``pretrained_cfg``)."""
     import laps
     from laps.engine.builders import resolve_device
-    from laps.models.sharing import model_config
 
     kwargs = {"img_size": args.img_size} if args.img_size else {}
     model = laps.create_model(args.model, temporal=args.temporal or "base2d", num_frames=args.num_frames or 8,
                               pretrained=not args.random_weights, **kwargs)
-    model.shared_config = model_config(model, sampling_rate=args.sampling_rate)
+    model.video_cfg = model.video_cfg.updated(sampling_rate=args.sampling_rate)
     return model.eval().to(resolve_device(_device(args.device)))
 
 

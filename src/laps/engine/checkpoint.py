@@ -33,17 +33,15 @@ from laps.errors import CheckpointError
 from laps.integrity import BYTES_KEY, DIGEST_KEY, content_digest, damaged, safe_torch_load, verify
 from laps.models import VideoClassifier
 from laps.models import sharing
-from laps.models.legacy import RUN_CLASSES, RUN_WEIGHTS
+from laps.models.video_config import VideoConfig
 
 logger = logging.getLogger(__name__)
 
 BEST, LAST, STATE, PREVIOUS_STATE = sharing.WEIGHTS_NAME, "last.safetensors", "state.pt", "state.prev.pt"
 MODEL_CONFIG, CONFIG = sharing.CONFIG_NAME, "config.yaml"
-#: best weights and class names of the first run directory layout (``--overwrite`` removes them)
-LEGACY_BEST, LEGACY_CLASSES = RUN_WEIGHTS[0], RUN_CLASSES
 
 
-def model_config(model: VideoClassifier, config: Config, classes: list[str]) -> dict[str, Any]:
+def model_config(model: VideoClassifier, config: Config, classes: list[str]) -> VideoConfig:
     """The ``config.json`` of a model trained with ``config``: its classes, and the normalisation,
     interpolation and frame sampling it was trained with."""
     mean, std = (tuple(v.flatten().tolist()) for v in norm_stats(resolve_norm(config)))

@@ -33,10 +33,10 @@ logger = logging.getLogger(__name__)
 LOCK = ".lock"
 _HELD: set[Path] = set()  # run directories this process holds
 METRICS, SUMMARY, FLOPS, CURVES, BROKEN = "metrics.jsonl", "summary.json", "flops.json", "curves.png", "broken_files.txt"
-#: files that mark a directory as holding a run (of this layout or the first one)
-RUN_MARKERS = (ckpt.STATE, ckpt.PREVIOUS_STATE, ckpt.BEST, ckpt.LAST, METRICS, SUMMARY, ckpt.LEGACY_BEST)
+#: files that mark a directory as holding a run
+RUN_MARKERS = (ckpt.STATE, ckpt.PREVIOUS_STATE, ckpt.BEST, ckpt.LAST, METRICS, SUMMARY)
 #: everything a run writes (what ``--overwrite`` removes)
-RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.MODEL_CONFIG, ckpt.LEGACY_CLASSES)
+RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.MODEL_CONFIG)
 
 
 def claim_output(out: Path, resume: bool, overwrite: bool) -> None:

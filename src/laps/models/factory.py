@@ -6,12 +6,15 @@ import fnmatch
 from pathlib import Path
 
 import timm
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
-from laps.models.pretrained import check_hub_weights, load_pretrained_file, weights_name
-from laps.models.registry import family_models, refusal, refused_models
+from laps.models.pretrained import check_hub_weights, load_pretrained_file, normalization, weights_name
+from laps.models.pretrained import interpolation as weights_interpolation
+from laps.models.registry import family_models, family_of, refusal, refused_models
 from laps.models.video import VideoClassifier
+from laps.models.video_config import VideoConfig
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -21,6 +24,13 @@ def list_models(pattern: str = "*") -> list[str]:
     the models they refuse."""
     refused = refused_models()
     return sorted(n for n in family_models() if fnmatch.fnmatch(n, pattern) and n not in refused)
+
+
+def image_size(model_2d: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
+    """The input size (width) of a timm image model: ``img_size`` if it was built with one, else the
+    size its family says it takes, else (a model built for any size) its ``pretrained_cfg``'s."""
+    size = img_size or family_of(model_2d).input_size(model_2d) or model_2d.pretrained_cfg["input_size"]
+    return int(size if isinstance(size, int) else size[-1])
 
 
 def lapsify(
@@ -33,9 +43,16 @@ def lapsify(
     """Turn a timm image model into a video classifier, converting its attention in place.
 
     The returned :class:`VideoClassifier` takes ``(B, T, C, H, W)`` clips with ``T = num_frames``
-    and shares every parameter with ``model_2d`` (its ``backbone``).
+    and shares every parameter with ``model_2d`` (its ``backbone``). Its ``video_cfg`` is fed as
+    ``model_2d.pretrained_cfg`` says; it names no backbone (laps cannot tell the timm arguments
+    ``model_2d`` was built with), so build a model with :func:`create_model` to save it.
     """
-    return VideoClassifier(model_2d, num_frames=num_frames, temporal=temporal, levels=levels, fold_div=fold_div)
+    cfg = model_2d.pretrained_cfg
+    video_cfg = VideoConfig(backbone=None, temporal=temporal, num_frames=num_frames, num_classes=model_2d.num_classes,
+                            img_size=image_size(model_2d), mean=cfg.get("mean", IMAGENET_DEFAULT_MEAN),
+                            std=cfg.get("std", IMAGENET_DEFAULT_STD),
+                            interpolation=cfg.get("interpolation") or "bicubic", levels=levels, fold_div=fold_div)
+    return VideoClassifier(model_2d, video_cfg)
 
 
 def create_model(
@@ -61,20 +78,32 @@ def create_model(
             (``.safetensors``, ``.pth``, ``.npz``). Without network and cache it fails at once.
         levels, fold_div: see :class:`VideoClassifier`.
         **timm_kwargs: passed to ``timm.create_model`` (``img_size``, ``drop_path_rate``, ...).
+
+    The model's ``video_cfg`` records these arguments, and feeds it as the backbone's timm
+    weights were fed (their normalisation and resize interpolation).
     """
     reason = refusal(backbone)
     if reason:
         raise UnsupportedBackboneError(reason)
-    architecture = {"backbone": backbone, "temporal": temporal, "num_frames": num_frames, "levels": levels,
-                    "fold_div": fold_div, "timm_kwargs": dict(timm_kwargs)}
-    if num_classes is not None:
-        timm_kwargs["num_classes"] = num_classes
+    name = weights_name(backbone) if pretrained is True else backbone
     if pretrained is True:
-        backbone = weights_name(backbone)
-        check_hub_weights(backbone)
-    model = timm.create_model(backbone, pretrained=pretrained is True, **timm_kwargs)
+        check_hub_weights(name)
+    sized = {} if num_classes is None else {"num_classes": num_classes}
+    model = timm.create_model(name, pretrained=pretrained is True, **timm_kwargs, **sized)
     if pretrained not in (True, False, None, ""):
         load_pretrained_file(model, pretrained)
-    video = lapsify(model, num_frames=num_frames, temporal=temporal, levels=levels, fold_div=fold_div)
-    video.architecture = {**architecture, "num_classes": video.num_classes}
-    return video
+    mean, std = normalization(backbone)
+    video_cfg = VideoConfig(backbone=backbone, temporal=temporal, num_frames=num_frames, num_classes=model.num_classes,
+                            img_size=image_size(model, timm_kwargs.get("img_size")), mean=mean, std=std,
+                            interpolation=weights_interpolation(backbone), levels=levels, fold_div=fold_div,
+                            timm_kwargs=timm_kwargs)
+    return VideoClassifier(model, video_cfg)
+
+
+def model_from_config(video_cfg: VideoConfig) -> VideoClassifier:
+    """The model a saved ``video_cfg`` describes (``laps.from_pretrained``), its weights not loaded."""
+    reason = refusal(video_cfg.backbone)
+    if reason:
+        raise UnsupportedBackboneError(reason)
+    model = timm.create_model(video_cfg.backbone, num_classes=video_cfg.num_classes, **video_cfg.timm_kwargs)
+    return VideoClassifier(model, video_cfg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from laps.models.factory import create_model
+from laps.models.factory import model_from_config
 from laps.models.sharing import locate
 from laps.models.video import VideoClassifier, load_weights_into
 
@@ -13,17 +13,15 @@ def from_pretrained(source: str | Path, revision: str | None = None) -> VideoCla
     """A trained model, in eval mode on the CPU.
 
     ``source`` is a folder written by ``model.save_pretrained`` (``config.json`` and
-    ``model.safetensors``), a ``laps train`` run directory (its best weights; also one of the first
-    layout, with ``best.safetensors``), a weights file (``model.safetensors``, ``last.safetensors``),
-    or a Hugging Face Hub repository id ``user/name`` (the local cache is used, and with
-    ``HF_HUB_OFFLINE=1`` only the cache); ``revision`` is the Hub revision. What the model needs
-    to be fed (classes, img_size, mean, std, interpolation, sampling_rate, sampling) is on
-    ``model.shared_config``, the content of its ``config.json`` (see :mod:`laps.models.sharing`).
+    ``model.safetensors``), a ``laps train`` run directory (its best weights), a weights file
+    (``model.safetensors``, ``last.safetensors``), or a Hugging Face Hub repository id: a bare
+    ``user/name`` with no local folder ``user`` (the local cache is used, and with
+    ``HF_HUB_OFFLINE=1`` only the cache); ``revision`` is the Hub revision. A path that does not
+    exist is refused as such, never looked up on the Hub. What the model needs to be fed
+    (classes, img_size, mean, std, interpolation, sampling_rate, sampling) is on
+    ``model.video_cfg``, read from its ``config.json`` (see :mod:`laps.models.sharing`).
     """
     config, tensors, weights = locate(source, revision)
-    model = create_model(config["backbone"], temporal=config["temporal"], num_frames=config["num_frames"],
-                         num_classes=config["num_classes"], levels=config.get("levels"),
-                         fold_div=config.get("fold_div", 4), **config["timm_kwargs"])
+    model = model_from_config(config)
     load_weights_into(model, tensors, weights)
-    model.shared_config = config
     return model.eval()

@@ -68,7 +68,22 @@ class TemporalAttention(nn.Module):
     frames in :attr:`order` (the group order of a regular schedule, see :mod:`laps.ops`), and the
     mixed output back; :meth:`mix` does frame-group attention and writes the output in clip
     order with the shift applied, in one copy.
+
+    A subclass takes over the submodules of the image attention it replaces, under their timm
+    names, and sets those the base class uses: :attr:`attn_drop`, :attr:`proj` and
+    :attr:`proj_drop` always; :attr:`norm` and :attr:`gate` too when it ends with
+    :meth:`attend_and_project` (timm's token attentions).
     """
+
+    #: the attention dropout; its ``p`` is applied to the attention weights while training
+    attn_drop: nn.Dropout
+    #: the output projection, and the dropout after it
+    proj: nn.Module
+    proj_drop: nn.Module
+    #: applied to the mixed heads before ``proj`` (``nn.Identity`` when the image model has none)
+    norm: nn.Module
+    #: ``None``, or a projection of the block input whose sigmoid scales the mixed heads
+    gate: nn.Module | None
 
     def __init__(self, num_heads: int, head_dim: int, shift: str, fold_div: int) -> None:
         super().__init__()

@@ -15,6 +15,7 @@ from torch import nn
 from laps.errors import CheckpointError, ConfigError, ShapeError, UnsupportedBackboneError
 from laps.models.registry import family_of
 from laps.models.temporal import TemporalAttention, block_levels, check_variant
+from laps.models.video_config import VideoConfig
 
 _PREFIX = "backbone."
 
@@ -32,37 +33,46 @@ class VideoClassifier(nn.Module):
     and shapes, and the model's own ``state_dict()`` the same under ``backbone.`` (as
     ``named_parameters()``). :func:`checkpoint_filter_fn` maps a timm image checkpoint onto it.
 
-    The model runs clips of :attr:`num_frames` frames; :meth:`set_num_frames` changes it.
+    Its identity is :attr:`video_cfg`, a :class:`~laps.models.video_config.VideoConfig` given at
+    construction (``create_model`` and ``lapsify`` build it): the architecture (its ``temporal``
+    variant, ``num_frames``, ``levels``, ``fold_div``) and how to feed it. ``save_pretrained``
+    writes it as ``config.json``. The model runs clips of :attr:`num_frames` frames;
+    :meth:`set_num_frames` changes it.
 
     Args:
         backbone: a timm VisionTransformer-family or Visformer model (converted in place).
-        num_frames: frames per clip the model is built for (and the default schedule's T).
-        temporal: one of ``base2d, joint, plain_shift, ps, la, laps``.
-        levels: leap level per attention block (``None``/0 = per-frame); default: cycle
-            ``1..log2 T``. Only used by ``la``/``laps``.
-        fold_div: channels shifted each way = ``head_dim // fold_div`` (periodic) or
-            ``C // fold_div`` (plain).
+        video_cfg: its config; ``temporal`` is one of ``base2d, joint, plain_shift, ps, la, laps``;
+            ``levels`` is the leap level per attention block (``None``/0 = per-frame; default: cycle
+            ``1..log2 T``; only used by ``la``/``laps``); ``fold_div``: channels shifted each way =
+            ``head_dim // fold_div`` (periodic) or ``C // fold_div`` (plain).
     """
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        num_frames: int = 8,
-        temporal: str = "laps",
-        levels: list[int | None] | None = None,
-        fold_div: int = 4,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, video_cfg: VideoConfig) -> None:
         super().__init__()
-        _, shift = check_variant(temporal)
+        _, shift = check_variant(video_cfg.temporal)
         self.backbone = backbone
-        self.temporal = temporal
-        self.fold_div = fold_div
-        self.levels = list(levels) if levels is not None else None
-        if not convert_backbone(backbone, shift, fold_div):
+        self.video_cfg = video_cfg
+        if not convert_backbone(backbone, shift, video_cfg.fold_div):
             raise UnsupportedBackboneError(f"{type(backbone).__name__} has no attention block to convert")
         self.in_chans = next(m for m in backbone.modules() if isinstance(m, nn.Conv2d)).in_channels
-        self.architecture: dict | None = None  # create_model's arguments, which rebuild the model
-        self.set_num_frames(num_frames)
+        self.set_num_frames(video_cfg.num_frames)
+
+    @property
+    def temporal(self) -> str:
+        return self.video_cfg.temporal
+
+    @property
+    def num_frames(self) -> int:
+        return self.video_cfg.num_frames
+
+    @property
+    def levels(self) -> list[int | None] | None:
+        """The explicit leap levels the model was built with (``None``: the default schedule)."""
+        return None if self.video_cfg.levels is None else list(self.video_cfg.levels)
+
+    @property
+    def fold_div(self) -> int:
+        return self.video_cfg.fold_div
 
     @property
     def num_classes(self) -> int:
@@ -76,6 +86,7 @@ class VideoClassifier(nn.Module):
         """Make the model run clips of ``num_frames`` frames: every attention block gets the frame
         groups (and leap levels) of that clip length. Without explicit ``levels`` the default level
         schedule is derived anew; explicit levels stay, and their leaps ``T // 2^level`` follow T.
+        :attr:`video_cfg` records the new clip length.
 
         Like timm's ``set_input_size``, this reconfigures the model: call it between forwards, not
         while another thread runs the model.
@@ -86,7 +97,8 @@ class VideoClassifier(nn.Module):
         levels = block_levels(self.temporal, num_frames, len(modules), self.levels)
         for module, level in zip(modules, levels):
             module.set_frames(num_frames, level)
-        self.num_frames, self.block_levels = num_frames, levels
+        self.video_cfg = self.video_cfg.updated(num_frames=num_frames)
+        self.block_levels = levels
 
     def frames(self, clips: torch.Tensor) -> torch.Tensor:
         """Check ``(B, T, C, H, W)`` clips (T must be :attr:`num_frames`) -> ``(B*T, C, H, W)``."""
@@ -155,9 +167,10 @@ class VideoClassifier(nn.Module):
     def save_pretrained(self, directory: str | Path, classes: list[str] | None = None,
                         mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                         interpolation: str | None = None, sampling_rate: int | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory``: everything
-        :func:`laps.from_pretrained` needs to rebuild this model and feed it. ``mean``, ``std`` and
-        ``interpolation`` default to those of the backbone's timm weights (see :mod:`laps.models.sharing`)."""
+        """Write ``config.json`` (:attr:`video_cfg`) and ``model.safetensors`` into ``directory``:
+        everything :func:`laps.from_pretrained` needs to rebuild this model and feed it. Each
+        argument given replaces the :attr:`video_cfg` value in the files written (see
+        :mod:`laps.models.sharing`)."""
         from laps.models.sharing import save_pretrained
 
         return save_pretrained(self, directory, classes, mean=mean, std=std, interpolation=interpolation,

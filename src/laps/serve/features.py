@@ -30,7 +30,7 @@ from laps.data.annotations import VideoRecord
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
 from laps.engine.evaluate import autocast
-from laps.serve.inference import clip_dataset, model_input
+from laps.serve.inference import clip_dataset
 from laps.serve.timeline import open_stream, stream_windows
 from laps.errors import ConfigError, LapsError, VideoDecodeError
 from laps.models import VideoClassifier
@@ -46,14 +46,14 @@ Item = tuple[int, bool, str | None, torch.Tensor | None]
 
 
 class FeatureClips(IterableDataset):
-    """The clips of ``inputs`` as ``model`` is fed (:func:`laps.serve.inference.model_input`): per
+    """The clips of ``inputs`` as ``model`` is fed (its ``video_cfg``): per
     video its test ``views`` (clip mode) or its windows (window mode, ``window`` set), as
     :data:`Item` tuples; a video that cannot be read gives one item with the reason."""
 
     def __init__(self, model: VideoClassifier, inputs: list[FeatureInput], views: str = "1x3",
                  window: float | None = None, stride: float | None = None) -> None:
         self.inputs, self.window, self.stride = inputs, window, stride
-        self.feed = model_input(model)
+        self.feed = model.video_cfg
         records = [VideoRecord(os.path.abspath(entry.video), 0, entry.start, entry.end) for entry in inputs]
         self.dataset = clip_dataset(model, records, ".", views, max_retries=0) if window is None and inputs else None
 
@@ -111,7 +111,7 @@ def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: 
         raise ConfigError(f"window mode needs --window and --stride > 0 seconds, got {window} and {stride}")
     if not inputs:
         return
-    feed = model_input(model)
+    feed = model.video_cfg
     loader = feature_loader(model, inputs, views=views, window=window, stride=stride, batch_size=batch_size,
                             num_workers=num_workers)
     normalize, device = Normalize((feed.mean, feed.std)), next(model.parameters()).device

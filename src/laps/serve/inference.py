@@ -2,14 +2,13 @@
 
 Every command loads its model with ``laps.from_pretrained`` (a run directory, a ``save_pretrained``
 folder, a weights file or a Hub id); the clip length, frame sampling, crop size, normalisation,
-resize interpolation and class names all come from the model's config (``model.shared_config``).
+resize interpolation and class names all come from the model's config (``model.video_cfg``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +26,6 @@ from laps.errors import DataError, LapsError
 from laps.models import VideoClassifier
 
 
-@dataclass(frozen=True)
-class ModelInput:
-    """How a model is fed, from its config: clips of ``num_frames`` frames taken every
-    ``sampling_rate`` frames (``sampling``: dense or segment), resized with ``interpolation`` and
-    cropped to ``img_size``, normalised with ``mean`` and ``std``; ``classes`` name its outputs."""
-
-    classes: list[str]
-    num_frames: int
-    sampling_rate: int
-    sampling: str
-    img_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    interpolation: str
-
-
 def load_model(checkpoint: str | Path, device: str = "auto") -> VideoClassifier:
     """The model of any ``--checkpoint`` form (:func:`laps.from_pretrained`), in eval mode on ``device``."""
     from laps.engine.builders import resolve_device
@@ -51,22 +34,16 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> VideoClassifier:
     return from_pretrained(checkpoint).to(resolve_device(device))
 
 
-def model_input(model: VideoClassifier) -> ModelInput:
-    """The :class:`ModelInput` of a model loaded with ``laps.from_pretrained``: a sampling rate the
-    config does not record is ``data.sampling_rate``'s default, missing class names are ``class_<i>``."""
-    config = getattr(model, "shared_config", None) or {}
-    classes = config.get("classes") or [f"class_{i}" for i in range(model.num_classes)]
-    return ModelInput(classes=list(classes), num_frames=model.num_frames,
-                      sampling_rate=config.get("sampling_rate") or DataConfig.sampling_rate,
-                      sampling=config.get("sampling") or DataConfig.sampling, img_size=int(config["img_size"]),
-                      mean=tuple(config["mean"]), std=tuple(config["std"]), interpolation=config["interpolation"])
+def sampling_rate(model: VideoClassifier) -> int:
+    """The frame step of ``model``'s clips: its ``video_cfg``'s, else ``data.sampling_rate``'s default."""
+    return model.video_cfg.sampling_rate or DataConfig.sampling_rate
 
 
 def clip_dataset(model: VideoClassifier, records: list[VideoRecord], root: str | Path, views: str,
                  max_retries: int = 10) -> VideoDataset:
-    """Test-time clips of ``records`` as ``model`` is fed (see :func:`model_input`)."""
-    feed = model_input(model)
-    return VideoDataset(records, str(root), feed.num_frames, feed.sampling_rate, train=False, img_size=feed.img_size,
+    """Test-time clips of ``records`` as ``model`` is fed (its ``video_cfg``, :func:`sampling_rate`)."""
+    feed = model.video_cfg
+    return VideoDataset(records, str(root), feed.num_frames, sampling_rate(model), train=False, img_size=feed.img_size,
                         sampling=feed.sampling, views=views, norm=(feed.mean, feed.std),
                         interpolation=feed.interpolation, max_retries=max_retries)
 
@@ -76,7 +53,7 @@ def evaluate_checkpoint(model: VideoClassifier, list_path: str | Path, root: str
                         amp: str = "none", progress: bool = True) -> dict[str, Any]:
     """Multi-view evaluation of ``model`` on an annotation file; writes eval.json, the confusion
     matrix and predictions into ``out_dir`` and returns eval.json's content."""
-    classes = model_input(model).classes
+    classes = model.video_cfg.class_names
     records = load_annotations(list_path, root, fmt, classes=classes, subset="test")
     dataset = clip_dataset(model, records, root, views)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_num_workers(num_workers, batch_size))
@@ -88,10 +65,10 @@ def model_timeline(model: VideoClassifier, container, window: float, stride: flo
                    progress: bool = True) -> Timeline:
     """:func:`~laps.serve.timeline.slide` ``model`` over the video of an open PyAV ``container``,
     its windows resized, cropped and normalised as the model is fed."""
-    feed = model_input(model)
+    feed = model.video_cfg
     normalize = Normalize((feed.mean, feed.std))
     device = next(model.parameters()).device
-    return slide(model, container, feed.classes, num_frames=feed.num_frames, img_size=feed.img_size,
+    return slide(model, container, feed.class_names, num_frames=feed.num_frames, img_size=feed.img_size,
                  interpolation=feed.interpolation, normalize=lambda clips: normalize(clips.to(device)),
                  window=window, stride=stride, batch_size=batch_size, progress=progress)
 
@@ -124,7 +101,7 @@ def iter_predictions(model: VideoClassifier, paths: list[str], views: str = "1x3
     video, or ``{"path", "error"}`` for one that cannot be read, the error saying what is wrong with
     the file (``file not found``, ``a still image, not a video``, ``truncated: ...``). Nothing
     accumulates: memory stays flat however many videos there are."""
-    classes = model_input(model).classes
+    classes = model.video_cfg.class_names
     dataset = clip_dataset(model, [VideoRecord(os.path.abspath(p), 0) for p in paths], ".", views)
     for index, path in enumerate(paths):
         try:

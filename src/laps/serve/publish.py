@@ -40,5 +40,5 @@ def push_run(run_dir: str | Path, repo_id: str, private: bool = False, token: st
     """Upload the best model of the run in ``run_dir`` to the Hub repository ``repo_id`` with a model
     card that includes :func:`run_sections` -> the URL of the commit."""
     model = from_pretrained(run_dir)
-    card = model_card(model.shared_config, repo_id, run_sections(run_dir))
+    card = model_card(model.video_cfg, repo_id, run_sections(run_dir))
     return push_to_hub(model, repo_id, card, private=private, token=token, commit_message=commit_message)
