@@ -318,20 +318,6 @@ def test_cutmix_pastes_one_box_for_every_frame_and_weights_targets_by_its_area()
 
 
 @pytest.mark.slow
-def test_a_run_directory_of_an_earlier_release_resumes(tiny_data, tmp_path):
-    """Earlier releases kept timm's keys (no ``backbone.`` prefix) in state.pt as well: it still resumes."""
-    from laps.engine.checkpoint import save_state
-
-    train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 1, "optim.ema_decay": 0.5}))
-    state = load_state(tmp_path / "state.pt")
-    for key in ("model", "ema"):
-        state[key] = {name.removeprefix("backbone."): value for name, value in state[key].items()}
-    save_state(state, tmp_path / "state.pt")
-    summary = train(tiny_config(tiny_data, tmp_path, **{"optim.epochs": 2, "optim.ema_decay": 0.5}), resume=True)
-    assert summary["epochs"] == 2 and len(_metrics(tmp_path)) == 2
-
-
-@pytest.mark.slow
 def test_training_leaves_the_callers_random_state_and_thread_count_alone(tiny_data, tmp_path):
     torch.manual_seed(123)
     before, threads = torch.get_rng_state(), torch.get_num_threads()
