@@ -1,4 +1,4 @@
-"""The training loop: AMP, accumulation, clipping, schedules, mixup, EMA, DDP, checkpoints.
+"""The training loop: AMP, accumulation, clipping, schedules, mixup, EMA, DDP or FSDP, checkpoints.
 
 :meth:`Trainer.fit` is the loop over epochs and :meth:`Trainer.train_one_epoch` the loop over
 batches; the guards (stop signals, broken files, bad steps) are asked at one point after each
@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from laps.analysis.flops import count_params
 from laps.data import build_loader, set_epoch
@@ -47,10 +46,11 @@ from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import Best, Reporter, gflops_per_view, progress
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
+from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state, load_full_state, local,
+                                  shard, training_module)
 from laps.engine.runtime import seeded, threads
 from laps.engine.steps import build_scheduler, lr_lambda, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
-from laps.models.video import load_weights_into
 
 __all__ = ["INPUT_BOUND_SHARE", "Best", "Trainer", "lr_lambda", "mix_batch", "train"]
 
@@ -108,12 +108,15 @@ class Trainer:
             self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
         freeze(self.model, c.optim.train)
         self.params = count_params(self.model)
+        self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay) if c.optim.ema_decay > 0 else None
+        self.sharded = self.distributed and c.runtime.strategy == "fsdp"
+        for model in [self.model, self.eval_model] if self.sharded else []:  # the EMA is sharded like the model
+            shard(model, c.runtime.amp, self.device)
         self.optimizer = build_optimizer(self.model, c)
         self.steps_per_epoch = max(1, len(self.train_loader) // c.optim.accum_steps)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, c.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.runtime.amp == "fp16")
-        self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay) if c.optim.ema_decay > 0 else None
-        self.net = DistributedDataParallel(self.model) if self.distributed else self.model
+        self.net = training_module(self.model, self.distributed)
         if c.runtime.compile:
             self.net = torch.compile(self.net)
 
@@ -162,9 +165,7 @@ class Trainer:
                         row.update(self.validate(epoch))
                     self.wall += time.perf_counter() - self.epoch_began
                     row["wall_time_s"] = self.wall
-                    improved = self.best.update(row, epoch + 1)
-                    if is_main_process():
-                        self._save_epoch(epoch, row, improved)
+                    self._save_epoch(epoch, row, self.best.update(row, epoch + 1))
                     if epoch + 1 < c.optim.epochs and self.guards.stop_agreed():
                         raise Preempted(f"stopped by {self.guards.stop.name} after epoch {epoch + 1}; its checkpoint "
                                         f"is {self.out / ckpt.STATE}: run the same command with --resume to continue")
@@ -196,8 +197,9 @@ class Trainer:
             with autocast(self.device, c.runtime.amp):
                 logits = self.net(mixed)
             loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
-            # always backward, also for a non-finite loss: under DDP every process must join the
-            # gradient all-reduce, and the non-finite gradient then skips the step on all of them
+            # always backward, also for a non-finite loss: every process must join the gradient
+            # all-reduce (DDP) or reduce-scatter (FSDP, also on the accumulation steps: gradients
+            # stay sharded), and the non-finite gradient then skips the step on all of them
             self.scaler.scale(loss / c.optim.accum_steps).backward()
             loss_value = float(loss.detach())
             if math.isfinite(loss_value):
@@ -235,8 +237,8 @@ class Trainer:
         c = self.config
         self.scaler.unscale_(self.optimizer)
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        norm = nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-        finite = bool(torch.isfinite(norm))
+        norm = nn.utils.get_total_norm(grads) if grads else torch.zeros(())  # of every shard under FSDP
+        finite = bool(torch.isfinite(local(norm)))
         if finite and c.optim.clip_grad > 0:
             nn.utils.clip_grads_with_norm_(self.model.parameters(), c.optim.clip_grad, norm)
         if finite or self.scaler.is_enabled():  # fp16: the scaler skips the step itself and lowers its scale
@@ -296,26 +298,29 @@ class Trainer:
         return max(self.scheduler.get_last_lr())
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, epoch: int, wall: float) -> dict[str, Any]:
-        state = {
-            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "best": dataclasses.asdict(self.best), "wall_time_s": wall, "config": self.config.to_dict(),
+    def _gather(self) -> dict[str, dict[str, Any]]:
+        """The full model, optimizer and EMA states on rank 0 (empty elsewhere); every process calls it."""
+        state = {"model": full_state(self.model), "optimizer": full_optimizer_state(self.model, self.optimizer)}
+        return {**state, "ema": full_state(self.ema.module)} if self.ema is not None else state
+
+    def _state(self, epoch: int, wall: float, gathered: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "epoch": epoch, **gathered, "sharded": self.sharded, "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "best": dataclasses.asdict(self.best), "wall_time_s": wall,
+            "config": self.config.to_dict(),
         }
-        if self.ema is not None:
-            state["ema"] = self.ema.module.state_dict()
-        return state
 
     def _restore(self) -> tuple[int, int, dict[str, float] | None]:
         """Load the newest good training state -> (epoch, step to start at, the epoch's metric sums
         so far when it stopped mid-epoch)."""
-        state = ckpt.load_resume_state(self.out)
-        load_weights_into(self.model, state["model"], self.out / ckpt.STATE)
-        self.optimizer.load_state_dict(state["optimizer"])
+        state, source = ckpt.load_resume_state(self.out), str(self.out / ckpt.STATE)
+        check_resumable(state, self.sharded, source)
+        load_full_state(self.model, state["model"], source)
+        load_full_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
-            load_weights_into(self.ema.module, state["ema"], self.out / ckpt.STATE)
+            load_full_state(self.ema.module, state["ema"], source)
         self.best, self.wall = Best.from_state(state["best"], self.best.metric), state["wall_time_s"]
         at = state.get("resume_at")
         if at is not None:
@@ -323,23 +328,27 @@ class Trainer:
         return state["epoch"] + 1, 0, None
 
     def _save_epoch(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
-        """Metrics row, weights, then the training state: the state is the commit point of an
-        epoch, so a process killed anywhere in here redoes exactly this epoch on resume."""
-        self.guards.check_finite(self.model, self.eval_model)
+        """Metrics row, weights, then the training state (written by rank 0; every process calls
+        it): the state is the commit point of an epoch, so a process killed anywhere in here redoes
+        exactly this epoch on resume."""
+        gathered = self._gather()
+        if not is_main_process():
+            return
+        weights = gathered.get("ema", gathered["model"])
+        self.guards.check_finite(gathered["model"], weights)
         self.report.epoch_row(row)
-        ckpt.save_weights(self.eval_model, self.out / ckpt.LAST, self.config, self.classes)
-        if improved:
-            ckpt.save_weights(self.eval_model, self.out / ckpt.BEST, self.config, self.classes)
-        ckpt.save_state(self._state(epoch, self.wall), self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
+        for path in [ckpt.LAST, ckpt.BEST] if improved else [ckpt.LAST]:
+            ckpt.save_weights(self.eval_model, self.out / path, self.config, self.classes, weights)
+        ckpt.save_state(self._state(epoch, self.wall, gathered), self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
 
     def _preempt(self, epoch: int, step: int) -> None:
         """Write a checkpoint that resumes at batch ``step`` of ``epoch`` (with the epoch's metric
         sums so far, over all processes), then raise :class:`Preempted`."""
-        totals = self._epoch_totals()
+        totals, gathered = self._epoch_totals(), self._gather()
         path = self.out / ckpt.STATE
         if is_main_process():
-            self.guards.check_finite(self.model, self.eval_model)
-            state = self._state(epoch - 1, self.wall + time.perf_counter() - self.epoch_began)
+            self.guards.check_finite(gathered["model"], gathered.get("ema", gathered["model"]))
+            state = self._state(epoch - 1, self.wall + time.perf_counter() - self.epoch_began, gathered)
             state["resume_at"] = {"epoch": epoch, "step": step, "sums": totals}
             ckpt.save_state(state, path, self.out / ckpt.PREVIOUS_STATE)
             logger.warning("checkpoint of epoch %d, batch %d/%d written to %s", epoch + 1, step,

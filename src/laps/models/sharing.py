@@ -83,10 +83,13 @@ def model_config(model: nn.Module, classes: list[str] | None = None, *, mean: Se
     return config
 
 
-def save_weights(model: nn.Module, path: str | Path, config: dict[str, Any]) -> None:
-    """Write ``model.backbone.state_dict()`` to ``path`` (safetensors, atomically, with its checksum)
-    with ``config`` (a :func:`model_config`) in the metadata."""
-    save_safetensors(model.backbone.state_dict(), path, {METADATA_KEY: json.dumps(config)})
+def save_weights(model: nn.Module, path: str | Path, config: dict[str, Any],
+                 tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``model.backbone.state_dict()`` (or ``tensors``, the same keys gathered from a sharded
+    model) to ``path`` (safetensors, atomically, with its checksum) with ``config`` (a
+    :func:`model_config`) in the metadata."""
+    tensors = model.backbone.state_dict() if tensors is None else tensors
+    save_safetensors(tensors, path, {METADATA_KEY: json.dumps(config)})
 
 
 def write_config(directory: str | Path, config: dict[str, Any]) -> Path:
