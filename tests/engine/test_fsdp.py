@@ -27,6 +27,11 @@ FLAGS = ["--model", "vit_tiny_patch16_224", "--img-size", "32", "--num-frames", 
          # what must keep working when sharded: accumulation, clipping, EMA, layer decay, partial training
          "optim.accum_steps=2", "optim.clip_grad=0.5", "optim.ema_decay=0.5", "optim.layer_decay=0.8",
          "optim.train=last:1"]
+#: a convolutional stage with BatchNorm and two attention stages, one epoch
+VISFORMER_FLAGS = ["--model", "visformer_tiny", "--img-size", "32", "--num-frames", "4", "--sampling-rate", "2",
+                   "--batch-size", "4", "--lr", "0.001", "--seed", "0", "--train-list", "train.txt", "--val-list",
+                   "val.txt", "--epochs", "1", "data.scale_min=32", "data.scale_max=36", "data.num_workers=0",
+                   "runtime.progress=false", "optim.warmup_epochs=0", "optim.precise_bn_iters=2", "optim.ema_decay=0.5"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -61,9 +66,9 @@ def test_a_state_resumes_only_under_the_kind_of_run_that_wrote_it():
         check_resumable({"sharded": False}, True, "state.pt")
 
 
-def _torchrun(data, out, strategy, *extra):
+def _torchrun(data, out, strategy, *extra, flags=FLAGS):
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29563",
-            "-m", "laps", "train", "--data-root", str(data), "--output", str(out), *FLAGS,
+            "-m", "laps", "train", "--data-root", str(data), "--output", str(out), *flags,
             f"runtime.strategy={strategy}", *extra]
 
 
@@ -146,3 +151,17 @@ def test_a_stopped_and_a_killed_fsdp_run_resume_to_the_uninterrupted_weights(tin
     for name in ("model.safetensors", "last.safetensors"):
         w, v = load_file(run / name), load_file(fsdp_run / name)
         assert all(torch.equal(w[k], v[k]) for k in w), name
+
+
+@pytest.mark.slow
+def test_a_sharded_visformer_with_precise_bn_ends_with_the_ddp_runs_weights_and_statistics(tiny_data, tmp_path):
+    """Visformer's stages are sharded block by block while its BatchNorm buffers stay whole: precise
+    BN and the EMA (which averages the buffers too) end as under DDP."""
+    runs = {}
+    for strategy in ("ddp", "fsdp"):
+        runs[strategy] = tmp_path / strategy
+        subprocess.run(_torchrun(tiny_data, runs[strategy], strategy, flags=VISFORMER_FLAGS), check=True, env=ENV,
+                       capture_output=True, timeout=300)
+    sharded, replicated = load_file(runs["fsdp"] / "model.safetensors"), load_file(runs["ddp"] / "model.safetensors")
+    assert any(key.endswith("running_var") for key in sharded)
+    assert _max_difference(sharded, replicated) < 1e-5

@@ -108,9 +108,10 @@ class Trainer:
             self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
         freeze(self.model, c.optim.train)
         self.params = count_params(self.model)
-        self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay) if c.optim.ema_decay > 0 else None
         self.sharded = self.distributed and c.runtime.strategy == "fsdp"
-        for model in [self.model, self.eval_model] if self.sharded else []:  # the EMA is sharded like the model
+        # sharded, the EMA is sharded like the model, and updated a tensor at a time (buffers are not DTensors)
+        self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay, foreach=not self.sharded) if c.optim.ema_decay > 0 else None
+        for model in [self.model, self.eval_model] if self.sharded else []:
             shard(model, c.runtime.amp, self.device)
         self.optimizer = build_optimizer(self.model, c)
         self.steps_per_epoch = max(1, len(self.train_loader) // c.optim.accum_steps)
