@@ -46,9 +46,9 @@ from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import Best, Reporter, gflops_per_view, progress
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
-from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state, load_full_state, local,
-                                  shard, training_module)
 from laps.engine.runtime import seeded, threads
+from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,
+                                  load_full_state, local, shard, training_module)
 from laps.engine.steps import build_scheduler, lr_lambda, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
 
@@ -110,7 +110,8 @@ class Trainer:
         self.params = count_params(self.model)
         self.sharded = self.distributed and c.runtime.strategy == "fsdp"
         # sharded, the EMA is sharded like the model, and updated a tensor at a time (buffers are not DTensors)
-        self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay, foreach=not self.sharded) if c.optim.ema_decay > 0 else None
+        self.ema = (ModelEmaV3(self.model, decay=c.optim.ema_decay, foreach=not self.sharded)
+                    if c.optim.ema_decay > 0 else None)
         for model in [self.model, self.eval_model] if self.sharded else []:
             shard(model, c.runtime.amp, self.device)
         self.optimizer = build_optimizer(self.model, c)
