@@ -57,9 +57,9 @@ def timeline_vs_eval(threads: int, seconds: int = 120) -> dict:
     from laps.data.encoding import write_video
     from laps.data.synthetic import make_synthetic, synthetic_clip
     import laps
-    from laps.engine.inference import evaluate_checkpoint, model_timeline
+    from laps.serve.inference import evaluate_checkpoint, model_timeline
     from laps.engine.runtime import threads as scoped_threads
-    from laps.engine.timeline import open_stream
+    from laps.serve.timeline import open_stream
     from laps.engine.trainer import train
     from laps.engine.config import load_config
 

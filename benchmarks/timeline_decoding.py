@@ -29,9 +29,9 @@ import torch
 from laps.data.encoding import write_video
 from laps.data.synthetic import CLASSES
 from laps.data.synthetic_timeline import long_synthetic, random_parts
-from laps.engine.inference import load_model, model_timeline
-from laps.engine.segmenting import boundary_errors, segments_from_states, smooth_scores, viterbi
-from laps.engine.timeline import Timeline, open_stream
+from laps.serve.inference import load_model, model_timeline
+from laps.serve.segmenting import boundary_errors, segments_from_states, smooth_scores, viterbi
+from laps.serve.timeline import Timeline, open_stream
 
 FPS, WINDOW = 8, 2.0
 TWO_PARTS = [(CLASSES.index("drifting_left"), 30.0), (CLASSES.index("brightening"), 30.0)]

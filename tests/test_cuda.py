@@ -38,7 +38,8 @@ def test_frame_group_attention_on_cuda_equals_masked_joint_attention(num_frames,
 def test_reorder_and_shift_on_cuda_are_exact(dtype):
     layout = ops.group_layout(ops.leap_groups(8, 2), 8)
     x = torch.randn(16, 20, 4, 64, device="cuda", dtype=dtype, requires_grad=True)
-    out = ops.from_group_order(ops.to_group_order(x, 8, layout), 8, layout, 16, memory_order=(0, 2, 3, 1))
+    grouped = ops.reorder(x, ops.Reorder(8, layout, to_groups=True))
+    out = ops.reorder(grouped, ops.Reorder(8, layout, to_groups=False, fold=16, memory_order=(0, 2, 3, 1)))
     torch.testing.assert_close(out, looped_shift(x.detach(), 8, 16), rtol=0, atol=0)
     weight = torch.randn_like(out)
     (out * weight).sum().backward()

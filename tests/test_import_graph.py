@@ -1,5 +1,7 @@
 """The import graph of laps has no cycle: every import a module makes (at the top or inside a
-function) points down, so each module can be read, and imported, after the ones it names."""
+function) points down, so each module can be read, and imported, after the ones it names. The
+same holds between packages, and every package sits on a floor of :data:`FLOORS`: an import
+only goes to the same floor or one below."""
 
 import ast
 from pathlib import Path
@@ -69,3 +71,40 @@ def test_the_laps_import_graph_has_no_cycle():
     assert {"laps.models.video", "laps.models.sharing", "laps.models.factory"} <= set(graph)
     assert "laps.models.sharing" in graph["laps.models.video"]  # function-level imports are edges too
     assert find_cycle(graph) == []
+
+
+#: the floors of the house, from the ground up: a package imports only its own floor and the ones below
+FLOORS = (
+    ("laps", "laps.version", "laps.errors", "laps.variants", "laps.atomic", "laps.integrity", "laps.frame_order",
+     "laps.ops", "laps.models", "laps.export"),     # the model library
+    ("laps.data", "laps.analysis"),                 # the toolkit's ground floor
+    ("laps.engine",),                               # training
+    ("laps.serve",),                                # using a trained model
+    ("laps.app", "laps.bench", "laps.demo"),        # programs built on both
+    ("laps.cli", "laps.__main__"),                  # the command line
+)
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``graph`` with each module folded into its package under laps (``laps.engine.trainer`` -> ``laps.engine``)."""
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    folded: dict[str, set[str]] = {}
+    for module, imported in graph.items():
+        folded.setdefault(package(module), set()).update(package(name) for name in imported)
+    return {name: imported - {name} for name, imported in folded.items()}
+
+
+def test_packages_have_no_cycle_and_no_import_goes_up_a_floor():
+    packages = package_graph(import_graph())
+    floor = {name: level for level, names in enumerate(FLOORS) for name in names}
+    assert set(packages) <= set(floor), f"put these packages on a floor: {sorted(set(packages) - set(floor))}"
+    assert find_cycle(packages) == []
+    upward = sorted(f"{a} -> {b}" for a, imported in packages.items() for b in imported if floor[b] > floor[a])
+    assert upward == []
+
+
+def test_the_floor_check_sees_an_import_going_up():
+    folded = package_graph({"laps.engine.trainer": {"laps.serve.inference"}, "laps.serve.inference": set()})
+    assert folded == {"laps.engine": {"laps.serve"}, "laps.serve": set()}

@@ -12,8 +12,10 @@ import pytest
 import laps
 
 PACKAGE = Path(laps.__file__).parent
-CORE = ["__init__.py", "errors.py", "ops.py", "frame_order.py", "integrity.py", "atomic.py", "version.py", "models"]
-TOOLKIT_PACKAGES = ("laps.data", "laps.engine", "laps.analysis", "laps.bench", "laps.cli", "laps.demo")
+CORE = ["__init__.py", "errors.py", "ops.py", "frame_order.py", "integrity.py", "atomic.py", "version.py", "variants.py",
+        "export.py", "models"]
+TOOLKIT_PACKAGES = ("laps.data", "laps.engine", "laps.serve", "laps.analysis", "laps.bench", "laps.cli", "laps.demo",
+                    "laps.app")
 TOOLKIT_MODULES = ["av", "fvcore", "tensorboard", "matplotlib"]
 
 

@@ -29,6 +29,14 @@ def test_leap_groups_match_spec(num_frames, level, expected):
     assert ops.leap_groups(num_frames, level) == expected
 
 
+@pytest.mark.parametrize("num_frames, level, expected", [(8, 1, 4), (8, 2, 2), (8, 3, 1), (8, 4, 1), (16, 2, 4),
+                                                         (5, 1, 2), (7, 2, 1), (1, 1, 1)])
+def test_leap_is_the_distance_within_a_pair(num_frames, level, expected):
+    assert ops.leap(num_frames, level) == expected
+    pairs = [g for g in ops.leap_groups(num_frames, level) if len(g) == 2]
+    assert not pairs or pairs[0][1] - pairs[0][0] == expected
+
+
 @pytest.mark.parametrize("num_frames", range(1, 18))
 @pytest.mark.parametrize("level", [1, 2, 3, 4])
 def test_leap_groups_partition_frames(num_frames, level):
@@ -55,7 +63,7 @@ def test_leap_attention_equals_masked_joint_attention(num_frames, level):
     [
         (4, ((0,), (1,), (2,), (3,))),  # per-frame
         (4, ((0, 1, 2, 3),)),  # joint
-        (6, ((0, 3), (1, 4), (2, 5))),  # strided pairs
+        (6, ((0, 3), (1, 4), (2, 5))),  # pairs at leap 3
         (5, ((0, 4), (1, 2, 3))),  # irregular, mixed sizes
         (6, ((5,), (0, 2, 4), (1, 3))),  # unsorted, three sizes
     ],
@@ -129,6 +137,7 @@ def test_shift_never_mixes_clips():
     "call, error",
     [
         (lambda: ops.leap_groups(8, 0), ConfigError),
+        (lambda: ops.leap(8, 0), ConfigError),
         (lambda: ops.leap_groups(0, 1), ConfigError),
         (lambda: ops.leap_attention(*_qkv(6), num_frames=4, level=1), ShapeError),
         (lambda: ops.leap_attention(torch.randn(4, 5, 8), torch.randn(4, 5, 8), torch.randn(4, 5, 8), 4, 1), ShapeError),
@@ -167,7 +176,7 @@ def _timm_qkv(frames, dtype, heads=2, tokens=3, dim=8):
 def group_order_frames(layout, num_frames):
     """Reference: the frame at each row of a clip in group order, by the definition's loops."""
     g, s = layout.group_size, layout.leap
-    return [b * g * s + m * s + j for b in range(num_frames // (g * s)) for j in range(s) for m in range(g)]
+    return [run * g * s + m * s + j for run in range(num_frames // (g * s)) for j in range(s) for m in range(g)]
 
 
 def reorder_rows(x, num_frames, rows):
@@ -203,18 +212,33 @@ def test_group_layout(num_frames, groups, expected):
 
 
 @pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 2), (16, 2), (4, None), (4, -1)])
-def test_group_attention_on_timm_qkv_is_a_view_of_the_frames(num_frames, level):
+def test_attend_groups_on_timm_qkv_is_a_view_of_the_frames(num_frames, level):
     """In group order, timm's q, k, v go to the attention kernel as views: nothing is copied."""
     groups = ops.frame_groups(num_frames, level)
     layout = ops.group_layout(groups, num_frames)
     _, (q, k, v) = _timm_qkv(2 * num_frames, torch.float64)  # rows taken as group order
     with OpCounter() as counter:
-        out = ops.group_attention(q, k, v, num_frames, groups, layout)
+        out = ops.attend_groups(q, k, v, num_frames, groups, layout)
     assert counter.copies == 0, counter.ops
     to_clip_order = _inverse(group_order_frames(layout, num_frames))
     natural = [reorder_rows(x, num_frames, to_clip_order) for x in (q, k, v)]
     expected = masked_joint_attention(*natural, num_frames, groups)
     torch.testing.assert_close(reorder_rows(out, num_frames, to_clip_order), expected)
+
+
+@pytest.mark.parametrize("num_frames, level", [(8, 1), (8, 2), (12, 2), (16, 3), (5, 1), (7, -1), (6, None)])
+def test_the_fast_path_equals_the_reference_functions(num_frames, level):
+    """reorder into group order, attend_groups, reorder back with the shift == frame_group_attention,
+    then periodic_shift (regular and irregular schedules)."""
+    groups = ops.frame_groups(num_frames, level)
+    layout = ops.group_layout(groups, num_frames)
+    order = layout or ops.CLIP_ORDER
+    q, k, v = _qkv(2 * num_frames)
+    grouped = [ops.reorder(x, ops.Reorder(num_frames, order, to_groups=True)) for x in (q, k, v)]
+    out = ops.attend_groups(*grouped, num_frames, groups, layout)
+    got = ops.reorder(out, ops.Reorder(num_frames, order, to_groups=False, fold=2))
+    want = ops.periodic_shift(ops.frame_group_attention(q, k, v, num_frames, groups), num_frames, 4)
+    torch.testing.assert_close(got, want)
 
 
 REORDERS = [(8, 1), (8, 2), (8, 3), (12, 2), (16, 3), (6, None), (1, None)]
@@ -223,12 +247,12 @@ REORDERS = [(8, 1), (8, 2), (8, 3), (12, 2), (16, 3), (6, None), (1, None)]
 @pytest.mark.parametrize("num_frames, level", REORDERS)
 @pytest.mark.parametrize("fold", [0, 1, 3])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
-def test_from_group_order_equals_reorder_then_looped_shift(num_frames, level, fold, dtype):
+def test_reorder_back_equals_reorder_then_looped_shift(num_frames, level, fold, dtype):
     layout = ops.group_layout(ops.frame_groups(num_frames, level), num_frames)
     to_clip_order = _inverse(group_order_frames(layout, num_frames))
     y = torch.randn(2 * num_frames, 3, 2, 8, dtype=dtype, requires_grad=True)
     weight = torch.randn(2 * num_frames, 3, 2, 8, dtype=dtype)
-    got = ops.from_group_order(y, num_frames, layout, fold)
+    got = ops.reorder(y, ops.Reorder(num_frames, layout, to_groups=False, fold=fold))
     (got * weight).sum().backward()
 
     def reference(x):
@@ -241,11 +265,11 @@ def test_from_group_order_equals_reorder_then_looped_shift(num_frames, level, fo
 
 
 @pytest.mark.parametrize("num_frames, level", REORDERS)
-def test_to_group_order_reorders_and_casts_in_one_copy(num_frames, level):
+def test_reorder_into_groups_casts_in_the_same_copy(num_frames, level):
     layout = ops.group_layout(ops.frame_groups(num_frames, level), num_frames)
     x = torch.randn(2 * num_frames, 3, 8, requires_grad=True)
     with OpCounter() as counter:
-        got = ops.to_group_order(x, num_frames, layout, torch.bfloat16)
+        got = ops.reorder(x, ops.Reorder(num_frames, layout, to_groups=True, dtype=torch.bfloat16))
     assert counter.copies == 1 and got.dtype == torch.bfloat16
     expected = reorder_rows(x.detach(), num_frames, group_order_frames(layout, num_frames)).bfloat16()
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
@@ -256,10 +280,11 @@ def test_to_group_order_reorders_and_casts_in_one_copy(num_frames, level):
     torch.testing.assert_close(x.grad, back, rtol=0, atol=0)
 
 
-def test_from_group_order_writes_the_asked_memory_order_and_the_gradient_in_the_input_layout():
+def test_reorder_writes_the_asked_memory_order_and_the_gradient_in_the_input_layout():
     layout = ops.group_layout(ops.leap_groups(4, 1), 4)
     y = torch.randn(8, 4, 2, 8).transpose(1, 2).requires_grad_()  # (B*T, 2, 4, 8), not contiguous
-    out = ops.from_group_order(y, 4, layout, 2, memory_order=(0, 2, 3, 1))  # channels first, as Visformer's
+    back = ops.Reorder(4, layout, to_groups=False, fold=2, memory_order=(0, 2, 3, 1))  # channels first, as Visformer's
+    out = ops.reorder(y, back)
     assert out.permute(0, 2, 3, 1).is_contiguous()
     to_clip_order = _inverse(group_order_frames(layout, 4))
     torch.testing.assert_close(out, looped_shift(reorder_rows(y.detach(), 4, to_clip_order), 4, 2))
@@ -269,17 +294,19 @@ def test_from_group_order_writes_the_asked_memory_order_and_the_gradient_in_the_
 
 def test_moves_that_change_nothing_return_their_input():
     x = torch.randn(8, 3, 4)
-    assert ops.to_group_order(x, 4, ops.CLIP_ORDER) is x
-    assert ops.to_group_order(x, 4, ops.GroupLayout(2, 1)) is x  # adjacent pairs: group order is clip order
-    assert ops.from_group_order(x, 4, ops.GroupLayout(4, 1)) is x
-    assert ops.from_group_order(x, 1, ops.CLIP_ORDER, fold=1) is x  # one frame: nothing to shift
+    assert ops.reorder(x, ops.Reorder(4, ops.CLIP_ORDER, to_groups=True)) is x
+    assert ops.reorder(x, ops.Reorder(4, ops.GroupLayout(2, 1), to_groups=True)) is x  # adjacent pairs: clip order
+    assert ops.reorder(x, ops.Reorder(4, ops.GroupLayout(4, 1), to_groups=False)) is x
+    assert ops.reorder(x, ops.Reorder(1, ops.CLIP_ORDER, to_groups=False, fold=1)) is x  # one frame: no shift
 
 
-def test_moves_reject_batches_of_partial_clips():
+def test_split_clips_views_whole_clips_and_rejects_partial_ones():
+    x = torch.randn(8, 2)
+    batch, clips = ops.split_clips(x, 4)
+    assert batch == 2 and clips.shape == (2, 4, 2) and clips.data_ptr() == x.data_ptr()
+    assert torch.equal(clips[1, 3], x[7])
     with pytest.raises(ShapeError, match="multiple of num_frames"):
-        ops.from_group_order(torch.randn(6, 2), 4, ops.GroupLayout(2, 2))
-    with pytest.raises(ShapeError, match="multiple of num_frames"):
-        ops.to_group_order(torch.randn(6, 2), 4, ops.GroupLayout(2, 2))
+        ops.split_clips(torch.randn(6, 2), 4)
 
 
 @pytest.mark.slow  # torch.compile
@@ -289,9 +316,9 @@ def test_temporal_block_ops_under_torch_compile(backend):
     layout = ops.group_layout(groups, 8)
 
     def block(x, weight):
-        qkv = (ops.to_group_order(x, 8, layout) @ weight).unflatten(-1, (3, 2, 8)).permute(2, 0, 3, 1, 4)
-        out = ops.group_attention(*qkv.unbind(0), 8, groups, layout).transpose(1, 2)
-        return ops.from_group_order(out, 8, layout, 2)
+        qkv = (ops.reorder(x, ops.Reorder(8, layout, to_groups=True)) @ weight).unflatten(-1, (3, 2, 8))
+        out = ops.attend_groups(*qkv.permute(2, 0, 3, 1, 4).unbind(0), 8, groups, layout).transpose(1, 2)
+        return ops.reorder(out, ops.Reorder(8, layout, to_groups=False, fold=2))
 
     x, weight = torch.randn(16, 3, 16, requires_grad=True), torch.randn(16, 48, requires_grad=True)
     eager = block(x, weight)
@@ -311,13 +338,13 @@ def fast_block(x, weight, num_frames, groups, shift, fold_div, dtype=None):
     """What ViTTemporalAttention does between its input tokens and its projection."""
     layout = ops.group_layout(groups, num_frames)
     order = layout or ops.CLIP_ORDER
-    qkv = ops.to_group_order(x, num_frames, order, dtype) @ weight.to(dtype or x.dtype)
+    qkv = ops.reorder(x, ops.Reorder(num_frames, order, to_groups=True, dtype=dtype)) @ weight.to(dtype or x.dtype)
     q, k, v = qkv.unflatten(-1, (3, 2, 8)).permute(2, 0, 3, 1, 4).unbind(0)  # timm's layout, 2 heads of 8
-    out = ops.group_attention(q, k, v, num_frames, groups, layout).transpose(1, 2)  # (B*T, N, h, d)
+    out = ops.attend_groups(q, k, v, num_frames, groups, layout).transpose(1, 2)  # (B*T, N, h, d)
     if shift == "plain":
         out = out.flatten(2)
     fold = {"none": 0, "periodic": 8 // fold_div, "plain": 16 // fold_div}[shift]
-    return ops.from_group_order(out, num_frames, order, fold).flatten(2)
+    return ops.reorder(out, ops.Reorder(num_frames, order, to_groups=False, fold=fold)).flatten(2)
 
 
 def reference_block(x, weight, num_frames, groups, shift, fold_div):

@@ -20,7 +20,7 @@ from laps.data import load_annotations, make_synthetic
 from laps.data.synthetic import CLASSES
 from laps.models.loading import from_pretrained
 from laps.engine.config import Config, load_config
-from laps.engine.inference import evaluate_checkpoint, format_prediction, predict_files
+from laps.serve.inference import evaluate_checkpoint, format_prediction, predict_files
 from laps.engine.runtime import threads
 from laps.engine.trainer import train
 

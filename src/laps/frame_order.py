@@ -1,8 +1,9 @@
 """Moving the frames of ``(B*T, ...)`` clips between clip order and a group order, shifting channels
 between neighbouring frames on the way: the one copy each temporal block makes on each side of its
-attention (see :mod:`laps.ops` for group orders).
+attention. :mod:`laps.ops` re-exports :class:`GroupLayout`, :data:`CLIP_ORDER`, :class:`Reorder`
+and :func:`reorder` as part of its fast path, and explains group orders.
 
-Worked example, ``T = 8`` at leap level 2 (``GroupLayout(group_size=2, leap=2)``), groups
+Worked example, ``T = 8`` at leap level 2 (leap 2, ``GroupLayout(group_size=2, leap=2)``), groups
 ``(0,2) (1,3) (4,6) (5,7)``: group order holds frames ``0 2 1 3 4 6 5 7``. With the periodic shift, output
 frame ``t`` takes channels ``[0, fold)`` from frame ``t+1`` and ``[fold, 2*fold)`` from frame
 ``t-1`` (zeros past the clip's ends), so the write-back of the example reads, per output frame::
@@ -14,8 +15,11 @@ frame ``t`` takes channels ``[0, fold)`` from frame ``t+1`` and ``[fold, 2*fold)
 
 :func:`reorder_reference` states this out of place (an index permutation, then concatenations):
 it is the specification, and graph exporters use it. The fast path (:func:`reorder`) writes the
-same values into one preallocated tensor with a few slice copies; see :func:`_shift_frames` for
-how ``t + 1`` is found without a gather. Tests check the two are equal.
+same values into one preallocated tensor. Its key idea: the input and the output are both viewed
+by the digits ``(run, member, j)`` of the clip frame each row holds (:func:`_frame_digits`; the
+tensor in group order through a permuted view), so one ``copy_`` from one view into the other is
+the reordering, and the shift is a few slice copies along those digits (:func:`_shift_frames`
+finds ``t + 1`` without a gather). Tests check the two are equal.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+
+__all__ = ["GroupLayout", "CLIP_ORDER", "Reorder", "reorder", "reorder_reference"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class GroupLayout:
                 for j in range(self.leap) for member in range(self.group_size)]
 
 
+#: the layout whose group order is clip order: per-frame attention, and irregular schedules
 CLIP_ORDER = GroupLayout(1, 1)
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from laps.data.encoding import write_video
 from laps.data.transforms import norm_stats
 from laps.engine.builders import resolve_norm
-from tests.engine.test_timeline import COLOURS, FPS
+from tests.serve.test_timeline import COLOURS, FPS
 from tests.helpers import tiny_config
 
 CLASSES = ["red", "green", "blue", "yellow", "cyan"]

@@ -11,7 +11,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
 from laps.bench import contenders
-from laps.bench.model import RATIO_FIELDS, VARIANTS, BenchOptions, groups, plot_frames_sweep
+from laps.bench.model import RATIO_FIELDS, groups, plot_frames_sweep
+from laps.bench.options import VARIANTS, BenchOptions
 from laps.cli import main
 from laps.errors import ConfigError
 

@@ -71,6 +71,15 @@ def test_recipe_builds_its_model(path):
     assert logits.shape == (1, 3) and model.temporal == config.model.temporal
 
 
+@pytest.mark.parametrize("name, checkpointing", [("k400_vit_l16_laps_384", True), ("k400_vit_b16_laps_384", False)])
+def test_the_vit_l_recipe_builds_its_model_with_activation_checkpointing(name, checkpointing):
+    path = CONFIGS[0].parent / f"{name}.yaml"
+    assert _recipe(path).model.grad_checkpointing is checkpointing
+    tiny = load_config(path, ["model.pretrained=", "model.img_size=32", "model.depth=1", "model.embed_dim=32",
+                              "model.num_heads=2"])
+    assert build_model(tiny, num_classes=3, pretrained=False).backbone.grad_checkpointing is checkpointing
+
+
 def test_a_variant_recipe_is_the_laps_recipe_with_another_variant():
     folder = CONFIGS[0].parent
     laps, la = (load_config(folder / f"k400_visformer_s_{v}.yaml") for v in ("laps", "la"))

@@ -258,6 +258,17 @@ def test_bad_input_gives_one_line_errors(call, error, match):
     assert "\n" not in str(info.value)
 
 
+def test_frames_of_another_size_than_the_backbone_takes_get_one_line_naming_img_size():
+    """timm's DINOv2 is built for 518 px; 224 px clips get a laps error that names the fix, not timm's assertion."""
+    model = laps.create_model("vit_small_patch14_reg4_dinov2", num_frames=2, depth=1).eval()
+    with pytest.raises(ShapeError, match=r"clips are 224x224 px .* takes 518x518 frames; build the model with "
+                                         r"img_size=224") as info:
+        model(torch.zeros(1, 2, 3, 224, 224))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ShapeError, match=r"img_size=\(64, 48\)"):
+        _video()(torch.zeros(1, 4, 3, 64, 48))
+
+
 def test_list_models_covers_supported_families():
     names = laps.list_models()
     for name in ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "vit_large_patch16_224",

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from laps.engine.inference import iter_predictions, model_timeline
-from laps.engine.segmenting import BACKGROUND_SCORE, SMOOTH, SWITCH, smooth_scores
-from laps.engine.timeline import Timeline, open_stream, segments
+from laps.serve.inference import iter_predictions, model_timeline
+from laps.serve.segmenting import BACKGROUND_SCORE, SMOOTH, SWITCH, smooth_scores
+from laps.serve.timeline import Timeline, open_stream, segments
 from laps.errors import VideoDecodeError
 from laps.models import VideoClassifier
 
@@ -30,7 +30,7 @@ TEXT_CODECS = ("ansi", "bintext", "xbin", "idf")
 class Settings:
     """How videos are read: ``views`` for the top classes; a video of ``long_after`` seconds or more
     also gets a timeline of ``window``-second clips every ``stride`` seconds, decoded with ``smooth``,
-    ``switch`` and ``background`` (see :mod:`laps.engine.segmenting`)."""
+    ``switch`` and ``background`` (see :mod:`laps.serve.segmenting`)."""
 
     top_k: int = 5
     views: str = "1x3"
@@ -71,7 +71,7 @@ def _timeline(model: VideoClassifier, path: str, settings: Settings) -> Timeline
 
 def timeline_view(timeline: Timeline, settings: Settings) -> dict[str, Any]:
     """The timeline's PNG (data URL) and its segments, each with the thumbnail nearest its middle."""
-    from laps.analysis.timeline_plot import plot_timeline
+    from laps.serve.timeline_plot import plot_timeline
 
     found = segments(timeline, settings.smooth, settings.switch, settings.background)
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,17 +8,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from laps.bench.options import PEERS
 from laps.errors import ConfigError
 from laps.models.factory import create_model
 
 NUM_CLASSES = 400  # Kinetics-400 head, as in the paper
-
-#: peer name -> (transformers config class, model class, frames its base config is built for, label)
-PEERS: dict[str, tuple[str, str, int, str]] = {
-    "timesformer": ("TimesformerConfig", "TimesformerForVideoClassification", 8, "TimeSformer-base (HF)"),
-    "videomae": ("VideoMAEConfig", "VideoMAEForVideoClassification", 16, "VideoMAE-base (HF)"),
-}
-
 
 @dataclass(frozen=True)
 class Contender:

@@ -18,7 +18,6 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,10 +26,8 @@ from laps.bench.contenders import Contender, build, peer
 from laps.analysis.dispatch import OpCounter
 from laps.analysis.flops import count_flops, count_params
 from laps.bench.measure import autocast, inference_job, peak_train_memory, time_interleaved, train_job
+from laps.bench.options import BenchOptions
 
-BACKBONES = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "visformer_small")
-VARIANTS = ("base2d", "ps", "la", "laps", "joint")
-METRICS = ("latency", "throughput", "train", "memory", "flops")
 PEER_REFERENCE = ("vit_base_patch16_224", "laps")  # the LAPS row peers are compared with
 REFERENCES = ("base2d", "laps")  # every row gets its ratios to these rows of its group
 #: metric -> (row field, True if larger is better); ratios are "x reference" of the field
@@ -39,29 +36,6 @@ RATIO_FIELDS = {
     "train": ("train_step_ms", False), "memory": ("peak_train_mem_mib", False),
     "flops": ("gflops", False), "params": ("params", False),
 }
-
-
-@dataclass
-class BenchOptions:
-    """What ``laps bench model`` measures; see ``laps bench --help``."""
-
-    backbones: list[str] = field(default_factory=lambda: list(BACKBONES))
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    frames: list[int] = field(default_factory=lambda: [8])
-    img_size: int = 224
-    batch: int = 4
-    repeats: int = 5
-    metrics: list[str] = field(default_factory=lambda: list(METRICS))
-    peers: list[str] = field(default_factory=list)
-    device: str = "cpu"
-    compile: bool = False
-    cuda_graphs: bool = False
-
-    @classmethod
-    def quick(cls, **overrides) -> BenchOptions:
-        """vit_tiny at 32 px, 4 frames, batch 2, 2 repeats: a smoke test of seconds."""
-        return cls(**{"backbones": ["vit_tiny_patch16_224"], "frames": [4], "img_size": 32,
-                      "batch": 2, "repeats": 2, **overrides})
 
 
 def groups(options: BenchOptions) -> list[list[Contender]]:

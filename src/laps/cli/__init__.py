@@ -6,9 +6,11 @@ gradients, :class:`~laps.errors.TrainingDiverged`); 4 too many broken or missing
 (:class:`~laps.errors.TooManyBrokenFiles`); 75 training stopped by SIGTERM / SIGUSR1 after
 writing a checkpoint (:class:`~laps.errors.Preempted`: run again with ``--resume``); 130 Ctrl-C.
 
-Every command lives in one module of this package, which registers it with
-``add_parsers(subparsers)`` and imports what the command needs only when it runs: building the
-parser starts neither PyAV nor fvcore, so ``laps bench model`` runs where PyAV is not installed.
+Every command lives in one module of this package named after it (``laps data`` and
+``laps make-synthetic`` share ``data``), which registers it with ``add_parsers(subparsers)`` and
+imports what the command needs only when it runs: building the parser imports neither torch, timm,
+PyAV, fvcore nor matplotlib, so ``laps --help`` answers at once and ``laps bench model`` runs where
+PyAV is not installed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ import logging
 import sys
 import warnings
 
-from laps import __version__
+from laps.version import __version__
 from laps.errors import LapsError
 
-#: modules that each add their commands with ``add_parsers(subparsers)``
-COMMAND_MODULES = ("laps.cli.model", "laps.cli.data", "laps.cli.train", "laps.cli.bench", "laps.cli.app")
+#: modules that each add their commands with ``add_parsers(subparsers)``, in the order ``laps --help`` lists them
+COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli.predict", "laps.cli.export",
+                   "laps.cli.flops", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
+
+#: the help of every ``--checkpoint``: the four forms :func:`laps.from_pretrained` reads
+CHECKPOINT_HELP = ("a run directory (its best weights), a save_pretrained folder, a .safetensors weights file or "
+                   "a Hugging Face Hub id user/name")
 
 #: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
 TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib", "omegaconf", "tqdm", "yaml", "numpy")
@@ -42,16 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parsers(subparsers)
     return parser
-
-
-def add_option(parser: argparse.ArgumentParser, name: str, *old_names: str, **kwargs) -> None:
-    """``parser.add_argument(name, **kwargs)``, plus hidden ``old_names`` that set the same value:
-    every command shows one vocabulary (``--num-frames``, ``--batch-size``, ``--output``) while other
-    spellings (``--frames``, ``--batch``, ``--json``) keep working."""
-    action = parser.add_argument(name, **kwargs)
-    same = {key: value for key, value in kwargs.items() if key not in ("help", "default", "dest", "metavar")}
-    for old in old_names:
-        parser.add_argument(old, dest=action.dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **same)
 
 
 def workers(text: str) -> int | str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from laps.cli import add_command
+from laps.cli import CHECKPOINT_HELP, add_command
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 APP_EXAMPLES = """examples:
@@ -17,7 +17,7 @@ APP_EXAMPLES = """examples:
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "app", "serve a local page to classify videos by dropping them", None, APP_EXAMPLES)
-    p.add_argument("--checkpoint", required=True, help="run directory (its best weights) or .safetensors file")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the page, "
                         "and with it the videos the server can read by path)")
@@ -34,7 +34,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run_app(args: argparse.Namespace) -> int:
     from laps.app.analyse import Settings
-    from laps.engine.inference import load_model
+    from laps.serve.inference import load_model
     from laps.app.server import App, make_server
 
     check_timeline_flags(args)

@@ -9,11 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
-
-from laps.bench.contenders import PEERS
-from laps.bench.model import BACKBONES, METRICS, VARIANTS, BenchOptions
-from laps.cli import add_command, add_option
+from laps.bench.options import BACKBONES, METRICS, PEERS, VARIANTS, BenchOptions
+from laps.cli import add_command
 from laps.errors import ConfigError
 
 EXAMPLES = """examples:
@@ -64,16 +61,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated timm backbones (default: %(default)s)")
     p.add_argument("--variants", type=_names(VARIANTS + ("plain_shift",)), default=",".join(VARIANTS),
                    help="comma-separated temporal variants (default: %(default)s)")
-    add_option(p, "--num-frames", "--frames", type=_counts("frame counts", "8 or 8,16,32,64"), default="8",
+    p.add_argument("--num-frames", type=_counts("frame counts", "8 or 8,16,32,64"), default="8",
                help="frames per clip, or a sweep like 8,16,32,64")
     p.add_argument("--img-size", type=int, default=224)
-    add_option(p, "--batch-size", "--batch", type=int, default=4, help="batch of the throughput and training measurements")
+    p.add_argument("--batch-size", type=int, default=4, help="batch of the throughput and training measurements")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up (medians are reported)")
     p.add_argument("--metrics", type=_names(METRICS), default=",".join(METRICS), help="subset of %(default)s")
     p.add_argument("--peers", type=_names(tuple(PEERS)), default=[],
                    help=f"Hugging Face peers measured with LAPS-ViT-B/16 ({', '.join(PEERS)}; needs transformers)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="cpu or cuda (bf16 autocast on cuda); default: %(default)s")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda (bf16 autocast) or auto: cuda when torch sees a GPU, else cpu (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--workers", type=_counts("worker counts", "1 or 1,2,4"), default=None,
                    help="data: loader worker counts to sweep, e.g. 1,2,4 (default: 1 and every core)")
@@ -82,14 +79,25 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="time inference as the replay of a captured CUDA graph (no launch overhead; needs cuda)")
     p.add_argument("--quick", action="store_true",
                    help="vit_tiny, 4 frames at 32 px, batch 2, 2 repeats: a smoke test of seconds")
-    add_option(p, "--output", "--json", metavar="PATH", help="write the results as JSON to PATH")
+    p.add_argument("--output", metavar="PATH", help="write the results as JSON to PATH")
     p.add_argument("--plot", metavar="PATH", help="with a --num-frames sweep: PNG of time and memory vs T")
     p.set_defaults(func=run_bench)
 
 
+def _device(name: str) -> str:
+    """``--device``: ``auto`` is cuda when torch sees a GPU, else cpu; a cuda device torch can't see is refused."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    return name
+
+
 def _options(args: argparse.Namespace) -> BenchOptions:
     chosen = {"variants": args.variants, "metrics": args.metrics, "peers": args.peers,
-              "device": args.device, "compile": args.compile, "cuda_graphs": args.cuda_graphs}
+              "device": _device(args.device), "compile": args.compile, "cuda_graphs": args.cuda_graphs}
     if args.quick:
         return BenchOptions.quick(**chosen)
     return BenchOptions(backbones=args.backbones, frames=args.num_frames, img_size=args.img_size,
@@ -99,11 +107,10 @@ def _options(args: argparse.Namespace) -> BenchOptions:
 def _model(args: argparse.Namespace) -> dict:
     from laps.bench.model import format_table, plot_frames_sweep, run_model_bench
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    if args.cuda_graphs and not args.device.startswith("cuda"):
+    options = _options(args)
+    if args.cuda_graphs and not options.device.startswith("cuda"):
         raise ConfigError("--cuda-graphs needs --device cuda (CUDA graphs replay GPU work only)")
-    result = run_model_bench(_options(args), command=shlex.join(sys.argv))
+    result = run_model_bench(options, command=shlex.join(sys.argv))
     print(format_table(result))
     if args.plot:
         plot_frames_sweep(result, args.plot)

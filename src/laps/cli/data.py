@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from laps.cli import add_command, add_option, workers
+from laps.cli import add_command, workers
 from laps.data.annotations import FORMATS, default_root, load_annotations
 from laps.data.prepare import PREPARE_FORMATS
 from laps.data.resize import KEYFRAME_INTERVAL
@@ -161,6 +161,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("out", help="output directory")
     synthetic.add_argument("--videos-per-class", type=int, default=40, help="videos per class (default: 40)")
     synthetic.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    add_option(synthetic, "--video-frames", "--frames", type=int, default=16, help="frames per video (default: 16)")
+    synthetic.add_argument("--video-frames", type=int, default=16, help="frames per video (default: 16)")
     synthetic.add_argument("--size", type=int, default=64, help="frame side in pixels, even (default: 64)")
     synthetic.set_defaults(func=run_make_synthetic)

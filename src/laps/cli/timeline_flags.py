@@ -1,6 +1,6 @@
 """The flags that turn window scores into segments, shared by ``laps predict --timeline`` and ``laps app``.
 
-Their defaults are those of :mod:`laps.engine.segmenting`, chosen by measurement (docs/deploy.md);
+Their defaults are those of :mod:`laps.serve.segmenting`, chosen by measurement (docs/deploy.md);
 they are repeated here so that building the parser imports nothing heavy.
 """
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from laps.engine.config import Config, ModelConfig, scale_range, trained_blocks
 from laps.errors import ConfigError, DataError
 from laps.models import VideoClassifier, create_model
 from laps.models.pretrained import interpolation, normalization
+from laps.models.registry import family_of
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,12 +51,15 @@ def resolve_interpolation(config: Config) -> str:
 
 
 def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
-    """The video model a config describes; ``pretrained=False`` skips 2D weights (e.g. when a
-    laps checkpoint will be loaded right after)."""
+    """The video model a config describes, with activation checkpointing when
+    ``model.grad_checkpointing`` is on; ``pretrained=False`` skips 2D weights (e.g. when a laps
+    checkpoint will be loaded right after)."""
     m = config.model
     weights = (True if m.pretrained == "timm" else m.pretrained or False) if pretrained else False
-    return create_model(m.backbone, temporal=m.temporal, num_frames=m.num_frames, num_classes=num_classes,
-                        pretrained=weights, **model_kwargs(m))
+    model = create_model(m.backbone, temporal=m.temporal, num_frames=m.num_frames, num_classes=num_classes,
+                         pretrained=weights, **model_kwargs(m))
+    model.set_grad_checkpointing(m.grad_checkpointing)
+    return model
 
 
 def _path(root: str, name: str, key: str) -> Path:
@@ -106,26 +109,24 @@ def build_dataset(config: Config, annotations: Annotations, root: str, train: bo
     )
 
 
-#: the names of a timm backbone's blocks: ``blocks.3.`` (ViT, Eva), ``stage2.1.`` (Visformer)
-BLOCK_NAME = re.compile(r"^(blocks|stage\d+)\.\d+\.")
-
-
 def freeze(model: VideoClassifier, train: str) -> None:
     """Leave only the part ``optim.train`` names trainable (``requires_grad=False`` on the rest).
 
     ``all``: every parameter. ``head``: the classifier (``backbone.get_classifier()``), a linear
     probe on frozen features. ``last:N``: the last N blocks and everything after them (final norm,
-    pooling, head). Blocks are counted in timm's layer order (``group_matcher``, the order layer
-    decay uses): ViT and Eva have ``depth`` blocks; Visformer's conv blocks of ``stage1`` and
-    attention blocks of ``stage2`` and ``stage3`` count in turn (15 for visformer_small), and a
-    stage's first block includes the patch embedding in front of it, as in timm's grouping.
+    pooling, head). Blocks are the parameters the backbone family's ``block_pattern`` names, counted
+    in timm's layer order (``group_matcher``, the order layer decay uses): ViT and Eva have ``depth``
+    blocks; Visformer's conv blocks of ``stage1`` and attention blocks of ``stage2`` and ``stage3``
+    count in turn (15 for visformer_small), and a stage's first block includes the patch embedding in
+    front of it, as in timm's grouping.
     """
     count = trained_blocks(train)
     if count is None:
         return
     backbone = model.backbone
     layer_of = group_parameters(backbone, backbone.group_matcher(coarse=False), reverse=True)  # name -> layer
-    blocks = sorted({layer for name, layer in layer_of.items() if BLOCK_NAME.match(name)})
+    pattern = family_of(backbone).block_pattern
+    blocks = sorted({layer for name, layer in layer_of.items() if pattern.match(name)})
     if count > len(blocks):
         raise ConfigError(f"optim.train={train} asks for more blocks than {type(backbone).__name__} has "
                           f"({len(blocks)}); use last:1 to last:{len(blocks)}, head or all")

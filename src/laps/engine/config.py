@@ -72,6 +72,7 @@ class ModelConfig:
     levels: list[int | None] | None = None
     fold_div: int = 4
     drop_path: float = 0.0
+    grad_checkpointing: bool = False  # recompute each block's activations in the backward pass: less memory, more time
 
     def __post_init__(self) -> None:
         _choose("model", self, temporal=VARIANTS)

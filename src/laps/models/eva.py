@@ -9,14 +9,16 @@ paired with: pair attention over roped tokens, exactly as the image model attend
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from timm.layers import apply_rot_embed_cat
 from timm.layers.attention import AttentionRope
-from timm.models.eva import Eva, EvaAttention
-from torch import nn
+from timm.models.eva import Eva, EvaAttention, checkpoint_filter_fn
 
 from laps.errors import UnsupportedBackboneError
+from laps.models.family import Family, patch_embed_size
 from laps.models.temporal import PATCH_DROPOUT, TemporalAttention, compute_dtype
 
 _MODULES = ("qkv", "q_proj", "k_proj", "v_proj", "q_norm", "k_norm", "attn_drop", "norm", "gate", "proj", "proj_drop")
@@ -81,10 +83,6 @@ class EvaTemporalAttention(TemporalAttention):
         return self.attend_and_project(q, k, v, x)
 
 
-def is_eva(model: nn.Module) -> bool:
-    return isinstance(model, Eva)
-
-
 def convert_eva(model: Eva, shift: str, fold_div: int) -> list[TemporalAttention]:
     """Replace the attention of every block in place; returns the new modules in block order."""
     if model.patch_drop is not None:
@@ -99,3 +97,14 @@ def convert_eva(model: Eva, shift: str, fold_div: int) -> list[TemporalAttention
         block.attn = EvaTemporalAttention(attn, shift, fold_div)
         converted.append(block.attn)
     return converted
+
+
+FAMILY = Family(
+    name="Eva",
+    timm_modules=("eva",),  # EVA02, DINOv3, Perception Encoder, rope ViTs
+    model_type=Eva,
+    convert=convert_eva,
+    filter_checkpoint=checkpoint_filter_fn,
+    input_size=patch_embed_size,
+    block_pattern=re.compile(r"^blocks\.\d+\."),
+)

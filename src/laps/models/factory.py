@@ -6,71 +6,21 @@ import fnmatch
 from pathlib import Path
 
 import timm
-from timm.models import split_model_name_tag
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
 from laps.models.pretrained import check_hub_weights, load_pretrained_file, weights_name
+from laps.models.registry import family_models, refusal, refused_models
 from laps.models.video import VideoClassifier
-
-#: timm model modules whose models laps converts, with the adapter family
-FAMILY_MODULES = {
-    "vision_transformer": "VisionTransformer",  # ViT, CLIP, SigLIP(2), DINOv2, MAE, AIMv2, TIPSv2, BEiT3, ...
-    "vision_transformer_hybrid": "VisionTransformer",  # a conv stem before plain ViT blocks
-    "deit": "VisionTransformer",
-    "eva": "Eva",  # EVA02, DINOv3, Perception Encoder, rope ViTs
-    "visformer": "Visformer",
-}
-_PARALLEL = "its attention is fused with the MLP or split into parallel branches, which laps has no temporal version of"
-_DIFF = "differential attention subtracts two softmax maps; laps converts plain softmax attention only"
-#: models of those modules that do not convert, with the reason
-REFUSED_MODELS = {
-    "vit_small_patch16_18x2_224": _PARALLEL, "vit_base_patch16_18x2_224": _PARALLEL,
-    "vit_base_patch16_xp_224": _PARALLEL, "vit_large_patch14_xp_224": _PARALLEL, "vit_huge_patch14_xp_224": _PARALLEL,
-    "vit_pwee_patch16_reg1_gap_256": _PARALLEL, "vit_dpwee_patch16_reg1_gap_256": _PARALLEL,
-    "vit_dwee_patch16_reg1_gap_256": _DIFF, "vit_dlittle_patch16_reg1_gap_256": _DIFF,
-}
-_RELPOS = ("a relative position bias between the tokens of one image, which has no meaning between the tokens "
-           "of two frames")
-_WINDOWED = "windowed attention: tokens attend within local windows, so there is no global attention to pair frames in"
-#: other timm modules built on attention, and why laps does not convert them exactly
-REFUSED_MODULES = {
-    "beit": _RELPOS, "vision_transformer_relpos": _RELPOS, "swin_transformer_v2_cr": _WINDOWED,
-    "swin_transformer": _WINDOWED, "swin_transformer_v2": _WINDOWED, "vision_transformer_sam": _WINDOWED,
-    "hiera": _WINDOWED, "hieradet_sam2": _WINDOWED, "maxxvit": _WINDOWED, "davit": _WINDOWED, "focalnet": _WINDOWED,
-    "gcvit": _WINDOWED, "nest": _WINDOWED, "twins": _WINDOWED, "volo": _WINDOWED, "xcit": "cross-covariance "
-    "attention over channels, not tokens", "mvitv2": "pooling attention with a relative position bias",
-    "naflexvit": "variable-resolution patch sequences with per-image masks", "levit": "attention with a "
-    "learned relative position bias", "cait": "class-attention layers outside the blocks",
-}
-
-
-def _family_models() -> set[str]:
-    return set(timm.list_models(module=list(FAMILY_MODULES)))
-
-
-def refusal(backbone: str) -> str | None:
-    """Why laps does not convert the timm model ``backbone`` (a name, optionally ``name.tag``), or
-    ``None`` when it does."""
-    name, _ = split_model_name_tag(backbone)
-    if not timm.is_model(name):
-        return f"{backbone!r} is not a timm model; see laps.list_models() for the backbones laps converts"
-    if name in REFUSED_MODELS:
-        return f"{name} cannot become a video model exactly: {REFUSED_MODELS[name]}"
-    if name in _family_models():
-        return None
-    module = next((m for m in REFUSED_MODULES if name in timm.list_models(module=m)), None)
-    if module is not None:
-        return f"{name} cannot become a video model exactly: it uses {REFUSED_MODULES[module]}"
-    return (f"{name} is not a global-attention image transformer that laps converts; laps converts timm's "
-            "VisionTransformer, Eva and Visformer families: see laps.list_models()")
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """timm backbones laps converts, filtered by a glob ``pattern``: every model of the ViT family
-    (ViT, DeiT, CLIP, SigLIP, DINOv2, MAE, AIMv2, TIPSv2, BEiT3, flexivit), the Eva family (EVA02,
-    DINOv3, Perception Encoder, rope ViTs) and Visformer, less :data:`REFUSED_MODELS`."""
-    return sorted(n for n in _family_models() if fnmatch.fnmatch(n, pattern) and n not in REFUSED_MODELS)
+    """timm backbones laps converts, filtered by a glob ``pattern``: every model of the families of
+    :mod:`laps.models.registry` (the ViT family: ViT, DeiT, CLIP, SigLIP, DINOv2, MAE, AIMv2, TIPSv2,
+    BEiT3, flexivit; the Eva family: EVA02, DINOv3, Perception Encoder, rope ViTs; Visformer), less
+    the models they refuse."""
+    refused = refused_models()
+    return sorted(n for n in family_models() if fnmatch.fnmatch(n, pattern) and n not in refused)
 
 
 def lapsify(

@@ -2,9 +2,9 @@
 normalisation, a fast and clear failure without network, and local .safetensors / .pth / .npz files.
 
 ``pretrained=True`` loads timm's hub weights: for the paper's backbones the weights the paper
-starts from (:data:`PAPER_WEIGHTS`), else timm's default tag. For local files, the classifier is
-dropped when its class count differs, and position embeddings are resized to the model's image
-size (ViT through timm's own filter, Visformer's 2-D maps bicubically).
+starts from (:data:`PAPER_WEIGHTS`), else timm's default tag. A local file goes through its family's
+checkpoint filter (timm's ``checkpoint_filter_fn`` of the family: position embeddings resampled to
+the model's image size), and the classifier is dropped when its class count differs.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
 from laps.integrity import load_error
 from laps.errors import CheckpointError
-from laps.models.visformer import is_visformer
-from laps.models.vit import is_vit
+from laps.models.registry import family_of
 
 
 #: backbone -> the timm weights the paper fine-tunes from (``pretrained=True`` with the bare name)
@@ -120,12 +118,15 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
 
 
 def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Make a 2D checkpoint fit ``model``: resize position embeddings, drop a classifier of
-    another class count; raise :class:`CheckpointError` for any other mismatch."""
-    if is_vit(model):
-        from timm.models.vision_transformer import checkpoint_filter_fn
-
-        state_dict = checkpoint_filter_fn(state_dict, model)
+    """Make a 2D checkpoint fit the timm image ``model``: its family's checkpoint filter (position
+    embeddings resampled), a classifier of another class count dropped; raise
+    :class:`CheckpointError` for any other mismatch."""
+    family = family_of(model)
+    try:
+        state_dict = family.filter_checkpoint(state_dict, model)
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint does not fit this {family.name} model ({exc}); "
+                              "is it a checkpoint of this backbone?") from exc
     target = model.state_dict()
     head = _classifier_keys(model)
     adapted = {}
@@ -134,8 +135,6 @@ def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> d
             adapted[key] = value
         elif key in head:
             continue
-        elif is_visformer(model) and key.startswith("pos_embed") and value.dim() == 4:
-            adapted[key] = F.interpolate(value.float(), size=target[key].shape[-2:], mode="bicubic").to(value.dtype)
         else:
             raise CheckpointError(
                 f"checkpoint tensor {key} has shape {tuple(value.shape)} but the model expects "
@@ -154,12 +153,13 @@ def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> d
 
 def load_pretrained_file(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a local 2D checkpoint (``.safetensors``, ``.pth``/``.pt``/``.bin``, or a big_vision
-    ``.npz`` for ViTs) into the timm image ``model`` in place and return it."""
+    ``.npz`` for models with timm's ``load_pretrained``, the ViTs) into the timm image ``model`` in place
+    and return it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"pretrained checkpoint {path} does not exist; pass an existing file or pretrained=True")
     if path.suffix == ".npz":
-        if not is_vit(model):
+        if not hasattr(model, "load_pretrained"):
             raise CheckpointError(f".npz checkpoints are big_vision ViT weights; {type(model).__name__} cannot load {path}")
         model.load_pretrained(str(path))
         return model

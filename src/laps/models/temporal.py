@@ -15,17 +15,7 @@ from torch import nn
 
 from laps import ops
 from laps.errors import ConfigError
-
-#: temporal variant -> (attention kind, shift kind). Attention kinds: "frame" (per-frame 2D),
-#: "leap" (Leap Attention, levels per block), "joint" (all frames of a clip together).
-VARIANTS: dict[str, tuple[str, str]] = {
-    "base2d": ("frame", "none"),
-    "joint": ("joint", "none"),
-    "plain_shift": ("frame", "plain"),
-    "ps": ("frame", "periodic"),
-    "la": ("leap", "none"),
-    "laps": ("leap", "periodic"),
-}
+from laps.variants import VARIANTS
 
 #: why a backbone built with patch dropout is refused
 PATCH_DROPOUT = ("patch dropout keeps different patches in every frame, so frames no longer share token positions "

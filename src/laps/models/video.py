@@ -13,27 +13,16 @@ import torch
 from torch import nn
 
 from laps.errors import CheckpointError, ConfigError, ShapeError, UnsupportedBackboneError
+from laps.models.registry import family_of
 from laps.models.temporal import TemporalAttention, block_levels, check_variant
-from laps.models.eva import convert_eva, is_eva
-from laps.models.visformer import convert_visformer, is_visformer
-from laps.models.vit import convert_vit, is_vit
 
 _PREFIX = "backbone."
 
 
 def convert_backbone(model: nn.Module, shift: str, fold_div: int) -> list[TemporalAttention]:
-    """Swap every attention module of a supported timm model for its temporal version."""
-    if is_vit(model):
-        return convert_vit(model, shift, fold_div)
-    if is_eva(model):
-        return convert_eva(model, shift, fold_div)
-    if is_visformer(model):
-        return convert_visformer(model, shift, fold_div)
-    raise UnsupportedBackboneError(
-        f"{type(model).__name__} is not a supported backbone; laps converts timm's VisionTransformer "
-        "(ViT, DeiT, CLIP, SigLIP, DINOv2, ...), Eva (EVA02, DINOv3, Perception Encoder, rope ViTs) "
-        "and Visformer models: see laps.list_models()"
-    )
+    """Swap every attention module of a supported timm model for its temporal version (its family's
+    ``convert``); raises :class:`~laps.errors.UnsupportedBackboneError` for a model of no family."""
+    return family_of(model).convert(model, shift, fold_div)
 
 
 class VideoClassifier(nn.Module):
@@ -116,7 +105,30 @@ class VideoClassifier(nn.Module):
                 f"clips have {clips.shape[1]} frames but the model is set for {self.num_frames}; "
                 f"call model.set_num_frames({clips.shape[1]}) first"
             )
+        self.check_frame_size(clips)
         return clips.flatten(0, 1)
+
+    def check_frame_size(self, clips: torch.Tensor) -> None:
+        """Refuse ``(..., H, W)`` clips whose frame size the backbone was not built for (timm's
+        ``img_size``), in one line that names the fix, instead of timm's assertion deep in the model."""
+        size = family_of(self.backbone).input_size(self.backbone)
+        height, width = clips.shape[-2:]
+        if size is not None and (height, width) != tuple(size):
+            fix = f"img_size={height}" if height == width else f"img_size=({height}, {width})"
+            raise ShapeError(
+                f"clips are {height}x{width} px but the {type(self.backbone).__name__} backbone takes "
+                f"{size[0]}x{size[1]} frames; build the model with {fix} (laps.create_model(..., {fix})) "
+                f"or resize the frames to {size[0]}x{size[1]}"
+            )
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the activations of each backbone block in the backward pass instead of keeping
+        them (activation checkpointing, through timm's own ``set_grad_checkpointing``: the blocks of a
+        ViT or Eva model, the stages of a Visformer). Forward outputs and gradients stay the same; it
+        saves most of the activation memory at the cost of a second forward pass through the blocks.
+        BatchNorm layers inside a checkpointed part (Visformer's) update their running statistics in
+        the recomputation too."""
+        self.backbone.set_grad_checkpointing(enable)
 
     def forward_frames(self, clips: torch.Tensor) -> torch.Tensor:
         """Per-frame logits ``(B, T, K)`` of clips ``(B, T, C, H, W)``."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
+from timm.layers import resample_abs_pos_embed_nhwc, to_2tuple
 from timm.models.visformer import Attention as VisformerAttention
 from timm.models.visformer import Visformer
 from torch import nn
 
+from laps.models.family import Family, StateDict
 from laps.models.temporal import TemporalAttention
 
 
@@ -38,10 +42,6 @@ class VisformerTemporalAttention(TemporalAttention):
         return self.into_groups(x.transpose(1, 2)).contiguous().transpose(1, 2)
 
 
-def is_visformer(model: nn.Module) -> bool:
-    return isinstance(model, Visformer)
-
-
 def convert_visformer(model: Visformer, shift: str, fold_div: int) -> list[TemporalAttention]:
     """Replace the attention of every stage-2/3 block that has one, in place, in block order."""
     converted = []
@@ -51,3 +51,34 @@ def convert_visformer(model: Visformer, shift: str, fold_div: int) -> list[Tempo
                 block.attn = VisformerTemporalAttention(block.attn, shift, fold_div)
                 converted.append(block.attn)
     return converted
+
+
+def filter_checkpoint(state_dict: StateDict, model: Visformer) -> StateDict:
+    """A Visformer checkpoint for ``model``: each position-embedding map ``pos_embed{1,2,3}``
+    ``(1, C, H, W)`` resampled to the model's grid with timm's ``resample_abs_pos_embed_nhwc``
+    (bicubic, antialiased), as timm resamples a ViT's; every other tensor as it is. (timm itself
+    has no filter for Visformer.)"""
+    own = model.state_dict()
+    out = {}
+    for key, value in state_dict.items():
+        target = own.get(key)
+        if key.startswith("pos_embed") and target is not None and value.dim() == 4 and value.shape != target.shape:
+            value = resample_abs_pos_embed_nhwc(value.permute(0, 2, 3, 1), list(target.shape[-2:])).permute(0, 3, 1, 2)
+        out[key] = value
+    return out
+
+
+def input_size(model: Visformer) -> tuple[int, int]:
+    """The frame size a Visformer takes: the ``img_size`` it was built for."""
+    return to_2tuple(model.img_size)
+
+
+FAMILY = Family(
+    name="Visformer",
+    timm_modules=("visformer",),
+    model_type=Visformer,
+    convert=convert_visformer,
+    filter_checkpoint=filter_checkpoint,
+    input_size=input_size,
+    block_pattern=re.compile(r"^stage\d+\.\d+\."),  # stage1's conv blocks, then stage2's and stage3's attention blocks
+)

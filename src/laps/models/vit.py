@@ -1,14 +1,21 @@
-"""timm VisionTransformer family (vit_*, deit_*, ...): every block's attention becomes temporal."""
+"""timm VisionTransformer family (ViT, DeiT, CLIP, SigLIP, DINOv2, MAE, AIMv2, TIPSv2, BEiT3, flexivit,
+...): every block's attention becomes temporal."""
 
 from __future__ import annotations
 
+import re
+
 import torch
 from timm.layers.attention import Attention
-from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
+from laps.models.family import Family, patch_embed_size
 from laps.models.temporal import PATCH_DROPOUT, TemporalAttention, compute_dtype
+
+_PARALLEL = "its attention is fused with the MLP or split into parallel branches, which laps has no temporal version of"
+_DIFF = "differential attention subtracts two softmax maps; laps converts plain softmax attention only"
 
 
 class ViTTemporalAttention(TemporalAttention):
@@ -44,10 +51,6 @@ class ViTTemporalAttention(TemporalAttention):
         return self.attend_and_project(q, k, v, x)
 
 
-def is_vit(model: nn.Module) -> bool:
-    return isinstance(model, VisionTransformer)
-
-
 def convert_vit(model: VisionTransformer, shift: str, fold_div: int) -> list[TemporalAttention]:
     """Replace the attention of every block in place; returns the new modules in block order."""
     if not isinstance(model.patch_drop, nn.Identity):
@@ -65,11 +68,27 @@ def convert_vit(model: VisionTransformer, shift: str, fold_div: int) -> list[Tem
     return converted
 
 
-
 def _why_not(block: nn.Module, attn: nn.Module | None) -> str:
     """Why a VisionTransformer block is refused, for the error message."""
     if attn is None:
-        return ("its attention is fused with the MLP or split into parallel branches, which laps has no "
-                "temporal version of; use a model with plain blocks")
+        return f"{_PARALLEL}; use a model with plain blocks"
     return (f"laps converts timm's standard Attention only, and {type(attn).__name__} computes another "
             "attention (differential attention subtracts two softmax maps); use a model with plain blocks")
+
+
+FAMILY = Family(
+    name="VisionTransformer",
+    timm_modules=("vision_transformer", "vision_transformer_hybrid", "deit"),  # hybrid: a conv stem before plain blocks
+    model_type=VisionTransformer,
+    convert=convert_vit,
+    filter_checkpoint=checkpoint_filter_fn,
+    input_size=patch_embed_size,
+    block_pattern=re.compile(r"^blocks\.\d+\."),
+    refused={
+        "vit_small_patch16_18x2_224": _PARALLEL, "vit_base_patch16_18x2_224": _PARALLEL,
+        "vit_base_patch16_xp_224": _PARALLEL, "vit_large_patch14_xp_224": _PARALLEL,
+        "vit_huge_patch14_xp_224": _PARALLEL, "vit_pwee_patch16_reg1_gap_256": _PARALLEL,
+        "vit_dpwee_patch16_reg1_gap_256": _PARALLEL,
+        "vit_dwee_patch16_reg1_gap_256": _DIFF, "vit_dlittle_patch16_reg1_gap_256": _DIFF,
+    },
+)

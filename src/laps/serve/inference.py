@@ -21,7 +21,7 @@ from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
 from laps.engine.config import DataConfig
 from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
-from laps.engine.timeline import Timeline, slide
+from laps.serve.timeline import Timeline, slide
 from laps.errors import LapsError
 from laps.models import VideoClassifier
 
@@ -85,7 +85,7 @@ def evaluate_checkpoint(model: VideoClassifier, list_path: str | Path, root: str
 
 def model_timeline(model: VideoClassifier, container, window: float, stride: float, batch_size: int = 8,
                    progress: bool = True) -> Timeline:
-    """:func:`~laps.engine.timeline.slide` ``model`` over the video of an open PyAV ``container``,
+    """:func:`~laps.serve.timeline.slide` ``model`` over the video of an open PyAV ``container``,
     its windows resized, cropped and normalised as the model is fed."""
     feed = model_input(model)
     normalize = Normalize((feed.mean, feed.std))

@@ -8,7 +8,7 @@ batch for the model. What stays in memory are the windows still open (about ``wi
 of them, ``T`` small crops each), a bounded set of thumbnails, and the scores: ``(windows, K)``
 float16, 29 MB for ten hours at one window a second and 400 classes.
 
-Segments come from the scores by :mod:`laps.engine.segmenting` (smoothing, then a Viterbi pass
+Segments come from the scores by :mod:`laps.serve.segmenting` (smoothing, then a Viterbi pass
 with a switch penalty and a ``background`` state). Window ``k`` stands for the ``stride`` seconds
 around its centre (the first window from the video's start, the last to its end), so a segment
 boundary is placed to within one stride.
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.transforms import TestTransform
-from laps.engine.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
+from laps.serve.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
                                    smooth_scores, viterbi)
 from laps.errors import ConfigError, VideoDecodeError
 
@@ -160,7 +160,7 @@ def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, i
 def segments(timeline: Timeline, smooth: int = SMOOTH, switch: float = SWITCH,
              background: float = BACKGROUND_SCORE) -> list[dict[str, Any]]:
     """``[{"start", "end", "label", "score"}]`` (seconds) from the timeline's scores: smoothed over
-    ``smooth`` windows, decoded by :func:`~laps.engine.segmenting.viterbi` (``switch`` nats per
+    ``smooth`` windows, decoded by :func:`~laps.serve.segmenting.viterbi` (``switch`` nats per
     change of label; ``background`` where no class's score reaches ``background``)."""
     scores = smooth_scores(timeline.scores, smooth)
     states = viterbi(scores, switch, background)
@@ -173,7 +173,7 @@ def write_timeline(timeline: Timeline, found: list[dict[str, Any]], out_dir: str
     """``timeline.json`` (segments, the decoding's settings, per-window scores and, given ``truth``,
     the boundary errors), ``timeline.csv`` (one row per window: start, end, a score per class) and
     ``timeline.png`` (thumbnails, smoothed and raw scores, segments, truth), each written atomically."""
-    from laps.analysis.timeline_plot import plot_timeline
+    from laps.serve.timeline_plot import plot_timeline
 
     out = Path(out_dir)
     with atomic_path(out / "timeline.csv") as tmp, open(tmp, "w", newline="") as f:

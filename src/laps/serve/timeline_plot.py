@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from laps.analysis.plots import new_figure
-from laps.engine.segmenting import BACKGROUND, boundary_errors
+from laps.serve.segmenting import BACKGROUND, boundary_errors
 
 BACKGROUND_COLOUR = "0.85"
 

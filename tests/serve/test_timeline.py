@@ -15,8 +15,8 @@ from torch import nn
 
 from laps.data.encoding import write_video
 from laps.data.synthetic import synthetic_clip
-from laps.engine.segmenting import BACKGROUND, boundary_errors, read_truth, smooth_scores, viterbi
-from laps.engine.timeline import open_stream, segments, slide, write_timeline
+from laps.serve.segmenting import BACKGROUND, boundary_errors, read_truth, smooth_scores, viterbi
+from laps.serve.timeline import open_stream, segments, slide, write_timeline
 from laps.errors import DataError
 
 COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30], [30, 230, 230]], dtype=np.uint8)
@@ -238,8 +238,8 @@ def test_the_cli_writes_json_csv_and_png_from_a_file_stdin_or_url(tiny_run, tmp_
 RSS_SCRIPT = """
 import json, sys
 import laps
-from laps.engine import timeline
-from laps.engine.inference import model_timeline
+from laps.serve import timeline
+from laps.serve.inference import model_timeline
 
 run, video, out = sys.argv[1:]
 rss = {}
