@@ -27,9 +27,9 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
-from laps.engine.builders import BLOCK_NAME
 from laps.engine.distributed import is_main_process, world_size
 from laps.errors import ConfigError
+from laps.models.registry import family_of
 from laps.models.video import load_weights_into
 
 #: gather to full tensors on rank 0's CPU (the other ranks get an empty state)
@@ -39,8 +39,10 @@ FROM_FULL = StateDictOptions(full_state_dict=True)
 
 
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:
-    """The blocks of ``model.backbone`` in order: ``blocks.i`` (ViT, Eva) or ``stageN.i`` (Visformer)."""
-    return [module for name, module in model.backbone.named_modules() if BLOCK_NAME.fullmatch(name + ".")]
+    """The blocks of ``model.backbone`` in order, those its family's ``block_pattern`` names:
+    ``blocks.i`` (ViT, Eva) or ``stageN.i`` (Visformer)."""
+    pattern = family_of(model.backbone).block_pattern
+    return [module for name, module in model.backbone.named_modules() if pattern.fullmatch(name + ".")]
 
 
 def mixed_precision(amp: str) -> MixedPrecisionPolicy:
