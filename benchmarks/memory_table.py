@@ -17,7 +17,9 @@ and FSDP + checkpointing, and the largest batch per GPU on 24, 40 and 80 GB.
 
 Activations are counted in fp32 and under CPU bf16 autocast (``torch.autocast("cpu")``; CUDA's
 autocast casts the same ops); the batches assume bf16. ``--check-real`` counts a small clip with
-real CPU tensors too, to compare with the fake-tensor count.
+real CPU tensors too, to compare with the fake-tensor count, and the checkpointing count against
+the model's own checkpointing (timm's, in its re-entrant form, whose saved block inputs the hooks
+see).
 
     python benchmarks/memory_table.py --check-real   # writes benchmarks/results/memory_table.json
 """
@@ -30,6 +32,7 @@ import platform
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import timm.layers
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -105,7 +108,8 @@ def build(backbone: str, frames: int, img_size: int, fake: FakeTensorMode | None
 
 def activations(backbone: str, frames: int, img_size: int, fake: bool = True, dtype: torch.dtype | None = None,
                 batch: int = 1) -> dict[str, int]:
-    """Bytes saved for a batch ``(batch, T, 3, H, W)``: without and with activation checkpointing."""
+    """Bytes saved for a batch ``(batch, T, 3, H, W)``: without and with activation checkpointing,
+    and by the block that saves the most."""
     mode = FakeTensorMode() if fake else None
     model = build(backbone, frames, img_size, mode).train()
     with mode or nullcontext():
@@ -114,9 +118,9 @@ def activations(backbone: str, frames: int, img_size: int, fake: bool = True, dt
         with counter.counting(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
             model(clip)
     inside = sum(counter.block_saved)
-    return {"plain": counter.total,
-            "checkpointed": counter.total - inside + counter.block_inputs + max(counter.block_saved),
-            "blocks": len(counter.block_saved)}
+    largest = max(counter.block_saved)
+    return {"plain": counter.total, "checkpointed": counter.total - inside + counter.block_inputs + largest,
+            "largest_block": largest, "blocks": len(counter.block_saved)}
 
 
 def per_clip_and_fixed(backbone: str, frames: int, img_size: int, dtype: torch.dtype | None) -> dict[str, int]:
@@ -160,11 +164,34 @@ def print_table(rows: list[dict], frames: int, img_size: int) -> None:
               + " | ".join(str(r[f"batch_{gb}gb"]) for gb in GPUS_GB) + " |")
 
 
+def timm_checkpointing(backbone: str, frames: int, img_size: int) -> int:
+    """What a clip saves with the model's own checkpointing (``set_grad_checkpointing``) in timm's
+    re-entrant form, which saves each checkpointed block's input where the hooks see it, plus the
+    largest block's saved bytes (its recomputation in the backward pass): the checkpointing count
+    of :func:`activations`, measured another way."""
+    mode = FakeTensorMode()
+    model = build(backbone, frames, img_size, mode).train()
+    model.set_grad_checkpointing(True)
+    reentrant = timm.layers.use_reentrant_ckpt()
+    timm.layers.set_reentrant_ckpt(True)
+    try:
+        with mode:
+            counter = SavedBytes(model, [])
+            with counter.counting():
+                model(torch.randn(1, frames, 3, img_size, img_size))
+    finally:
+        timm.layers.set_reentrant_ckpt(reentrant)
+    return counter.total + activations(backbone, frames, img_size)["largest_block"]
+
+
 def check_real(backbone: str, frames: int, img_size: int) -> dict[str, object]:
-    """The saved bytes of one clip counted with fake tensors and with real CPU tensors, fp32 and bf16."""
+    """The saved bytes of one clip counted with fake tensors and with real CPU tensors, fp32 and bf16,
+    and the checkpointing count against timm's checkpointing."""
     counts = {f"{kind}_{precision}": activations(backbone, frames, img_size, fake=kind == "fake", dtype=dtype)["plain"]
               for kind in ("fake", "real") for precision, dtype in (("fp32", None), ("bf16", torch.bfloat16))}
-    return {"backbone": backbone, "frames": frames, "img_size": img_size, **counts}
+    return {"backbone": backbone, "frames": frames, "img_size": img_size, **counts,
+            "checkpointed": activations(backbone, frames, img_size)["checkpointed"],
+            "timm_checkpointing": timm_checkpointing(backbone, frames, img_size)}
 
 
 def main() -> None:
