@@ -3,13 +3,13 @@
 import json
 import logging
 import time
-from types import SimpleNamespace
 
 import pytest
 from torch import nn
 
 from laps.data.dataset import VideoDataset
-from laps.engine.trainer import INPUT_BOUND_SHARE, Trainer
+from laps.engine.reporting import INPUT_BOUND_SHARE, InputBoundCheck
+from laps.engine.trainer import Trainer
 from tests.helpers import tiny_config
 
 
@@ -19,17 +19,17 @@ def _rows(run):
 
 
 def _warnings(caplog):
-    return [r for r in caplog.records if r.name == "laps.engine.trainer" and "input-bound" in r.getMessage()]
+    return [r for r in caplog.records if r.name == "laps.engine.reporting" and "input-bound" in r.getMessage()]
 
 
 @pytest.mark.parametrize("waited, elapsed, warned", [(0.4, 0.6, False), (3.0, 4.0, True), (2.5, 20.0, False)])
 def test_only_a_wait_worth_a_remedy_is_reported(caplog, waited, elapsed, warned):
     """A sub-second epoch that waited most of its time (laps demo --quick) gets no advice; a long
     wait that is most of the epoch does; a long wait in a longer epoch does not."""
-    trainer = SimpleNamespace(warned_input_bound=False, train_loader=SimpleNamespace(num_workers=0))
-    with caplog.at_level(logging.WARNING, logger="laps.engine.trainer"):
-        Trainer._check_input_bound(trainer, 0, waited, elapsed)
-    assert bool(_warnings(caplog)) == warned == trainer.warned_input_bound
+    check = InputBoundCheck()
+    with caplog.at_level(logging.WARNING, logger="laps.engine.reporting"):
+        check.check(0, waited, elapsed, num_workers=0)
+    assert bool(_warnings(caplog)) == warned == check.warned
 
 
 @pytest.mark.slow  # a training run against a deliberately slow reader
@@ -42,7 +42,7 @@ def test_slow_data_is_reported_once_with_remedies(tiny_data, tmp_path, caplog, m
 
     monkeypatch.setattr(VideoDataset, "__getitem__", slow_read)
     run = tmp_path / "run"
-    with caplog.at_level(logging.WARNING, logger="laps.engine.trainer"):
+    with caplog.at_level(logging.WARNING, logger="laps.engine.reporting"):
         Trainer(tiny_config(tiny_data, run, **{"data.val_list": None})).fit()
     shares = [row["data_wait_share"] for row in _rows(run)]
     assert len(shares) == 2 and all(share > 0.5 for share in shares), shares
@@ -64,7 +64,7 @@ def test_slow_model_is_not_input_bound(tiny_data, tmp_path, caplog):
     run = tmp_path / "run"
     trainer = Trainer(tiny_config(tiny_data, run, **{"data.val_list": None}))
     trainer.net = SlowModel(trainer.model)
-    with caplog.at_level(logging.WARNING, logger="laps.engine.trainer"):
+    with caplog.at_level(logging.WARNING, logger="laps.engine.reporting"):
         trainer.fit()
     assert all(row["data_wait_share"] < INPUT_BOUND_SHARE for row in _rows(run))
     assert not _warnings(caplog)

@@ -54,10 +54,15 @@ def write_model_config(run_dir: str | Path, model: VideoClassifier, config: Conf
     sharing.write_config(run_dir, model_config(model, config, classes))
 
 
-def save_weights(model: VideoClassifier, path: str | Path, config: Config, classes: list[str]) -> None:
+def save_weights(model: VideoClassifier, path: str | Path, config: Config, classes: list[str],
+                 state: dict[str, torch.Tensor] | None = None) -> None:
     """Write the weights as safetensors in timm's image-model format (a timm image model loads them
-    as they are), with the run's ``config.json`` in the metadata: a lone weights file is a model."""
-    sharing.save_weights(model, path, model_config(model, config, classes))
+    as they are), with the run's ``config.json`` in the metadata: a lone weights file is a model.
+    ``state``: the model's full ``state_dict()`` to write instead of its own tensors (those of a
+    sharded model are shards)."""
+    backbone = None if state is None else {k.removeprefix("backbone."): v for k, v in state.items()
+                                           if k.startswith("backbone.")}
+    sharing.save_weights(model, path, model_config(model, config, classes), backbone)
 
 
 def save_state(state: dict[str, Any], path: str | Path, previous: str | Path | None = None) -> None:

@@ -38,6 +38,8 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+#: how ``torchrun`` processes share the model: replicated (DDP) or sharded (FSDP2)
+STRATEGIES = ("ddp", "fsdp")
 #: what ``optim.train`` accepts besides ``last:N``
 TRAIN_PARTS = ("all", "head")
 #: the key of a recipe file that names the recipe it builds on
@@ -148,13 +150,17 @@ class RuntimeConfig:
     device: str = "auto"
     threads: int | str = "auto"  # torch CPU threads; "auto": this process's cores, shared by the node's processes
     amp: str = "none"
+    strategy: str = "ddp"  # under torchrun: "ddp" a full copy per process, "fsdp" sharded (FSDP2)
     compile: bool = False
     progress: bool = True
     eval_every: int = 1
     log_every_s: float = 30.0  # seconds between progress lines when stderr is not a terminal (a log file)
 
     def __post_init__(self) -> None:
-        _choose("runtime", self, amp=AMP_MODES, device=DEVICES)
+        _choose("runtime", self, amp=AMP_MODES, device=DEVICES, strategy=STRATEGIES)
+        if self.strategy == "fsdp" and self.amp == "fp16":
+            raise ConfigError("runtime.strategy=fsdp trains in runtime.amp=bf16 or none, not fp16 (its loss scaler "
+                              "does not take sharded gradients); use runtime.amp=bf16")
         _at_least("runtime", self, 1, "eval_every")
         _at_least("runtime", self, 0, "log_every_s")
         if self.threads != "auto" and not (isinstance(self.threads, int) and self.threads >= 1):

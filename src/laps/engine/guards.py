@@ -8,18 +8,18 @@ optimizer step (:meth:`Guards.after_step`):
   (:class:`~laps.errors.TrainingDiverged`).
 
 Before the first step :meth:`Guards.preflight` checks the labels and the files of a split, and
-before any save :meth:`Guards.check_finite` refuses a model with non-finite weights. Under DDP
-every decision is agreed by all processes (a collective: every rank calls the same methods).
+before any save :meth:`Guards.check_finite` refuses a model with non-finite weights. Under DDP or
+FSDP every decision is agreed by all processes (a collective: every rank calls the same methods).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from laps.atomic import write_text_atomic
 from laps.data.annotations import resolve_path
@@ -123,10 +123,10 @@ class Guards:
             "the reasons), or raise data.max_broken_share"
         )
 
-    def check_finite(self, *models: nn.Module) -> None:
-        """Refuse to save a model whose weights or buffers hold NaN or Inf."""
-        for model in models:
-            for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+    def check_finite(self, *states: Mapping[str, torch.Tensor]) -> None:
+        """Refuse to save a model whose state (``state_dict()``: weights and buffers) holds NaN or Inf."""
+        for state in states:
+            for name, tensor in state.items():
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     raise TrainingDiverged(
                         f"the model's {name} holds NaN or Inf; it was not saved. {self.last_good()}; lower "

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from laps.analysis.flops import count_flops
 from laps.analysis.plots import plot_training_curves
 from laps.atomic import atomic_path, write_text_atomic
+from laps.data.dataset import usable_cores
 from laps.engine.builders import build_model
 from laps.engine.config import Config
 from laps.engine.run_dir import CURVES, METRICS, SUMMARY
@@ -33,6 +34,13 @@ from laps.errors import CheckpointError
 logger = logging.getLogger(__name__)
 
 TENSORBOARD = "tensorboard"
+
+#: share of an epoch's time spent waiting for the next batch above which training is input-bound
+INPUT_BOUND_SHARE = 0.2
+#: steps an epoch runs before its waiting share is judged (the first batches include worker start-up)
+INPUT_BOUND_MIN_STEPS = 20
+#: seconds of waiting below which no remedy is worth it (a short epoch of a demo or a smoke test)
+INPUT_BOUND_MIN_WAIT_S = 2.0
 
 
 def interactive() -> bool:
@@ -171,3 +179,26 @@ def gflops_per_view(path: Path, config: Config, num_classes: int) -> float:
     gflops = count_flops(model, torch.zeros(1, m.num_frames, model.in_chans, m.img_size, m.img_size)) / 1e9
     write_text_atomic(path, json.dumps({"gflops_per_view": gflops}) + "\n")
     return gflops
+
+
+class InputBoundCheck:
+    """Says once per run, with the remedies, when training spends too long waiting for data: more
+    than :data:`INPUT_BOUND_SHARE` of the epoch so far, and at least :data:`INPUT_BOUND_MIN_WAIT_S`
+    seconds (a sub-second epoch of a smoke test gets no advice). Silent where ``enabled`` is false
+    (processes other than rank 0)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.warned = not enabled
+
+    def check(self, epoch: int, waited: float, elapsed: float, num_workers: int) -> None:
+        """``waited`` of the epoch's ``elapsed`` seconds so far went to waiting for the next batch."""
+        share = waited / elapsed
+        if self.warned or share <= INPUT_BOUND_SHARE or waited < INPUT_BOUND_MIN_WAIT_S:
+            return
+        self.warned = True
+        logger.warning(
+            "training is input-bound: %.0f%% of epoch %d so far went to waiting for the next batch. Remedies: "
+            "more loader processes (data.num_workers=%d now, %s CPU cores here), videos re-encoded with a short "
+            "key-frame interval and a smaller short side, or a faster disk for data.root",
+            100 * share, epoch + 1, num_workers, usable_cores(),
+        )

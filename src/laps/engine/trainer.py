@@ -1,4 +1,4 @@
-"""The training loop: AMP, accumulation, clipping, schedules, mixup, EMA, DDP, checkpoints.
+"""The training loop: AMP, accumulation, clipping, schedules, mixup, EMA, DDP or FSDP, checkpoints.
 
 :meth:`Trainer.fit` is the loop over epochs and :meth:`Trainer.train_one_epoch` the loop over
 batches; the guards (stop signals, broken files, bad steps) are asked at one point after each
@@ -37,11 +37,10 @@ import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from laps.analysis.flops import count_params
 from laps.data import build_loader, set_epoch
-from laps.data.dataset import VideoDataset, usable_cores
+from laps.data.dataset import VideoDataset
 from laps.engine import checkpoint as ckpt
 from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, freeze, read_split,
                                   resolve_device, set_train_mode)
@@ -50,23 +49,18 @@ from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, i
 from laps.engine.evaluate import autocast, evaluate
 from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
-from laps.engine.reporting import Best, Reporter, gflops_per_view, progress
+from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view, progress
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
 from laps.engine.runtime import resolve_threads, seeded, threads
+from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,
+                                  load_full_state, local, shard, training_module)
 from laps.engine.steps import build_scheduler, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
-from laps.models.video import load_weights_into
 
-__all__ = ["INPUT_BOUND_SHARE", "Trainer", "train"]
+__all__ = ["Trainer", "train"]
 
 logger = logging.getLogger(__name__)
 
-#: share of an epoch's time spent waiting for the next batch above which training is input-bound
-INPUT_BOUND_SHARE = 0.2
-#: steps an epoch runs before its waiting share is judged (the first batches include worker start-up)
-INPUT_BOUND_MIN_STEPS = 20
-#: seconds of waiting below which no remedy is worth it (a short epoch of a demo or a smoke test)
-INPUT_BOUND_MIN_WAIT_S = 2.0
 #: the per-epoch sums of the training metrics that are added over processes
 SUM_KEYS = ("loss", "correct", "count")
 
@@ -97,7 +91,7 @@ class Trainer:
         self.epoch_began = 0.0  # time.perf_counter() at the start of the current epoch
         self.sums = new_sums()  # this process's metric sums of the current epoch
         self.carried = new_sums()  # the current epoch's sums over all processes before a resume
-        self.warned_input_bound = False
+        self.input_bound = InputBoundCheck(enabled=is_main_process())
 
         self.classes, self.train_set, self.val_set = self._datasets()
         self.num_classes = len(self.classes)
@@ -116,12 +110,17 @@ class Trainer:
             self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
         freeze(self.model, c.optim.train)
         self.params = count_params(self.model)
+        self.sharded = self.distributed and c.runtime.strategy == "fsdp"
+        # sharded, the EMA is sharded like the model, and updated a tensor at a time (buffers are not DTensors)
+        self.ema = (ModelEmaV3(self.model, decay=c.optim.ema_decay, foreach=not self.sharded)
+                    if c.optim.ema_decay > 0 else None)
+        for model in [self.model, self.eval_model] if self.sharded else []:
+            shard(model, c.runtime.amp, self.device)
         self.optimizer = build_optimizer(self.model, c)
         self.steps_per_epoch = max(1, len(self.train_loader) // c.optim.accum_steps)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, c.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.runtime.amp == "fp16")
-        self.ema = ModelEmaV3(self.model, decay=c.optim.ema_decay) if c.optim.ema_decay > 0 else None
-        self.net = DistributedDataParallel(self.model) if self.distributed else self.model
+        self.net = training_module(self.model, self.distributed)
         if c.runtime.compile:
             self.net = torch.compile(self.net)
 
@@ -174,9 +173,7 @@ class Trainer:
                         row.update(self.validate(epoch))
                     self.wall += time.perf_counter() - self.epoch_began
                     row["wall_time_s"] = self.wall
-                    improved = self.best.update(row, epoch + 1)
-                    if is_main_process():
-                        self._save_epoch(epoch, row, improved)
+                    self._save_epoch(epoch, row, self.best.update(row, epoch + 1))
                     if epoch + 1 < c.optim.epochs and self.guards.stop_agreed():
                         raise Preempted(f"stopped by {self.guards.stop.name} after epoch {epoch + 1}; its checkpoint "
                                         f"is {self.out / ckpt.STATE}: run the same command with --resume to continue")
@@ -208,8 +205,9 @@ class Trainer:
             with autocast(self.device, c.runtime.amp):
                 logits = self.net(mixed)
             loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
-            # always backward, also for a non-finite loss: under DDP every process must join the
-            # gradient all-reduce, and the non-finite gradient then skips the step on all of them
+            # always backward, also for a non-finite loss: every process must join the gradient
+            # all-reduce (DDP) or reduce-scatter (FSDP, also on the accumulation steps: gradients
+            # stay sharded), and the non-finite gradient then skips the step on all of them
             self.scaler.scale(loss / c.optim.accum_steps).backward()
             loss_value = float(loss.detach())
             if math.isfinite(loss_value):
@@ -228,11 +226,11 @@ class Trainer:
                             clips_s=f"{clips_seen / elapsed:.1f}", data=f"{waited / elapsed:.0%}",
                             lr=f"{self._lr():.2e}", refresh=False)  # tqdm's own rate
             if step + 1 == INPUT_BOUND_MIN_STEPS:
-                self._check_input_bound(epoch, waited, elapsed)
+                self.input_bound.check(epoch, waited, elapsed, self.train_loader.num_workers)
             asked = time.perf_counter()
         elapsed = time.perf_counter() - began
         if step + 1 < INPUT_BOUND_MIN_STEPS:
-            self._check_input_bound(epoch, waited, elapsed)
+            self.input_bound.check(epoch, waited, elapsed, self.train_loader.num_workers)
         set_epoch(self.train_loader, epoch)  # precise BN reads the epoch from its first batch
         totals = self._epoch_totals()
         count = totals["count"]
@@ -247,8 +245,8 @@ class Trainer:
         c = self.config
         self.scaler.unscale_(self.optimizer)
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        norm = nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-        finite = bool(torch.isfinite(norm))
+        norm = nn.utils.get_total_norm(grads) if grads else torch.zeros(())  # of every shard under FSDP
+        finite = bool(torch.isfinite(local(norm)))
         if finite and c.optim.clip_grad > 0:
             nn.utils.clip_grads_with_norm_(self.model.parameters(), c.optim.clip_grad, norm)
         if finite or self.scaler.is_enabled():  # fp16: the scaler skips the step itself and lowers its scale
@@ -281,22 +279,6 @@ class Trainer:
         summed = dict(zip(SUM_KEYS, all_reduce_sum([self.sums[k] for k in SUM_KEYS])))
         return {**{k: summed[k] + self.carried[k] for k in SUM_KEYS}, "skipped": self.sums["skipped"] + self.carried["skipped"]}
 
-    def _check_input_bound(self, epoch: int, waited: float, elapsed: float) -> None:
-        """Say once per run, with the remedies, when training spends too long waiting for data
-        (``waited`` of the epoch's ``elapsed`` seconds so far): more than :data:`INPUT_BOUND_SHARE`
-        of the time, and at least :data:`INPUT_BOUND_MIN_WAIT_S` seconds."""
-        share = waited / elapsed
-        if (share <= INPUT_BOUND_SHARE or waited < INPUT_BOUND_MIN_WAIT_S or self.warned_input_bound
-                or not is_main_process()):
-            return
-        self.warned_input_bound = True
-        logger.warning(
-            "training is input-bound: %.0f%% of epoch %d so far went to waiting for the next batch. Remedies: "
-            "more loader processes (data.num_workers=%d now, %s CPU cores here), videos re-encoded with a short "
-            "key-frame interval and a smaller short side, or a faster disk for data.root",
-            100 * share, epoch + 1, self.train_loader.num_workers, usable_cores(),
-        )
-
     def _precise_bn(self) -> None:
         """Recompute BatchNorm statistics (``optim.precise_bn_iters`` training batches) of the
         model and, with EMA, of the EMA model: both are evaluated or saved."""
@@ -312,26 +294,29 @@ class Trainer:
         return max(self.scheduler.get_last_lr())
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, epoch: int, wall: float) -> dict[str, Any]:
-        state = {
-            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "best": dataclasses.asdict(self.best), "wall_time_s": wall, "config": self.config.to_dict(),
+    def _gather(self) -> dict[str, dict[str, Any]]:
+        """The full model, optimizer and EMA states on rank 0 (empty elsewhere); every process calls it."""
+        state = {"model": full_state(self.model), "optimizer": full_optimizer_state(self.model, self.optimizer)}
+        return {**state, "ema": full_state(self.ema.module)} if self.ema is not None else state
+
+    def _state(self, epoch: int, wall: float, gathered: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "epoch": epoch, **gathered, "sharded": self.sharded, "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "best": dataclasses.asdict(self.best), "wall_time_s": wall,
+            "config": self.config.to_dict(),
         }
-        if self.ema is not None:
-            state["ema"] = self.ema.module.state_dict()
-        return state
 
     def _restore(self) -> tuple[int, int, dict[str, float] | None]:
         """Load the newest good training state -> (epoch, step to start at, the epoch's metric sums
         so far when it stopped mid-epoch)."""
-        state = ckpt.load_resume_state(self.out)
-        load_weights_into(self.model, state["model"], self.out / ckpt.STATE)
-        self.optimizer.load_state_dict(state["optimizer"])
+        state, source = ckpt.load_resume_state(self.out), str(self.out / ckpt.STATE)
+        check_resumable(state, self.sharded, source)
+        load_full_state(self.model, state["model"], source)
+        load_full_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
-            load_weights_into(self.ema.module, state["ema"], self.out / ckpt.STATE)
+            load_full_state(self.ema.module, state["ema"], source)
         self.best, self.wall = Best(**state["best"]), state["wall_time_s"]
         at = state.get("resume_at")
         if at is not None:
@@ -339,23 +324,27 @@ class Trainer:
         return state["epoch"] + 1, 0, None
 
     def _save_epoch(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
-        """Metrics row, weights, then the training state: the state is the commit point of an
-        epoch, so a process killed anywhere in here redoes exactly this epoch on resume."""
-        self.guards.check_finite(self.model, self.eval_model)
+        """Metrics row, weights, then the training state (written by rank 0; every process calls
+        it): the state is the commit point of an epoch, so a process killed anywhere in here redoes
+        exactly this epoch on resume."""
+        gathered = self._gather()
+        if not is_main_process():
+            return
+        weights = gathered.get("ema", gathered["model"])
+        self.guards.check_finite(gathered["model"], weights)
         self.report.epoch_row(row)
-        ckpt.save_weights(self.eval_model, self.out / ckpt.LAST, self.config, self.classes)
-        if improved:
-            ckpt.save_weights(self.eval_model, self.out / ckpt.BEST, self.config, self.classes)
-        ckpt.save_state(self._state(epoch, self.wall), self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
+        for path in [ckpt.LAST, ckpt.BEST] if improved else [ckpt.LAST]:
+            ckpt.save_weights(self.eval_model, self.out / path, self.config, self.classes, weights)
+        ckpt.save_state(self._state(epoch, self.wall, gathered), self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
 
     def _preempt(self, epoch: int, step: int) -> None:
         """Write a checkpoint that resumes at batch ``step`` of ``epoch`` (with the epoch's metric
         sums so far, over all processes), then raise :class:`Preempted`."""
-        totals = self._epoch_totals()
+        totals, gathered = self._epoch_totals(), self._gather()
         path = self.out / ckpt.STATE
         if is_main_process():
-            self.guards.check_finite(self.model, self.eval_model)
-            state = self._state(epoch - 1, self.wall + time.perf_counter() - self.epoch_began)
+            self.guards.check_finite(gathered["model"], gathered.get("ema", gathered["model"]))
+            state = self._state(epoch - 1, self.wall + time.perf_counter() - self.epoch_began, gathered)
             state["resume_at"] = {"epoch": epoch, "step": step, "sums": totals}
             ckpt.save_state(state, path, self.out / ckpt.PREVIOUS_STATE)
             logger.warning("checkpoint of epoch %d, batch %d/%d written to %s", epoch + 1, step,

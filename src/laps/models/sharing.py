@@ -59,10 +59,13 @@ def model_config(model: nn.Module, classes: Sequence[str] | None = None, *, mean
     return config
 
 
-def save_weights(model: nn.Module, path: str | Path, config: VideoConfig) -> None:
-    """Write ``model.backbone.state_dict()`` to ``path`` (safetensors, atomically, with its checksum)
-    with ``config`` (a :func:`model_config`) in the metadata."""
-    save_safetensors(model.backbone.state_dict(), path, {METADATA_KEY: json.dumps(config.to_dict())})
+def save_weights(model: nn.Module, path: str | Path, config: VideoConfig,
+                 tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``model.backbone.state_dict()`` (or ``tensors``, the same keys gathered from a sharded
+    model) to ``path`` (safetensors, atomically, with its checksum) with ``config`` (a
+    :func:`model_config`) in the metadata."""
+    tensors = model.backbone.state_dict() if tensors is None else tensors
+    save_safetensors(tensors, path, {METADATA_KEY: json.dumps(config.to_dict())})
 
 
 def write_config(directory: str | Path, config: VideoConfig) -> Path:
