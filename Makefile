@@ -17,8 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/laps demo
 
+# the whole suite, one test file per worker process, as many workers as cores (at most 4)
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
