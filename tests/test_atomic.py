@@ -4,9 +4,11 @@ import os
 import stat
 
 import pytest
+import torch
 
 from laps import atomic
 from laps.atomic import atomic_path, write_text_atomic
+from laps.integrity import save_safetensors
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
@@ -14,11 +16,12 @@ def test_file_gets_the_umasks_mode(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
         write_text_atomic(tmp_path / "config.json", "{}")
-        with atomic_path(tmp_path / "model.safetensors") as tmp:
+        with atomic_path(tmp_path / "notes.bin") as tmp:
             tmp.write_bytes(b"weights")
+        save_safetensors({"w": torch.zeros(2)}, tmp_path / "model.safetensors", {})  # safetensors makes its own file
     finally:
         os.umask(old)
-    for name in ("config.json", "model.safetensors"):
+    for name in ("config.json", "notes.bin", "model.safetensors"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode
 
 

@@ -52,8 +52,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temporary(path)
+    mode = os.stat(tmp).st_mode & 0o777  # 0666 less the umask
     try:
         yield tmp
+        if os.stat(tmp).st_mode & 0o777 != mode:  # a writer that made its own file (safetensors: 0600)
+            os.chmod(tmp, mode)
         fsync_path(tmp)
         os.replace(tmp, path)
         fsync_path(path.parent)
