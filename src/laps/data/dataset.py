@@ -182,13 +182,18 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def cores_per_process() -> int:
+    """The CPU cores this process may use (:func:`usable_cores`), shared by the processes of this
+    node (``LOCAL_WORLD_SIZE``, which torchrun sets); at least 1."""
+    return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def resolve_num_workers(num_workers: int | str, batch_size: int) -> int:
     """Loader processes for ``num_workers``: an integer as it is; ``"auto"``: the CPU cores this
-    process may use, shared by the processes of this node (``LOCAL_WORLD_SIZE``, which torchrun
-    sets), at least 1 and at most one per clip of the batch."""
+    process may use, shared by the processes of this node (:func:`cores_per_process`), at most one
+    per clip of the batch."""
     if num_workers == "auto":
-        local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        return max(1, min(batch_size, usable_cores() // local_processes))
+        return max(1, min(batch_size, cores_per_process()))
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
     return num_workers

@@ -11,14 +11,13 @@ default is in the environment it starts in (``OMP_NUM_THREADS``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from laps.data.dataset import usable_cores
+from laps.data.dataset import cores_per_process
 from laps.engine.config import load_config
 
 
@@ -30,7 +29,7 @@ def resolve_threads(threads: int | str, resumed_config: Path | None = None) -> i
     if threads == "auto" and resumed_config is not None and resumed_config.is_file():
         threads = load_config(resumed_config).runtime.threads
     if threads == "auto":
-        return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        return cores_per_process()
     return threads
 
 
