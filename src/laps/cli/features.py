@@ -97,8 +97,7 @@ def run_features(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     inputs = list_inputs(args.inputs, args.data_root)
     model = _image_model(args) if args.model else load_model(args.checkpoint, _device(args.device))
-    stride = args.stride if args.stride is not None or args.window is None else args.window
-    counts = write_features(model, inputs, args.output, views=args.views, window=args.window, stride=stride,
+    counts = write_features(model, inputs, args.output, views=args.views, window=args.window, stride=args.stride,
                             dtype=args.dtype, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
                             shard=shard, retry_failed=args.retry_failed)
     print(f"{counts['videos']} videos: {counts['ok']} written, {counts['skipped']} done before, "

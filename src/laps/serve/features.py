@@ -106,8 +106,10 @@ def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: 
                   window: float | None = None, stride: float | None = None, batch_size: int = 8,
                   num_workers: int | str = 0, amp: str = "none") -> Iterator[tuple[int, np.ndarray | str]]:
     """``(position in inputs, float32 features or the reason the video failed)`` for every input, in
-    order: ``(D,)`` per video in clip mode, ``(n, D)`` in window mode (see the module's docstring)."""
-    if window is not None and (window <= 0 or (stride or 0) <= 0):
+    order: ``(D,)`` per video in clip mode, ``(n, D)`` in window mode (see the module's docstring;
+    ``stride`` defaults to ``window``)."""
+    stride = stride if stride is not None or window is None else window
+    if window is not None and (window <= 0 or stride <= 0):
         raise ConfigError(f"window mode needs --window and --stride > 0 seconds, got {window} and {stride}")
     if not inputs:
         return
@@ -153,7 +155,6 @@ def extract_features(model: VideoClassifier, videos: Iterable[str | os.PathLike]
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     paths = [str(video) for video in videos]
     inputs = [FeatureInput(path, npy_name(Path(path).name)) for path in paths]
-    stride = stride if stride is not None or window is None else window
     for position, result in iter_features(model, inputs, views=views, window=window, stride=stride,
                                           batch_size=batch_size, num_workers=num_workers, amp=amp):
         if isinstance(result, str):
