@@ -57,6 +57,11 @@ class Annotations(list):
         self.classes = list(classes) if classes is not None else None
 
 
+def find_videos(folder: str | os.PathLike) -> list[Path]:
+    """The video files under ``folder`` (recursively; by :data:`VIDEO_SUFFIXES`), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+
+
 def find_file(name: str | os.PathLike, root: str | os.PathLike | None, option: str) -> Path:
     """A list or file given to ``option`` (``--list``, ``data.train_list``, ...): the path as given
     if it exists, else under ``root`` (the data root) if that exists. :class:`DataError` names both
@@ -290,8 +295,7 @@ def read_folder(path: Path) -> Annotations:
     records = [
         VideoRecord(video.relative_to(path).as_posix(), label)
         for label, name in enumerate(classes)
-        for video in sorted((path / name).rglob("*"))
-        if video.suffix.lower() in VIDEO_SUFFIXES and video.is_file()
+        for video in find_videos(path / name)
     ]
     if not records:
         raise DataError(f"{path}: no class folders with videos ({', '.join(VIDEO_SUFFIXES)}); "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from laps.data.annotations import VIDEO_SUFFIXES, default_root, load_annotations, resolve_path, save_classes
+from laps.data.annotations import default_root, find_videos, load_annotations, resolve_path, save_classes
 from laps.errors import DataError
 
 #: default maximum key-frame interval, chosen by decoding random 8x8 clips of a 10 s 340x256 video
@@ -112,8 +112,7 @@ def _relative(path: str, root: str | os.PathLike) -> Path:
 
 
 def _jobs_of_folder(src: Path, dst: Path) -> list[tuple[str, str]]:
-    videos = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    return [(str(p), str((dst / p.relative_to(src)).with_suffix(".mp4"))) for p in videos]
+    return [(str(p), str((dst / p.relative_to(src)).with_suffix(".mp4"))) for p in find_videos(src)]
 
 
 def resize_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, short_side: int = 320,

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from laps.data.annotations import VIDEO_SUFFIXES, default_root, detect_format, load_annotations, resolve_path
+from laps.data.annotations import (VIDEO_SUFFIXES, default_root, detect_format, find_videos, load_annotations,
+                                   resolve_path)
 from laps.errors import ConfigError
 
 _LABELLED = re.compile(r"(?P<path>.+?)[\s,]+\d+")
@@ -64,8 +65,7 @@ def list_inputs(inputs: list[str], data_root: str | None = None) -> list[Feature
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(FeatureInput(str(p), npy_name(p.relative_to(path).as_posix()))
-                         for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            found.extend(FeatureInput(str(p), npy_name(p.relative_to(path).as_posix())) for p in find_videos(path))
         elif path.is_file() and path.suffix.lower() not in VIDEO_SUFFIXES:
             found.extend(_list_records(path, data_root))
         else:  # a video, or a missing file that gets a failed record

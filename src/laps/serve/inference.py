@@ -15,7 +15,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from laps.data import VideoDataset, VideoRecord, load_annotations
-from laps.data.annotations import VIDEO_SUFFIXES
+from laps.data.annotations import VIDEO_SUFFIXES, find_videos
 from laps.data.decoding import BrokenVideoError
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
@@ -86,7 +86,7 @@ def expand_videos(inputs: list[str]) -> list[str]:
     paths = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            found = [str(p) for p in find_videos(item)]
             if not found:
                 raise DataError(f"{item}: a folder with no video file in it (looked for {', '.join(VIDEO_SUFFIXES)})")
             paths.extend(found)
