@@ -55,8 +55,14 @@ def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
     shutil.rmtree(out / "tensorboard", ignore_errors=True)
 
 
-def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+def _is_still(handle: IO[str], path: Path) -> bool:
+    """Whether the open ``handle`` is still the file at ``path`` (not removed or replaced meanwhile)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
 class RunLock:
@@ -92,7 +98,7 @@ class RunLock:
                 holder = handle.read().strip() or "unknown"
                 handle.close()
                 raise self._refuse(holder) from None
-            if not self.path.exists() or not _same_file(os.fstat(handle.fileno()), os.stat(self.path)):
+            if not _is_still(handle, self.path):
                 handle.close()  # the file was removed by the run that ended meanwhile: lock the next one
                 continue
             handle.seek(0)
