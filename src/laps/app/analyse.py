@@ -18,7 +18,7 @@ import numpy as np
 from laps.data.decoding import BrokenVideoError
 from laps.serve.inference import iter_predictions, model_timeline
 from laps.serve.segmenting import BACKGROUND_SCORE, SMOOTH, SWITCH, smooth_scores
-from laps.serve.timeline import Timeline, open_stream, segments
+from laps.serve.timeline import Timeline, container_duration, open_stream, segments
 from laps.errors import VideoDecodeError
 from laps.models import VideoClassifier
 
@@ -52,10 +52,7 @@ def video_duration(path: str) -> float:
     """Seconds of video in the file at ``path``; :class:`VideoDecodeError` saying what the file is
     if it is not a video (the judgement every reader of videos makes: :mod:`laps.data.decoding`)."""
     with open_stream(path) as container:
-        stream = container.streams.video[0]
-        if stream.duration is not None and stream.time_base is not None:
-            return float(stream.duration * stream.time_base)
-        return container.duration / 1e6 if container.duration else 0.0
+        return container_duration(container) or 0.0
 
 
 def _timeline(model: VideoClassifier, path: str, settings: Settings) -> Timeline:

@@ -99,7 +99,8 @@ def _frames(container) -> Iterator[tuple[float, np.ndarray]]:
         raise BrokenVideoError(container.name, reason)
 
 
-def _duration(container) -> float | None:
+def container_duration(container) -> float | None:
+    """Seconds of video an open container says it holds (its video stream's, else the file's); ``None`` if unknown."""
     stream = container.streams.video[0] if container.streams.video else None
     if stream is not None and stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -171,7 +172,7 @@ def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, i
         scores.extend(probs.numpy().astype(np.float16))
         starts.extend(start for start, _ in batch)
 
-    total = _duration(container)
+    total = container_duration(container)
     bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=not progress,
                leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s video [{elapsed}<{remaining}]")
 
