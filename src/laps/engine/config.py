@@ -31,7 +31,7 @@ from laps.data.sampling import SAMPLINGS
 from laps.data.transforms import NORMS, default_scale_range
 from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
-from laps.models.temporal import VARIANTS
+from laps.variants import VARIANTS
 
 #: the optimisers, LR schedules, AMP modes and devices the trainer implements
 OPTIMIZERS = ("adamw", "sgd")
