@@ -64,7 +64,7 @@ def test_a_stop_signal_is_printed_as_a_stop_not_an_error(monkeypatch, capsys):
 
 
 def test_counts_agree_with_their_noun():
-    from laps.cli.predict import counted
+    from laps.cli import counted
     from laps.serve.timeline_plot import truth_summary
 
     assert [counted(n, "segment") for n in (0, 1, 2)] == ["0 segments", "1 segment", "2 segments"]

@@ -81,6 +81,11 @@ def show_laps_log() -> None:
         log.setLevel(logging.INFO)
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 segment``, ``2 segments``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from laps.cli import add_command, workers
+from laps.cli import add_command, counted, workers
 from laps.data.annotations import FORMATS, default_root, find_file, load_annotations
 from laps.data.prepare import PREPARE_FORMATS
 from laps.data.resize import KEYFRAME_INTERVAL
@@ -63,7 +63,7 @@ def run_check(args: argparse.Namespace) -> int:
     broken = check_dataset(records, root, workers=_processes(args.workers))
     for path, reason in broken:
         print(f"BROKEN {path}: {reason}")
-    print(f"checked {len(records)} video{'' if len(records) == 1 else 's'}: {len(broken)} broken")
+    print(f"checked {counted(len(records), 'video')}: {len(broken)} broken")
     return 1 if broken else 0
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from laps.cli import CHECKPOINT_HELP, add_command
+from laps.cli import CHECKPOINT_HELP, add_command, counted
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 PREDICT_EXAMPLES = """examples:
@@ -92,11 +92,6 @@ def run_timeline(args: argparse.Namespace, model) -> int:
     print(f"{counted(len(timeline.starts), 'clip')} over {timeline.duration:.1f} s, {counted(len(found), 'segment')} "
           f"-> {args.output}", file=sys.stderr)
     return 0
-
-
-def counted(count: int, noun: str) -> str:
-    """``1 segment``, ``2 segments``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class PredictionLog:
