@@ -148,6 +148,11 @@ def _check_labels(records: Sequence[VideoRecord], classes: Sequence[str] | None,
             raise DataError(f"{path}: label {bad[0].label} of {bad[0].path} is out of range for {len(classes)} classes")
 
 
+def read_paths(path: Path) -> list[str]:
+    """The video paths of a list file whose lines are ``path`` or ``path label`` (labels dropped)."""
+    return [m["path"] if (m := _LIST_LINE.fullmatch(line)) else line for _, line in _lines(path)]
+
+
 def read_list(path: Path, classes: Sequence[str] | None = None) -> Annotations:
     """mmaction-style ``path label`` lines; classes from ``classes`` or a ``classes.json`` beside the file."""
     records = []

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from laps.data.annotations import (VIDEO_SUFFIXES, default_root, detect_format, find_videos, load_annotations,
-                                   resolve_path)
+                                   read_paths, resolve_path)
 from laps.errors import ConfigError
-
-_LABELLED = re.compile(r"(?P<path>.+?)[\s,]+\d+")
 
 
 @dataclass(frozen=True)
@@ -50,10 +48,7 @@ def npy_name(relative: str) -> str:
 def _list_records(path: Path, data_root: str | None) -> list[FeatureInput]:
     root = data_root if data_root is not None else str(default_root(path))
     if detect_format(path) == "list":
-        lines = [line.strip() for line in path.read_text().splitlines()]
-        paths = [m["path"] if (m := _LABELLED.fullmatch(line)) else line for line in lines
-                 if line and not line.startswith("#")]
-        return [FeatureInput(resolve_path(root, p), npy_name(p)) for p in paths]
+        return [FeatureInput(resolve_path(root, p), npy_name(p)) for p in read_paths(path)]
     return [FeatureInput(resolve_path(root, r.path), npy_name(r.path), r.start, r.end)
             for r in load_annotations(path, root)]
 
