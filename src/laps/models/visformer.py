@@ -8,7 +8,6 @@ import torch
 from timm.layers import resample_abs_pos_embed_nhwc, to_2tuple
 from timm.models.visformer import Attention as VisformerAttention
 from timm.models.visformer import Visformer
-from torch import nn
 
 from laps.models.family import Family, StateDict
 from laps.models.temporal import TemporalAttention
