@@ -77,7 +77,7 @@ def damaged(path: str | Path, what: str, detail: str) -> CheckpointError:
 
 def verify(path: str | Path, what: str, content: Any, digest: str | None, num_bytes: int | str | None) -> None:
     """Raise :func:`damaged` unless ``content`` has the recorded ``digest`` and byte count (a file
-    written before checksums existed has neither, and is accepted)."""
+    written by another tool, a plain safetensors file say, has neither, and is accepted)."""
     if digest is None:
         return
     actual, total = content_digest(content)
