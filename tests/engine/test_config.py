@@ -148,3 +148,15 @@ def test_auto_normalisation_follows_the_backbones_weights():
     visformer = load_config(None, {"model.backbone": "visformer_small"})
     assert resolve_norm(visformer) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert resolve_norm(load_config(None, {"model.backbone": "visformer_small", "data.norm": "visformer"})) == "visformer"
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:1"])
+def test_a_cuda_device_without_a_gpu_is_refused_in_one_line(name, monkeypatch):
+    import torch
+
+    from laps.engine.builders import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=f"device {name} was asked for but torch sees no CUDA device"):
+        resolve_device(name)
+    assert resolve_device("auto") == torch.device("cpu")

@@ -21,10 +21,12 @@ from laps.models.registry import family_of
 
 
 def resolve_device(name: str) -> torch.device:
+    """``runtime.device`` or a command's ``--device``: ``auto`` is cuda when torch sees a GPU, else cpu;
+    a cuda device (``cuda``, ``cuda:N``) where torch sees none is refused in one line."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("runtime.device=cuda but no CUDA device is available; use runtime.device=cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name} was asked for but torch sees no CUDA device; use cpu (or auto)")
     return torch.device(name)
 
 
