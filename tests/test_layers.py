@@ -1,5 +1,6 @@
 """The floor plan: the model library imports nothing of the training toolkit, and neither the
-library nor the command line's parser starts PyAV, fvcore, TensorBoard or matplotlib."""
+library, the command line's parser nor the model benchmark starts PyAV, fvcore, TensorBoard or
+matplotlib."""
 
 import ast
 import json
@@ -46,6 +47,8 @@ model = laps.create_model("vit_tiny_patch16_224", num_classes=3, temporal="laps"
 assert model(torch.randn(1, 4, 3, 32, 32)).shape == (1, 3)
 """,
     "building the command line's parser": "import laps.cli; laps.cli.build_parser()",
+    # laps bench model runs where PyAV is not installed
+    "importing the model benchmark and the runtime it runs under": "import laps.bench.model, laps.engine.runtime",
 }
 
 

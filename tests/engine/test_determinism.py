@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from laps.data.dataset import usable_cores
+from laps.data.cores import usable_cores
 from laps.engine.config import load_config, save_config
 from laps.engine.reporting import read_rows
 from laps.engine.runtime import resolve_threads

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from laps.data.annotations import VideoRecord
-from laps.data.dataset import VideoDataset, build_loader, usable_cores
+from laps.data.cores import usable_cores
+from laps.data.dataset import VideoDataset, build_loader
 from laps.data.encoding import write_video
 from laps.data.resize import KEYFRAME_INTERVAL, resize_video
 from laps.data.sampling import dense_indices

@@ -48,7 +48,7 @@ writes OUT/videos/<class>/*.mp4, OUT/train.txt, OUT/val.txt and OUT/classes.json
 
 def _processes(count: int | str) -> int:
     """A ``--workers`` value as a process count: ``auto`` is every core this process may use."""
-    from laps.data.dataset import usable_cores
+    from laps.data.cores import usable_cores
 
     return usable_cores() if count == "auto" else max(1, count)
 

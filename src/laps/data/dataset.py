@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from laps.data.annotations import VideoRecord, resolve_path
+from laps.data.cores import cores_per_process
 from laps.data.decoding import BACKENDS, open_video
 from laps.data.sampling import SAMPLINGS, parse_views, sample_indices
 from laps.data.transforms import Norm, Normalize, TestTransform, TrainTransform
@@ -175,17 +176,6 @@ class VideoDataset(Dataset):
             frames = video.get(np.concatenate([self._indices(total, rng, k) for k in range(clips)]))
         frames = frames.reshape(clips, self.num_frames, *frames.shape[1:])
         return torch.cat([self.transform(clip) for clip in frames]), record.label, index
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the OS tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def cores_per_process() -> int:
-    """The CPU cores this process may use (:func:`usable_cores`), shared by the processes of this
-    node (``LOCAL_WORLD_SIZE``, which torchrun sets); at least 1."""
-    return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def resolve_num_workers(num_workers: int | str, batch_size: int) -> int:

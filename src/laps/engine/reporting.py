@@ -25,7 +25,7 @@ from tqdm import tqdm
 from laps.analysis.flops import count_flops
 from laps.analysis.plots import plot_training_curves
 from laps.atomic import atomic_path, write_text_atomic
-from laps.data.dataset import usable_cores
+from laps.data.cores import usable_cores
 from laps.engine.builders import build_model
 from laps.engine.config import Config
 from laps.engine.run_dir import CURVES, METRICS, SUMMARY

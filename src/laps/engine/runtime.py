@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from laps.data.dataset import cores_per_process
+from laps.data.cores import cores_per_process
 from laps.engine.config import load_config
 
 
