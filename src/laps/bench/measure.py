@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from laps.bench.contenders import NUM_CLASSES, Contender, build
+from laps.engine.runtime import threads
 from laps.errors import LapsError
 
 _MIB = 2**20
@@ -154,14 +155,14 @@ def _child_peak(contender: Contender, batch: int, device: torch.device, compile_
 
 def _child_main() -> None:
     spec = json.loads(sys.stdin.read())
-    torch.set_num_threads(spec["threads"])
     device = torch.device(spec["device"])
     contenders = [Contender(**c) for c in spec["contenders"]]
-    # one-time allocations of the libraries, outside every measurement: a training step of the
-    # first contender (a LAPS model: peers come last in a group) on a one-frame clip
-    warm_up = replace(contenders[0], frames=1)
-    train_job(build(warm_up).to(device), warm_up.clips(1, device))()
-    peaks = [_child_peak(c, spec["batch"], device, spec["compile"]) for c in contenders]
+    with threads(spec["threads"]):
+        # one-time allocations of the libraries, outside every measurement: a training step of the
+        # first contender (a LAPS model: peers come last in a group) on a one-frame clip
+        warm_up = replace(contenders[0], frames=1)
+        train_job(build(warm_up).to(device), warm_up.clips(1, device))()
+        peaks = [_child_peak(c, spec["batch"], device, spec["compile"]) for c in contenders]
     print(json.dumps(peaks))
 
 
