@@ -170,3 +170,39 @@ def test_a_sharded_visformer_with_precise_bn_ends_with_the_ddp_runs_weights_and_
     sharded, replicated = load_file(runs["fsdp"] / "model.safetensors"), load_file(runs["ddp"] / "model.safetensors")
     assert any(key.endswith("running_var") for key in sharded)
     assert _max_difference(sharded, replicated) < 1e-5
+
+
+@pytest.mark.slow
+def test_the_default_config_without_ema_shards_and_ends_with_the_ddp_runs_weights(tiny_data, tmp_path):
+    """With EMA off (the default) the evaluated and saved model is the trained one: it is sharded
+    once, and the run ends as under DDP."""
+    flags = [flag for flag in FLAGS if not flag.startswith("optim.ema_decay=")]
+    flags[flags.index("--epochs") + 1] = "1"
+    runs = {}
+    for strategy in ("ddp", "fsdp"):
+        runs[strategy] = tmp_path / strategy
+        done = subprocess.run(_torchrun(tiny_data, runs[strategy], strategy, flags=flags), env=ENV,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("model.safetensors", "last.safetensors"):
+        assert _max_difference(load_file(runs["fsdp"] / name), load_file(runs["ddp"] / name)) < 1e-5, name
+    state = ckpt.load_state(runs["fsdp"] / ckpt.STATE)
+    assert "ema" not in state and state["sharded"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake, message", [
+    (["optim.epocs=1"], "unknown config key 'optim.epocs'; did you mean optim.epochs?"),
+    (["--config", "demoo"], "no shipped recipe named 'demoo'; did you mean demo?"),
+])
+def test_a_config_mistake_under_torchrun_is_one_line_from_each_rank(tiny_data, tmp_path, mistake, message):
+    """Each rank prints the mistake in one line and exits 2; after them torchrun's launcher adds its
+    own summary of the failed ranks, but no rank prints a traceback."""
+    done = subprocess.run(_torchrun(tiny_data, tmp_path / "run", "fsdp", *mistake), env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.startswith("laps train:")]
+    assert len(lines) == 2 and all(line.startswith("laps train: error: ") and message in line for line in lines), \
+        done.stderr
+    assert os.path.dirname(laps.__file__) not in done.stderr, done.stderr  # no frame of laps's code
+    assert "exitcode  : 2" in done.stderr or "exitcode: 2" in done.stderr
