@@ -83,20 +83,28 @@ def open_stream(source: str):
 
 def _frames(container) -> Iterator[tuple[float, np.ndarray]]:
     """(time in seconds, RGB frame) in presentation order. A file that holds fewer frames than its
-    index lists is refused once its frames are read, as every reader of videos refuses it."""
+    index lists is refused once its packets are read, as every reader of videos refuses it: a
+    decoding error stops the frames, the packets after it are still counted, and a truncated
+    file is named truncated whether or not its decoder (which differs between PyAV releases)
+    failed on the missing end."""
     stream = video_stream(container, container.name)
     stream.thread_type = "AUTO"
-    packets = 0
+    packets, failure = 0, None
     try:
         for packet in container.demux(stream):
             packets += packet.size > 0
-            for frame in packet.decode():
-                if frame.time is not None:
-                    yield float(frame.time), frame.to_ndarray(format="rgb24")
+            try:
+                for frame in packet.decode() if failure is None else ():
+                    if frame.time is not None:
+                        yield float(frame.time), frame.to_ndarray(format="rgb24")
+            except av.error.FFmpegError as err:
+                failure = err
     except av.error.FFmpegError as err:
-        raise BrokenVideoError(container.name, f"corrupt video data after some frames ({av_reason(err)})") from None
+        failure = err
     if reason := truncation(stream, packets):
         raise BrokenVideoError(container.name, reason)
+    if failure is not None:
+        raise BrokenVideoError(container.name, f"corrupt video data after some frames ({av_reason(failure)})")
 
 
 def container_duration(container) -> float | None:
