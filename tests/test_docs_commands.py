@@ -5,8 +5,8 @@ A fenced ``bash``/``sh``/``shell`` block is cut into commands (a line, with its 
 without its trailing comment); a block with ``#SBATCH`` lines is one script. The commands of each
 document run in order in a copy of that folder; a command written in several documents runs once.
 A command runs unless :data:`SKIPPED` names it (a piece of its text, with the reason);
-:data:`REWRITES` are the only changes made to a command before it runs, each with its reason. ``laps app`` serves until stopped:
-it passes once its page answers.
+:data:`REWRITES` are the only changes made to a command before it runs, each with its reason.
+``laps app`` serves until stopped: it passes once its page answers.
 """
 
 import csv
@@ -32,7 +32,7 @@ SKIPPED = {
     "make test": "installs ./.venv from the package index (network)",
     "pip install": "installs from the package index (network)",
     "laps train --config k400_visformer_s_laps": "the recipe starts from ImageNet weights on the timm hub (network)",
-    "laps train --config configs/k400_visformer_s_laps.yaml": "the recipe starts from weights on the timm hub (network)",
+    "laps train --config configs/k400_visformer_s_laps.yaml": "the recipe starts from Hub weights (network)",
     "configs/k400_clip_b16_laps.yaml": "the recipe starts from CLIP weights on the timm hub (network)",
     "configs/ucf101_dinov3_b16_laps.yaml": "the recipe starts from DINOv3 weights on the timm hub (network)",
     "runs/k400_visformer_s_laps": "uses the run of the Kinetics recipe, which starts from Hub weights (network)",
@@ -111,12 +111,12 @@ def _video(path: Path, label: int = 0, frames: int = 16) -> None:
 
 def _kinetics(root: Path) -> None:
     header = "label,youtube_id,time_start,time_end,split"
-    for split, csv in (("train", "train.csv"), ("val", "validate.csv")):
+    for split, name in (("train", "train.csv"), ("val", "validate.csv")):
         rows = [header]
         for label in ("abseiling", "air drumming"):
             rows.append(f"{label},{split}{label[:3]},0,10,{split}")
             _video(root / split / label / f"{split}{label[:3]}_000000_000010.mp4", len(rows))
-        (root / csv).write_text("\n".join(rows) + "\n")
+        (root / name).write_text("\n".join(rows) + "\n")
     for name in ("a", "b"):
         _video(root / "videos" / f"{name}.mp4")
 
@@ -128,10 +128,11 @@ def _datasets(folder: Path) -> None:
     shutil.copy(folder / "data/k400/train.csv", folder / "train.csv")
     ssv2 = folder / "ssv2"
     (ssv2 / "labels").mkdir(parents=True)
-    (ssv2 / "labels/something-something-v2-labels.json").write_text(json.dumps({"Pushing something": "0", "Pulling something": "1"}))
-    (ssv2 / "labels/something-something-v2-train.json").write_text(json.dumps(
-        [{"id": "1", "template": "Pushing [something]"}, {"id": "2", "template": "Pulling [something]"}]))
-    (ssv2 / "labels/something-something-v2-validation.json").write_text(json.dumps([{"id": "3", "template": "Pulling [something]"}]))
+    labels = {"Pushing something": "0", "Pulling something": "1"}
+    lists = {"train": [{"id": "1", "template": "Pushing [something]"}, {"id": "2", "template": "Pulling [something]"}],
+             "validation": [{"id": "3", "template": "Pulling [something]"}], "labels": labels}
+    for name, content in lists.items():
+        (ssv2 / f"labels/something-something-v2-{name}.json").write_text(json.dumps(content))
     for i in (1, 2, 3):
         _video(ssv2 / "20bn-something-something-v2" / f"{i}.webm", i)
     splits = folder / "ucfTrainTestlist"
