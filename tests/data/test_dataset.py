@@ -67,7 +67,8 @@ def test_epoch_skips_and_counts_broken_files(index_video, broken_videos, num_wor
     assert dataset.broken == len(broken_videos) == 8
     assert sorted(dataset.broken_files()) == sorted(str(p) for p in broken_videos.values())
     if num_workers == 0:
-        warnings = [r.getMessage() for r in caplog.records]
+        # laps's own lines: torchvision before 0.26 also sends libav's messages to Python's logging
+        warnings = [r.getMessage() for r in caplog.records if r.name.startswith("laps")]
         assert len(warnings) == 8
         assert any(str(broken_videos["truncated"]) in w and "truncated" in w for w in warnings)
     del loader
