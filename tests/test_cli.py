@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-from laps.cli import CHECKPOINT_HELP, build_parser
+from laps.cli import build_parser
+from laps.cli.common import CHECKPOINT_HELP
 
 #: modules too heavy to start before argparse has read the command line
 HEAVY = ("torch", "timm", "av", "matplotlib", "fvcore", "tensorboard")
@@ -64,7 +65,7 @@ def test_a_stop_signal_is_printed_as_a_stop_not_an_error(monkeypatch, capsys):
 
 
 def test_counts_agree_with_their_noun():
-    from laps.cli import counted
+    from laps.cli.common import counted
     from laps.serve.timeline_plot import truth_summary
 
     assert [counted(n, "segment") for n in (0, 1, 2)] == ["0 segments", "1 segment", "2 segments"]

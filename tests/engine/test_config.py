@@ -154,7 +154,7 @@ def test_auto_normalisation_follows_the_backbones_weights():
 def test_a_cuda_device_without_a_gpu_is_refused_in_one_line(name, monkeypatch):
     import torch
 
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=f"device {name} was asked for but torch sees no CUDA device"):

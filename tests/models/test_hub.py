@@ -101,7 +101,7 @@ def test_a_hub_id_loads_from_the_cache_in_offline_mode(tmp_path):
 def test_push_to_hub_uploads_the_files_and_a_model_card(tiny_data, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
-    from laps.serve.publish import push_run
+    from laps.engine.publish import push_run
     from laps.engine.trainer import train
     from tests.helpers import tiny_config
 

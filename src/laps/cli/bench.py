@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from laps.bench.options import BACKBONES, METRICS, PEERS, VARIANTS, BenchOptions
-from laps.cli import add_command
+from laps.cli.common import add_command, add_device_flag
 from laps.errors import ConfigError
 
 EXAMPLES = """examples:
@@ -72,8 +72,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", type=_names(METRICS), default=",".join(METRICS), help="subset of %(default)s")
     p.add_argument("--peers", type=_names(tuple(PEERS)), default=[],
                    help=f"Hugging Face peers measured with LAPS-ViT-B/16 ({', '.join(PEERS)}; needs transformers)")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda (bf16 autocast) or auto: cuda when torch sees a GPU, else cpu (default: auto)")
+    add_device_flag(p)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--workers", type=_counts("worker counts", "1 or 1,2,4"), default=None,
                    help="data: loader worker counts to sweep, e.g. 1,2,4 (default: 1 and every core)")
@@ -87,20 +86,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_bench)
 
 
-def _device(name: str) -> str:
-    """``--device``: ``auto`` is cuda when torch sees a GPU, else cpu; a cuda device torch can't see is refused."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    return name
-
-
 def _options(args: argparse.Namespace) -> BenchOptions:
+    from laps.infer.device import resolve_device
+
     chosen = {"variants": args.variants, "metrics": args.metrics, "peers": args.peers,
-              "device": _device(args.device), "compile": args.compile, "cuda_graphs": args.cuda_graphs}
+              "device": str(resolve_device(args.device)), "compile": args.compile, "cuda_graphs": args.cuda_graphs}
     if args.quick:
         return BenchOptions.quick(**chosen)
     return BenchOptions(backbones=args.backbones, frames=args.num_frames, img_size=args.img_size,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from laps.cli import CHECKPOINT_HELP, add_command, workers
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, workers
 
 EXAMPLES = """examples:
   laps features --checkpoint runs/mine --output feats/ videos/                  # one (D,) vector per video
@@ -45,7 +44,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass, across videos (default 8)")
     p.add_argument("--workers", type=workers, default="auto",
                    help="decoding processes, or 'auto': this process's CPU cores (default: auto)")
-    p.add_argument("--device", default="auto")
+    add_device_flag(p)
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
     image = p.add_argument_group("an image model (--model)")
     image.add_argument("--temporal", default=None, help="base2d (frames independently, default), or a laps "
@@ -59,25 +58,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_features)
 
 
-def _device(name: str) -> str:
-    """``--device``; under torchrun on GPUs, ``auto`` is this process's GPU (``LOCAL_RANK``)."""
-    import torch
-
-    if name == "auto" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    return name
-
-
 def _image_model(args: argparse.Namespace):
     """The timm image model of ``--model``, fed as its weights were trained (timm's ``pretrained_cfg``)."""
     import laps
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
 
     kwargs = {"img_size": args.img_size} if args.img_size else {}
     model = laps.create_model(args.model, temporal=args.temporal or "base2d", num_frames=args.num_frames or 8,
                               pretrained=not args.random_weights, **kwargs)
     model.video_cfg = model.video_cfg.updated(sampling_rate=args.sampling_rate)
-    return model.eval().to(resolve_device(_device(args.device)))
+    return model.eval().to(resolve_device(args.device))
 
 
 #: the options of an image model (--model); a checkpoint's config says all of it
@@ -96,7 +86,7 @@ def run_features(args: argparse.Namespace) -> int:
                           "it is fed")
     shard = parse_shard(args.shard)
     inputs = list_inputs(args.inputs, args.data_root)
-    model = _image_model(args) if args.model else load_model(args.checkpoint, _device(args.device))
+    model = _image_model(args) if args.model else load_model(args.checkpoint, args.device)
     counts = write_features(model, inputs, args.output, views=args.views, window=args.window, stride=args.stride,
                             dtype=args.dtype, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
                             shard=shard, retry_failed=args.retry_failed)

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from laps.cli import CHECKPOINT_HELP, add_command, counted
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, counted
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 PREDICT_EXAMPLES = """examples:
@@ -32,7 +32,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default=None, metavar="FILE.jsonl",
                    help="write one JSON line per video as it is classified, into FILE.jsonl.partial, renamed to "
                         "FILE.jsonl once every video is done (with --timeline: the output folder)")
-    p.add_argument("--device", default="auto")
+    add_device_flag(p)
     timeline = p.add_argument_group("timeline of one long video or stream (--timeline)")
     timeline.add_argument("--timeline", action="store_true",
                           help="label one video (a path, a URL PyAV opens, or - for stdin) over time: writes "

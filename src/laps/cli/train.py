@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from laps.cli import add_command
+from laps.cli.common import add_command
 
 TRAIN_EXAMPLES = """examples:
   laps train --list-configs                                  # the shipped recipes, one line each

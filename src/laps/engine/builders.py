@@ -20,16 +20,6 @@ from laps.models.pretrained import interpolation, normalization
 from laps.models.registry import family_of
 
 
-def resolve_device(name: str) -> torch.device:
-    """``runtime.device`` or a command's ``--device``: ``auto`` is cuda when torch sees a GPU, else cpu;
-    a cuda device (``cuda``, ``cuda:N``) where torch sees none is refused in one line."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name} was asked for but torch sees no CUDA device; use cpu (or auto)")
-    return torch.device(name)
-
-
 def model_kwargs(m: ModelConfig) -> dict:
     """The ``create_model`` keyword arguments of a model config, besides backbone, variant, frames,
     classes and weights: timm's (``img_size``, ``drop_path_rate``, the size overrides that are set),

@@ -31,13 +31,13 @@ from laps.data.sampling import SAMPLINGS
 from laps.data.transforms import NORMS, default_scale_range
 from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
+from laps.infer.device import DEFAULT_DEVICE, check_device
 from laps.variants import VARIANTS
 
-#: the optimisers, LR schedules, AMP modes and devices the trainer implements
+#: the optimisers, LR schedules and AMP modes the trainer implements
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
 #: how ``torchrun`` processes share the model: replicated (DDP) or sharded (FSDP2)
 STRATEGIES = ("ddp", "fsdp")
 #: what ``optim.train`` accepts besides ``last:N``
@@ -147,7 +147,7 @@ class OptimConfig:
 class RuntimeConfig:
     output: str = "runs/train"
     seed: int = 0
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     threads: int | str = "auto"  # torch CPU threads; "auto": this process's cores, shared by the node's processes
     amp: str = "none"
     strategy: str = "ddp"  # under torchrun: "ddp" a full copy per process, "fsdp" sharded (FSDP2)
@@ -157,7 +157,8 @@ class RuntimeConfig:
     log_every_s: float = 30.0  # seconds between progress lines when stderr is not a terminal (a log file)
 
     def __post_init__(self) -> None:
-        _choose("runtime", self, amp=AMP_MODES, device=DEVICES, strategy=STRATEGIES)
+        _choose("runtime", self, amp=AMP_MODES, strategy=STRATEGIES)
+        check_device(self.device)
         if self.strategy == "fsdp" and self.amp == "fp16":
             raise ConfigError("runtime.strategy=fsdp trains in runtime.amp=bf16 or none, not fp16 (its loss scaler "
                               "does not take sharded gradients); use runtime.amp=bf16")

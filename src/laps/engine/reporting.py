@@ -1,10 +1,6 @@
-"""What a training run reports: progress while it runs, one metrics row per epoch (metrics.jsonl,
-TensorBoard, a log line), and the summary at its end (summary.json, training_curves.png).
-
-Progress goes to stderr as a tqdm bar when stderr is a terminal (or a notebook). When it is not
-(SLURM, ``nohup``, CI, ``| tee``), a bar's carriage-return updates would fill the log, so progress
-is a plain log line every ``runtime.log_every_s`` seconds instead, through the ``laps`` logger
-(which ``laps`` commands print to stderr).
+"""What a training run reports: one metrics row per epoch (metrics.jsonl, TensorBoard, a log
+line), and the summary at its end (summary.json, training_curves.png). Progress while it runs is
+:func:`laps.infer.progress.progress`, a log line every ``runtime.log_every_s`` seconds off a terminal.
 """
 
 from __future__ import annotations
@@ -12,15 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
-import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from laps.analysis.flops import count_flops
 from laps.analysis.plots import plot_training_curves
@@ -41,45 +33,6 @@ INPUT_BOUND_SHARE = 0.2
 INPUT_BOUND_MIN_STEPS = 20
 #: seconds of waiting below which no remedy is worth it (a short epoch of a demo or a smoke test)
 INPUT_BOUND_MIN_WAIT_S = 2.0
-
-
-def interactive() -> bool:
-    """Whether progress bars can redraw in place: stderr is a terminal, or this is a notebook."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
-
-
-class LogProgress:
-    """Iterate ``iterable`` like tqdm, but report as a plain log line every ``every_s`` seconds:
-    ``epoch 2/10: batch 120/500 (24%), loss=1.234, ...`` with the latest :meth:`set_postfix`."""
-
-    def __init__(self, iterable: Iterable, desc: str, total: int, initial: int = 0, every_s: float = 30.0) -> None:
-        self.iterable, self.desc, self.total, self.done, self.every_s = iterable, desc, total, initial, every_s
-        self.postfix: dict[str, Any] = {}
-        self.last_line = time.perf_counter()
-
-    def set_postfix(self, refresh: bool = False, **values: Any) -> None:
-        self.postfix = values
-
-    def __iter__(self) -> Iterator:
-        for item in self.iterable:
-            yield item
-            self.done += 1
-            now = time.perf_counter()
-            if now - self.last_line >= self.every_s and self.done < self.total:
-                self.last_line = now
-                values = "".join(f", {key}={value}" for key, value in self.postfix.items())
-                logger.info("%s: batch %d/%d (%.0f%%)%s", self.desc, self.done, self.total,
-                            100 * self.done / max(self.total, 1), values)
-
-
-def progress(iterable: Iterable, desc: str, total: int, *, enabled: bool, initial: int = 0,
-             every_s: float = 30.0) -> tqdm | LogProgress:
-    """A tqdm bar over ``iterable`` on a terminal, else a :class:`LogProgress` (both take
-    ``set_postfix``); ``enabled=False`` reports nothing."""
-    if enabled and not interactive():
-        return LogProgress(iterable, desc, total, initial, every_s)
-    return tqdm(iterable, desc=desc, total=total, initial=initial, leave=False, disable=not enabled,
-                dynamic_ncols=True)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
-from laps.engine.distributed import is_main_process, world_size
+from laps.infer.distributed import is_main_process, world_size
 from laps.errors import ConfigError
 from laps.models.registry import family_of
 from laps.models.video import load_weights_into

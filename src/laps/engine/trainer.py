@@ -43,13 +43,16 @@ from laps.data import build_loader, set_epoch
 from laps.data.dataset import VideoDataset
 from laps.engine import checkpoint as ckpt
 from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, freeze, read_split,
-                                  resolve_device, set_train_mode)
+                                  set_train_mode)
 from laps.engine.config import Config, save_config
-from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
-from laps.engine.evaluate import autocast, evaluate
+from laps.infer.device import resolve_device
+from laps.infer.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
+from laps.infer.evaluate import evaluate
+from laps.infer.predict import autocast
+from laps.infer.progress import progress
 from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
-from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view, progress
+from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
 from laps.engine.runtime import resolve_threads, seeded, threads
 from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,

@@ -29,7 +29,7 @@ from laps.atomic import atomic_path
 from laps.data.annotations import VideoRecord
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
-from laps.engine.evaluate import autocast
+from laps.infer.predict import autocast
 from laps.serve.inference import clip_dataset
 from laps.serve.timeline import open_stream, stream_windows
 from laps.errors import ConfigError, LapsError, VideoDecodeError

@@ -20,15 +20,17 @@ from laps.data.decoding import BrokenVideoError
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
 from laps.engine.config import DataConfig
-from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
+from laps.infer.evaluate import evaluate, write_eval_outputs
+from laps.infer.predict import predict_views
 from laps.serve.timeline import Timeline, slide
 from laps.errors import DataError, LapsError
+from laps.infer.device import DEFAULT_DEVICE
 from laps.models import VideoClassifier
 
 
-def load_model(checkpoint: str | Path, device: str = "auto") -> VideoClassifier:
+def load_model(checkpoint: str | Path, device: str = DEFAULT_DEVICE) -> VideoClassifier:
     """The model of any ``--checkpoint`` form (:func:`laps.from_pretrained`), in eval mode on ``device``."""
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
     from laps.models.loading import from_pretrained
 
     return from_pretrained(checkpoint).to(resolve_device(device))
