@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from laps.data.annotations import VideoRecord, resolve_path
 from laps.data.cores import cores_per_process
 from laps.data.decoding import BACKENDS, open_video
-from laps.data.sampling import SAMPLINGS, parse_views, sample_indices
+from laps.data.sampling import parse_views, sample_indices
 from laps.data.transforms import Norm, Normalize, TestTransform, TrainTransform
 from laps.errors import ConfigError, DataError, VideoDecodeError
+from laps.models.feed import FALLBACK, check_sampling
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +51,12 @@ class VideoDataset(Dataset):
         scale_range: training short-side jitter range (pixels, >= img_size); default
             :func:`~laps.data.transforms.default_scale_range` of ``img_size``.
         flip: random horizontal flip in training (turn off for direction-sensitive classes).
-        norm: "imagenet", "half", "visformer" or (mean, std).
+        norm: a preset of :data:`~laps.models.feed.NORMS` or (mean, std).
         max_retries: replacement draws for a broken file before giving up.
         backend: video decoder, see :data:`laps.data.decoding.BACKENDS`.
         randaugment: add RandAugment (same ops for every frame) in training.
-        interpolation: resize interpolation, e.g. "bilinear" or "bicubic" (see
-            :func:`~laps.data.transforms.interpolation_mode`).
+        interpolation: resize interpolation (see :func:`~laps.data.transforms.interpolation_mode`);
+            a model's is its :func:`~laps.models.feed.resolve_feed`'s.
         seed: training augmentation seed; with :meth:`set_epoch`, an item's random draws depend
             only on ``(seed, epoch, index)``.
     """
@@ -78,12 +79,11 @@ class VideoDataset(Dataset):
         backend: str = "pyav",
         randaugment: bool = False,
         seed: int = 0,
-        interpolation: str = "bilinear",
+        interpolation: str = FALLBACK.interpolation,
     ) -> None:
         if not records:
             raise DataError("the dataset has no videos; check the annotation file")
-        if sampling not in SAMPLINGS:
-            raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        check_sampling(sampling)
         if backend not in BACKENDS:
             raise ConfigError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.records = list(records)

@@ -12,11 +12,11 @@ from torch import nn
 
 from laps.data import VideoDataset, load_annotations, load_classes
 from laps.data.annotations import Annotations, find_file
-from laps.data.transforms import Norm
 from laps.engine.config import Config, ModelConfig, scale_range, trained_blocks
 from laps.errors import ConfigError
 from laps.models import VideoClassifier, create_model
-from laps.models.pretrained import interpolation, normalization
+from laps.models.feed import NORMS, Feed, resolve_feed
+from laps.models.pretrained import weights_cfg
 from laps.models.registry import family_of
 
 
@@ -31,15 +31,15 @@ def model_kwargs(m: ModelConfig) -> dict:
     return kwargs
 
 
-def resolve_norm(config: Config) -> Norm:
-    """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights."""
-    return normalization(config.model.backbone) if config.data.norm == "auto" else config.data.norm
-
-
-def resolve_interpolation(config: Config) -> str:
-    """The resize interpolation of the backbone's timm weights (their ``pretrained_cfg``: bicubic for
-    most ViTs, CLIP and EVA), which training and evaluation resize frames with."""
-    return interpolation(config.model.backbone)
+def config_feed(config: Config) -> Feed:
+    """How the model of ``config`` is fed in training, evaluation and its checkpoints
+    (:func:`~laps.models.feed.resolve_feed`): the config's ``data.norm`` (``auto``: not given),
+    ``data.sampling``, ``data.sampling_rate``, ``model.img_size`` and ``model.num_frames``, then the
+    ``pretrained_cfg`` of the backbone's timm weights (their mean, std and interpolation)."""
+    d, m = config.data, config.model
+    mean, std = NORMS[d.norm] if d.norm != "auto" else (None, None)
+    return resolve_feed(pretrained_cfg=weights_cfg(m.backbone), mean=mean, std=std, input_size=m.img_size,
+                        sampling=d.sampling, num_frames=m.num_frames, sampling_rate=d.sampling_rate)
 
 
 def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
@@ -84,11 +84,11 @@ def class_names(config: Config, annotations: Annotations) -> list[str]:
 
 
 def build_dataset(config: Config, annotations: Annotations, root: str, train: bool, views: str = "1x1") -> VideoDataset:
-    d, m = config.data, config.model
+    feed = config_feed(config)
     return VideoDataset(
-        annotations, root, m.num_frames, d.sampling_rate, train=train, img_size=m.img_size,
-        sampling=d.sampling, views=views, scale_range=scale_range(config), flip=d.flip, norm=resolve_norm(config),
-        interpolation=resolve_interpolation(config), seed=config.runtime.seed,
+        annotations, root, feed.num_frames, feed.sampling_rate, train=train, img_size=feed.input_size,
+        sampling=feed.sampling, views=views, scale_range=scale_range(config), flip=config.data.flip, norm=feed.norm,
+        interpolation=feed.interpolation, seed=config.runtime.seed,
     )
 
 

@@ -27,11 +27,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from laps.atomic import write_text_atomic
-from laps.data.sampling import SAMPLINGS
-from laps.data.transforms import NORMS, default_scale_range
+from laps.data.transforms import default_scale_range
 from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
 from laps.infer.device import DEFAULT_DEVICE, check_device
+from laps.models.feed import FALLBACK, NORMS, check_sampling
 from laps.variants import VARIANTS
 
 #: the optimisers, LR schedules and AMP modes the trainer implements
@@ -90,7 +90,7 @@ class DataConfig:
     format: str = "auto"
     classes: str = ""  # classes.json; default: <root>/classes.json if present
     sampling: str = "dense"
-    sampling_rate: int = 8
+    sampling_rate: int = FALLBACK.sampling_rate
     scale_min: int | None = None  # training short-side jitter; None: 8/7 of model.img_size (256 for 224)
     scale_max: int | None = None  # None: 10/7 of model.img_size (320 for 224)
     flip: bool = True
@@ -100,7 +100,8 @@ class DataConfig:
     max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
 
     def __post_init__(self) -> None:
-        _choose("data", self, sampling=SAMPLINGS, norm=("auto", *NORMS))
+        _choose("data", self, norm=("auto", *NORMS))
+        check_sampling(self.sampling)
         _at_least("data", self, 1, "sampling_rate")
         workers = self.num_workers
         if workers != "auto" and not (isinstance(workers, int) and workers >= 0):

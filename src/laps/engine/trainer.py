@@ -42,8 +42,8 @@ from laps.analysis.flops import count_params
 from laps.data import build_loader, set_epoch
 from laps.data.dataset import VideoDataset
 from laps.engine import checkpoint as ckpt
-from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, freeze, read_split,
-                                  set_train_mode)
+from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, config_feed, freeze,
+                                  read_split, set_train_mode)
 from laps.engine.config import Config, save_config
 from laps.infer.device import resolve_device
 from laps.infer.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
@@ -111,6 +111,7 @@ class Trainer:
 
         with seeded(c.runtime.seed, self.device):
             self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
+        self.video_cfg = ckpt.model_config(self.model, config_feed(c), self.classes)  # what its checkpoints say
         freeze(self.model, c.optim.train)
         self.params = count_params(self.model)
         self.sharded = self.distributed and c.runtime.strategy == "fsdp"
@@ -336,8 +337,7 @@ class Trainer:
         weights = gathered.get("ema", gathered["model"])
         self.guards.check_finite(gathered["model"], weights)
         self.report.epoch_row(row)
-        for path in [ckpt.LAST, ckpt.BEST] if improved else [ckpt.LAST]:
-            ckpt.save_weights(self.eval_model, self.out / path, self.config, self.classes, weights)
+        ckpt.save_epoch_weights(self.eval_model, self.out, self.video_cfg, weights, improved)
         ckpt.save_state(self._state(epoch, self.wall, gathered), self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
 
     def _preempt(self, epoch: int, step: int) -> None:
@@ -363,7 +363,7 @@ class Trainer:
             (self.out / FLOPS).unlink(missing_ok=True)
         self.report.open(start_epoch)
         save_config(self.config, self.out / ckpt.CONFIG)
-        ckpt.write_model_config(self.out, self.model, self.config, self.classes)
+        ckpt.write_model_config(self.out, self.video_cfg)
 
     def _finish(self) -> dict[str, Any]:
         rows = self.report.rows()

@@ -34,6 +34,7 @@ from laps.serve.inference import clip_dataset
 from laps.serve.timeline import open_stream, stream_windows
 from laps.errors import ConfigError, LapsError, VideoDecodeError
 from laps.models import VideoClassifier
+from laps.models.feed import resolve_feed
 from laps.serve.feature_index import append_record, is_done, read_index, record, replace_record
 from laps.serve.feature_inputs import FeatureInput, launch_share, npy_name, share
 
@@ -46,14 +47,14 @@ Item = tuple[int, bool, str | None, torch.Tensor | None]
 
 
 class FeatureClips(IterableDataset):
-    """The clips of ``inputs`` as ``model`` is fed (its ``video_cfg``): per
+    """The clips of ``inputs`` as ``model`` is fed (:func:`~laps.models.feed.resolve_feed`): per
     video its test ``views`` (clip mode) or its windows (window mode, ``window`` set), as
     :data:`Item` tuples; a video that cannot be read gives one item with the reason."""
 
     def __init__(self, model: VideoClassifier, inputs: list[FeatureInput], views: str = "1x3",
                  window: float | None = None, stride: float | None = None) -> None:
         self.inputs, self.window, self.stride = inputs, window, stride
-        self.feed = model.video_cfg
+        self.feed = resolve_feed(model)
         records = [VideoRecord(os.path.abspath(entry.video), 0, entry.start, entry.end) for entry in inputs]
         self.dataset = clip_dataset(model, records, ".", views, max_retries=0) if window is None and inputs else None
 
@@ -63,7 +64,7 @@ class FeatureClips(IterableDataset):
             yield from self.dataset.test_views(index)
             return
         with open_stream(self.inputs[index].video) as container:
-            for _, clip in stream_windows(container, num_frames=self.feed.num_frames, img_size=self.feed.img_size,
+            for _, clip in stream_windows(container, num_frames=self.feed.num_frames, img_size=self.feed.input_size,
                                           window=self.window, stride=self.stride, interpolation=self.feed.interpolation):
                 yield clip
 
@@ -113,10 +114,9 @@ def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: 
         raise ConfigError(f"window mode needs --window and --stride > 0 seconds, got {window} and {stride}")
     if not inputs:
         return
-    feed = model.video_cfg
     loader = feature_loader(model, inputs, views=views, window=window, stride=stride, batch_size=batch_size,
                             num_workers=num_workers)
-    normalize, device = Normalize((feed.mean, feed.std)), next(model.parameters()).device
+    normalize, device = Normalize(resolve_feed(model).norm), next(model.parameters()).device
     model.eval()
     rows: dict[int, list[torch.Tensor]] = {}
     finished: dict[int, np.ndarray | str] = {}

@@ -19,13 +19,13 @@ from laps.data.annotations import VIDEO_SUFFIXES, find_videos
 from laps.data.decoding import BrokenVideoError
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
-from laps.engine.config import DataConfig
 from laps.infer.evaluate import evaluate, write_eval_outputs
 from laps.infer.predict import predict_views
 from laps.serve.timeline import Timeline, slide
 from laps.errors import DataError, LapsError
 from laps.infer.device import DEFAULT_DEVICE
 from laps.models import VideoClassifier
+from laps.models.feed import resolve_feed
 
 
 def load_model(checkpoint: str | Path, device: str = DEFAULT_DEVICE) -> VideoClassifier:
@@ -36,18 +36,13 @@ def load_model(checkpoint: str | Path, device: str = DEFAULT_DEVICE) -> VideoCla
     return from_pretrained(checkpoint).to(resolve_device(device))
 
 
-def sampling_rate(model: VideoClassifier) -> int:
-    """The frame step of ``model``'s clips: its ``video_cfg``'s, else ``data.sampling_rate``'s default."""
-    return model.video_cfg.sampling_rate or DataConfig.sampling_rate
-
-
 def clip_dataset(model: VideoClassifier, records: list[VideoRecord], root: str | Path, views: str,
                  max_retries: int = 10) -> VideoDataset:
-    """Test-time clips of ``records`` as ``model`` is fed (its ``video_cfg``, :func:`sampling_rate`)."""
-    feed = model.video_cfg
-    return VideoDataset(records, str(root), feed.num_frames, sampling_rate(model), train=False, img_size=feed.img_size,
-                        sampling=feed.sampling, views=views, norm=(feed.mean, feed.std),
-                        interpolation=feed.interpolation, max_retries=max_retries)
+    """Test-time clips of ``records`` as ``model`` is fed (:func:`~laps.models.feed.resolve_feed`)."""
+    feed = resolve_feed(model)
+    return VideoDataset(records, str(root), feed.num_frames, feed.sampling_rate, train=False, img_size=feed.input_size,
+                        sampling=feed.sampling, views=views, norm=feed.norm, interpolation=feed.interpolation,
+                        max_retries=max_retries)
 
 
 def evaluate_checkpoint(model: VideoClassifier, list_path: str | Path, root: str | Path, out_dir: str | Path,
@@ -67,10 +62,10 @@ def model_timeline(model: VideoClassifier, container, window: float, stride: flo
                    progress: bool = True) -> Timeline:
     """:func:`~laps.serve.timeline.slide` ``model`` over the video of an open PyAV ``container``,
     its windows resized, cropped and normalised as the model is fed."""
-    feed = model.video_cfg
-    normalize = Normalize((feed.mean, feed.std))
+    feed = resolve_feed(model)
+    normalize = Normalize(feed.norm)
     device = next(model.parameters()).device
-    return slide(model, container, feed.class_names, num_frames=feed.num_frames, img_size=feed.img_size,
+    return slide(model, container, model.video_cfg.class_names, num_frames=feed.num_frames, img_size=feed.input_size,
                  interpolation=feed.interpolation, normalize=lambda clips: normalize(clips.to(device)),
                  window=window, stride=stride, batch_size=batch_size, progress=progress)
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from laps.models.feed import FALLBACK
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.decoding import BrokenVideoError, av_reason, open_container, truncation, video_stream
 from laps.data.transforms import TestTransform
@@ -140,7 +141,7 @@ def sliding_windows(frames: Iterable[tuple[float, np.ndarray]], *, num_frames: i
         yield first.start, torch.stack(crops)
 
 
-def frame_crop(img_size: int, interpolation: str = "bilinear") -> Callable[[np.ndarray], torch.Tensor]:
+def frame_crop(img_size: int, interpolation: str = FALLBACK.interpolation) -> Callable[[np.ndarray], torch.Tensor]:
     """One frame ``(H, W, 3)`` -> its evaluation crop ``(C, img_size, img_size)`` uint8 (short-side
     resize with ``interpolation``, one centre crop)."""
     transform = TestTransform(img_size, interpolation=interpolation)
@@ -148,7 +149,7 @@ def frame_crop(img_size: int, interpolation: str = "bilinear") -> Callable[[np.n
 
 
 def stream_windows(container, *, num_frames: int, img_size: int, window: float, stride: float,
-                   interpolation: str = "bilinear") -> Iterator[tuple[float, torch.Tensor]]:
+                   interpolation: str = FALLBACK.interpolation) -> Iterator[tuple[float, torch.Tensor]]:
     """:func:`sliding_windows` of the video of an open PyAV ``container``, cropped as :func:`slide` crops."""
     return sliding_windows(_frames(container), num_frames=num_frames, window=window, stride=stride,
                            crop=frame_crop(img_size, interpolation))
@@ -156,7 +157,7 @@ def stream_windows(container, *, num_frames: int, img_size: int, window: float, 
 
 def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, img_size: int,
           normalize: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float, batch_size: int = 8,
-          progress: bool = True, interpolation: str = "bilinear") -> Timeline:
+          progress: bool = True, interpolation: str = FALLBACK.interpolation) -> Timeline:
     """Slide ``window``-second clips every ``stride`` seconds over the video of ``container``
     (an open PyAV container, its windows as :func:`sliding_windows` takes them) and score each with
     ``model`` ``(B, T, C, H, W) -> logits``; frames are resized with ``interpolation``."""
