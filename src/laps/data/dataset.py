@@ -51,7 +51,7 @@ class VideoDataset(Dataset):
         scale_range: training short-side jitter range (pixels, >= img_size); default
             :func:`~laps.data.transforms.default_scale_range` of ``img_size``.
         flip: random horizontal flip in training (turn off for direction-sensitive classes).
-        norm: a preset of :data:`~laps.models.feed.NORMS` or (mean, std).
+        norm: a preset of :func:`~laps.models.feed.norm_presets` or (mean, std).
         max_retries: replacement draws for a broken file before giving up.
         backend: video decoder, see :data:`laps.data.decoding.BACKENDS`.
         randaugment: add RandAugment (same ops for every frame) in training.

@@ -23,7 +23,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from laps.errors import ConfigError
-from laps.models.feed import FALLBACK, NORMS
+from laps.models.feed import FALLBACK, norm_presets
 
 Norm = str | tuple[Sequence[float], Sequence[float]]
 
@@ -31,9 +31,10 @@ Norm = str | tuple[Sequence[float], Sequence[float]]
 def norm_stats(norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
     """A preset name or (mean, std) -> mean, std tensors of shape (C, 1, 1)."""
     if isinstance(norm, str):
-        if norm not in NORMS:
-            raise ConfigError(f"unknown normalisation {norm!r}; choose one of {', '.join(NORMS)} or give (mean, std)")
-        norm = NORMS[norm]
+        presets = norm_presets()
+        if norm not in presets:
+            raise ConfigError(f"unknown normalisation {norm!r}; choose one of {', '.join(presets)} or give (mean, std)")
+        norm = presets[norm]
     mean, std = (torch.tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in norm)
     return mean, std
 

@@ -15,9 +15,8 @@ from laps.data.annotations import Annotations, find_file
 from laps.engine.config import Config, ModelConfig, scale_range, trained_blocks
 from laps.errors import ConfigError
 from laps.models import VideoClassifier, create_model
-from laps.models.feed import NORMS, Feed, resolve_feed
+from laps.models.feed import Feed, norm_presets, resolve_feed
 from laps.models.pretrained import weights_cfg
-from laps.models.registry import family_of
 
 
 def model_kwargs(m: ModelConfig) -> dict:
@@ -37,7 +36,7 @@ def config_feed(config: Config) -> Feed:
     ``data.sampling``, ``data.sampling_rate``, ``model.img_size`` and ``model.num_frames``, then the
     ``pretrained_cfg`` of the backbone's timm weights (their mean, std and interpolation)."""
     d, m = config.data, config.model
-    mean, std = NORMS[d.norm] if d.norm != "auto" else (None, None)
+    mean, std = norm_presets()[d.norm] if d.norm != "auto" else (None, None)
     return resolve_feed(pretrained_cfg=weights_cfg(m.backbone), mean=mean, std=std, input_size=m.img_size,
                         sampling=d.sampling, num_frames=m.num_frames, sampling_rate=d.sampling_rate)
 
@@ -97,18 +96,16 @@ def freeze(model: VideoClassifier, train: str) -> None:
 
     ``all``: every parameter. ``head``: the classifier (``backbone.get_classifier()``), a linear
     probe on frozen features. ``last:N``: the last N blocks and everything after them (final norm,
-    pooling, head). Blocks are the parameters the backbone family's ``block_pattern`` names, counted
-    in timm's layer order (``group_matcher``, the order layer decay uses): ViT and Eva have ``depth``
-    blocks; Visformer's conv blocks of ``stage1`` and attention blocks of ``stage2`` and ``stage3``
-    count in turn (15 for visformer_small), and a stage's first block includes the patch embedding in
-    front of it, as in timm's grouping.
+    pooling, head). Blocks are the parameters the model's family record names (its ``block_pattern``),
+    counted in timm's layer order (``group_matcher``, the order layer decay uses); a block may include
+    the parts timm groups with it (a stage's patch embedding in front of its first block).
     """
     count = trained_blocks(train)
     if count is None:
         return
     backbone = model.backbone
     layer_of = group_parameters(backbone, backbone.group_matcher(coarse=False), reverse=True)  # name -> layer
-    pattern = family_of(backbone).block_pattern
+    pattern = model.family.block_pattern
     blocks = sorted({layer for name, layer in layer_of.items() if pattern.match(name)})
     if count > len(blocks):
         raise ConfigError(f"optim.train={train} asks for more blocks than {type(backbone).__name__} has "

@@ -31,7 +31,7 @@ from laps.data.transforms import default_scale_range
 from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
 from laps.infer.device import DEFAULT_DEVICE, check_device
-from laps.models.feed import FALLBACK, NORMS, check_sampling
+from laps.models.feed import FALLBACK, check_sampling, norm_presets
 from laps.variants import VARIANTS
 
 #: the optimisers, LR schedules and AMP modes the trainer implements
@@ -100,7 +100,7 @@ class DataConfig:
     max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
 
     def __post_init__(self) -> None:
-        _choose("data", self, norm=("auto", *NORMS))
+        _choose("data", self, norm=("auto", *norm_presets()))
         check_sampling(self.sampling)
         _at_least("data", self, 1, "sampling_rate")
         workers = self.num_workers

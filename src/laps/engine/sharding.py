@@ -29,7 +29,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from laps.infer.distributed import is_main_process, world_size
 from laps.errors import ConfigError
-from laps.models.registry import family_of
 from laps.models.video import load_weights_into
 
 #: gather to full tensors on rank 0's CPU (the other ranks get an empty state)
@@ -39,9 +38,8 @@ FROM_FULL = StateDictOptions(full_state_dict=True)
 
 
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:
-    """The blocks of ``model.backbone`` in order, those its family's ``block_pattern`` names:
-    ``blocks.i`` (ViT, Eva) or ``stageN.i`` (Visformer)."""
-    pattern = family_of(model.backbone).block_pattern
+    """The blocks of ``model.backbone`` in order, those its family's ``block_pattern`` names."""
+    pattern = model.family.block_pattern
     return [module for name, module in model.backbone.named_modules() if pattern.fullmatch(name + ".")]
 
 

@@ -69,7 +69,7 @@ def create_model(
     """Build a video classifier over a timm backbone.
 
     Args:
-        backbone: a timm model name, e.g. ``"vit_base_patch16_224"`` or ``"visformer_small"``.
+        backbone: a timm model name of :func:`list_models` (optionally ``name.tag``).
         temporal: ``base2d | joint | plain_shift | ps | la | laps``.
         num_frames: clip length T (the level schedule is derived for it); change it later with
             :meth:`VideoClassifier.set_num_frames`.
@@ -93,7 +93,7 @@ def create_model(
     model = timm.create_model(name, pretrained=pretrained is True, **timm_kwargs, **sized)
     if pretrained not in (True, False, None, ""):
         load_pretrained_file(model, pretrained)
-    feed = resolve_feed(pretrained_cfg=weights_cfg(backbone) or model.pretrained_cfg,
+    feed = resolve_feed(pretrained_cfg=weights_cfg(backbone) or getattr(model, "pretrained_cfg", None),
                         input_size=image_size(model, timm_kwargs.get("img_size")), num_frames=num_frames)
     return VideoClassifier(model, _video_config(backbone, model, feed, temporal, levels, fold_div, timm_kwargs))
 

@@ -22,17 +22,21 @@ from typing import Any
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from laps.errors import ConfigError
-from laps.models.registry import FAMILIES
+from laps.models import registry
 
 #: how a clip's frames are taken from a video: every ``sampling_rate`` frames, or one per equal segment (TSN)
 SAMPLINGS = ("dense", "segment")
 
-#: normalisation presets by name, (mean, std) of 0-1 RGB: ImageNet's, 0.5, and those of the family records
+#: normalisation presets of every backbone, by name: (mean, std) of 0-1 RGB
 NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "imagenet": (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)),
     "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    **{name: norm for family in FAMILIES for name, norm in family.norms.items()},
 }
+
+
+def norm_presets() -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+    """:data:`NORMS` and the presets of the family records (``data.norm`` takes their names)."""
+    return {**NORMS, **{name: norm for family in registry.FAMILIES for name, norm in family.norms.items()}}
 
 
 def check_sampling(sampling: str) -> str:
