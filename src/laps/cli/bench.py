@@ -7,11 +7,13 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
-from laps.bench.options import BACKBONES, METRICS, PEERS, VARIANTS, BenchOptions
+from laps.bench.options import BACKBONES, DEFAULT_VARIANTS, METRICS, PEERS, BenchOptions
 from laps.cli.common import add_command, add_device_flag
 from laps.errors import ConfigError
+from laps.variants import VARIANTS
 
 EXAMPLES = """examples:
   laps bench model --quick --output bench.json
@@ -23,7 +25,7 @@ EXAMPLES = """examples:
 """
 
 
-def _names(choices: tuple[str, ...] | None = None):
+def _names(choices: Collection[str] | None = None):
     """argparse type: a comma-separated list, each item checked against ``choices``."""
 
     def parse(text: str) -> list[str]:
@@ -62,8 +64,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("what", choices=("model", "data", "all"), help="which benchmark to run")
     p.add_argument("--backbones", type=_names(), default=",".join(BACKBONES),
                    help="comma-separated timm backbones (default: %(default)s)")
-    p.add_argument("--variants", type=_names(VARIANTS + ("plain_shift",)), default=",".join(VARIANTS),
-                   help="comma-separated temporal variants (default: %(default)s)")
+    p.add_argument("--variants", type=_names(VARIANTS), default=",".join(DEFAULT_VARIANTS),
+                   help=f"comma-separated temporal variants, of {', '.join(VARIANTS)} (default: %(default)s)")
     p.add_argument("--num-frames", type=_counts("frame counts", "8 or 8,16,32,64"), default="8",
                help="frames per clip, or a sweep like 8,16,32,64")
     p.add_argument("--img-size", type=int, default=224)
