@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from laps.cli import build_parser
 from laps.cli.common import CHECKPOINT_HELP
 
@@ -85,3 +87,34 @@ def test_predictions_file_is_flushed_before_its_rename(tmp_path, monkeypatch):
         log.write({"path": "a.mp4", "top": []})
     assert synced == [str(tmp_path / "p.jsonl.partial"), str(tmp_path)]
     assert (tmp_path / "p.jsonl").read_text() == '{"path": "a.mp4", "top": []}\n'
+
+
+@pytest.mark.parametrize("argv", [["eval", "--checkpoint", "m", "--list", "l"], ["predict", "--checkpoint", "m", "v.mp4"],
+                                  ["features", "--checkpoint", "m", "v.mp4", "--output", "o"]])
+def test_eval_predict_and_features_pin_their_threads_as_training_does(argv, monkeypatch):
+    """They run with the cores this process may use as torch's thread count, and give the count back."""
+    import importlib
+
+    import torch
+
+    from laps.cli import main
+
+    command = importlib.import_module(f"laps.cli.{argv[0]}")
+    seen = []
+    monkeypatch.setattr(command, f"run_{argv[0]}", lambda args: seen.append(torch.get_num_threads()) or 0)
+    monkeypatch.setattr("laps.data.cores.cores_per_process", lambda: 3)
+    before = torch.get_num_threads()
+    assert main(argv) == 0
+    assert seen == [3] and torch.get_num_threads() == before
+
+
+def test_every_device_flag_has_one_vocabulary_and_default_auto():
+    from laps.infer.device import DEVICE_HELP
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    devices = {name: next(a for a in sub._actions if a.dest == "device") for name, sub in commands.items()
+               if any(a.dest == "device" for a in sub._actions)}
+    assert {"eval", "predict", "features", "bench", "app"} <= set(devices)
+    assert {(a.default, a.help) for a in devices.values()} == {("auto", DEVICE_HELP)}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", "--checkpoint", "m", "v.mp4", "--device", "gpu"])

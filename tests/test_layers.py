@@ -48,7 +48,7 @@ assert model(torch.randn(1, 4, 3, 32, 32)).shape == (1, 3)
 """,
     "building the command line's parser": "import laps.cli; laps.cli.build_parser()",
     # laps bench model runs where PyAV is not installed
-    "importing the model benchmark and the runtime it runs under": "import laps.bench.model, laps.engine.runtime",
+    "importing the model benchmark and the runtime it runs under": "import laps.bench.model, laps.infer.runtime",
 }
 
 

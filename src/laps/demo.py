@@ -20,7 +20,7 @@ from laps.data.synthetic import CLASSES
 from laps.models.loading import from_pretrained
 from laps.engine.config import Config, load_config
 from laps.serve.inference import evaluate_checkpoint, format_prediction, predict_files
-from laps.engine.runtime import threads
+from laps.infer.runtime import threads
 from laps.engine.trainer import train
 
 DEMO_RECIPE = "demo"  # the shipped recipe laps demo trains

@@ -30,7 +30,7 @@ from laps.data.dataset import VideoDataset, build_loader
 from laps.data.encoding import write_video
 from laps.data.resize import KEYFRAME_INTERVAL, resize_video
 from laps.data.sampling import dense_indices
-from laps.engine.runtime import threads
+from laps.infer.runtime import threads
 
 NUM_FRAMES, RATE, IMG_SIZE = 8, 8, 224
 KEYFRAME_INTERVALS = (250, 30)  # x264 default; 1 s

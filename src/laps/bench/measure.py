@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from laps.bench.contenders import NUM_CLASSES, Contender, build
-from laps.engine.runtime import threads
+from laps.infer.runtime import threads
 from laps.errors import LapsError
 
 _MIB = 2**20

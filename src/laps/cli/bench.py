@@ -120,7 +120,7 @@ def _data(args: argparse.Namespace) -> dict:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from laps.engine.runtime import threads
+    from laps.infer.runtime import threads
 
     results = {}
     with threads(args.threads):

@@ -4,6 +4,7 @@ small printers. The commands import this module, never :mod:`laps.cli` (which im
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 
 from laps.infer.device import DEFAULT_DEVICE, DEVICE_HELP, check_device
@@ -46,3 +47,17 @@ def device(text: str) -> str:
 def add_device_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The ``--device`` of every command that runs a model: one vocabulary, default ``auto``."""
     parser.add_argument("--device", type=device, default=DEFAULT_DEVICE, help=DEVICE_HELP)
+
+
+def pinned_threads(run):
+    """A command's ``run(args)`` run with a fixed torch thread count, as training runs: the CPU cores
+    this process may use (shared by a node's torchrun processes), whatever ``OMP_NUM_THREADS`` says."""
+    @functools.wraps(run)
+    def pinned(args: argparse.Namespace) -> int:
+        from laps.data.cores import cores_per_process
+        from laps.infer.runtime import threads
+
+        with threads(cores_per_process()):
+            return run(args)
+
+    return pinned

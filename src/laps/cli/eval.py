@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, workers
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, workers, pinned_threads
 
 EVAL_EXAMPLES = """examples:
   laps eval --checkpoint runs/demo/laps --data-root runs/demo/data --list val.txt --views 10x3 --output runs/demo/laps/eval
@@ -28,7 +28,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="loader processes, or 'auto': this process's CPU cores (default: auto)")
     add_device_flag(p)
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
-    p.set_defaults(func=run_eval)
+    p.set_defaults(func=pinned_threads(run_eval))
 
 
 def _eval_output(args: argparse.Namespace) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, workers
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, workers, pinned_threads
 
 EXAMPLES = """examples:
   laps features --checkpoint runs/mine --output feats/ videos/                  # one (D,) vector per video
@@ -55,7 +55,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     image.add_argument("--img-size", type=int, default=None, help="crop size (default: the model's)")
     image.add_argument("--random-weights", action="store_true", help="random weights instead of the pretrained ones "
                        "(to try the pipeline without a download)")
-    p.set_defaults(func=run_features)
+    p.set_defaults(func=pinned_threads(run_features))
 
 
 def _image_model(args: argparse.Namespace):

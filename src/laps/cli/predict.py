@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, counted
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, counted, pinned_threads
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 PREDICT_EXAMPLES = """examples:
@@ -41,7 +41,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     timeline.add_argument("--truth", default=None, metavar="SEGMENTS.csv",
                           help="true segments (CSV with header start,end,label): drawn in the PNG with the boundary error")
     timeline.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
-    p.set_defaults(func=run_predict)
+    p.set_defaults(func=pinned_threads(run_predict))
 
 
 def run_predict(args: argparse.Namespace) -> int:

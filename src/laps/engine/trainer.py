@@ -54,7 +54,8 @@ from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
-from laps.engine.runtime import resolve_threads, seeded, threads
+from laps.engine.runtime import resolve_threads
+from laps.infer.runtime import seeded, threads
 from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,
                                   load_full_state, local, shard, training_module)
 from laps.engine.steps import build_scheduler, mix_batch, step_seed
