@@ -113,8 +113,15 @@ def test_every_device_flag_has_one_vocabulary_and_default_auto():
 
     commands = build_parser()._subparsers._group_actions[0].choices
     devices = {name: next(a for a in sub._actions if a.dest == "device") for name, sub in commands.items()
-               if any(a.dest == "device" for a in sub._actions)}
+               if name != "train" and any(a.dest == "device" for a in sub._actions)}
     assert {"eval", "predict", "features", "bench", "app"} <= set(devices)
     assert {(a.default, a.help) for a in devices.values()} == {("auto", DEVICE_HELP)}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["predict", "--checkpoint", "m", "v.mp4", "--device", "gpu"])
+    # train's --device sets runtime.device, whose default and check are the same
+    from laps.engine.config import RuntimeConfig
+    from laps.errors import ConfigError
+
+    assert RuntimeConfig().device == "auto"
+    with pytest.raises(ConfigError, match="device 'gpu' is not one of"):
+        RuntimeConfig(device="gpu")
