@@ -1,6 +1,7 @@
-"""What a training run reports: one metrics row per epoch (metrics.jsonl, TensorBoard, a log
-line), and the summary at its end (summary.json, training_curves.png). Progress while it runs is
-:func:`laps.infer.progress.progress`, a log line every ``runtime.log_every_s`` seconds off a terminal.
+"""What a training run reports: an epoch's running sums, rates and progress bar
+(:class:`EpochMeter`; off a terminal a log line every ``runtime.log_every_s`` seconds, see
+:func:`laps.infer.progress.progress`), one metrics row per epoch (metrics.jsonl, TensorBoard, a log
+line), and the summary at its end (summary.json, training_curves.png).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +25,14 @@ from laps.engine.builders import build_model
 from laps.engine.config import Config
 from laps.engine.run_dir import CURVES, METRICS, SUMMARY
 from laps.errors import CheckpointError
+from laps.infer.progress import progress
 
 logger = logging.getLogger(__name__)
 
 TENSORBOARD = "tensorboard"
+
+#: the per-epoch sums of the training metrics that are added over processes
+SUM_KEYS = ("loss", "correct", "count")
 
 #: share of an epoch's time spent waiting for the next batch above which training is input-bound
 INPUT_BOUND_SHARE = 0.2
@@ -33,6 +40,54 @@ INPUT_BOUND_SHARE = 0.2
 INPUT_BOUND_MIN_STEPS = 20
 #: seconds of waiting below which no remedy is worth it (a short epoch of a demo or a smoke test)
 INPUT_BOUND_MIN_WAIT_S = 2.0
+
+
+def new_sums() -> dict[str, float]:
+    """An epoch's metric sums before its first batch (``skipped``: optimizer steps skipped)."""
+    return {**dict.fromkeys(SUM_KEYS, 0.0), "skipped": 0}
+
+
+class EpochMeter:
+    """One epoch of training as it goes: iterating it iterates ``loader`` from batch ``start`` behind
+    a progress bar (:func:`~laps.infer.progress.progress`), timing the waits for each batch; it keeps
+    this process's :attr:`sums` (loss, correct and count of the batches with a finite loss, skipped
+    steps) and the clips all ``world`` processes have seen."""
+
+    def __init__(self, loader: Iterable, desc: str, start: int, world: int, enabled: bool, every_s: float) -> None:
+        self.bar = progress(loader, desc, len(loader), initial=start, enabled=enabled, every_s=every_s)
+        self.sums, self.world, self.clips, self.waited = new_sums(), world, 0, 0.0
+        self.began = time.perf_counter()
+
+    def __iter__(self) -> Iterator:
+        asked = time.perf_counter()
+        for item in self.bar:
+            self.waited += time.perf_counter() - asked
+            yield item
+            asked = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
+
+    def add(self, loss: float, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count a batch: its mean ``loss`` (left out of the sums when not finite), ``logits (B, K)``, ``labels (B,)``."""
+        if math.isfinite(loss):
+            self.sums["loss"] += loss * labels.shape[0]
+            self.sums["correct"] += float((logits.argmax(-1) == labels).sum())
+            self.sums["count"] += labels.shape[0]
+        self.clips += labels.shape[0] * self.world
+
+    def show(self, lr: float) -> None:
+        """The running loss, accuracy, clips per second and data-wait share on the bar (tqdm keeps its own rate)."""
+        elapsed, seen = self.elapsed, max(self.sums["count"], 1)  # 0 while every loss so far was non-finite
+        self.bar.set_postfix(loss=f"{self.sums['loss'] / seen:.3f}", acc=f"{self.sums['correct'] / seen:.3f}",
+                             clips_s=f"{self.clips / elapsed:.1f}", data=f"{self.waited / elapsed:.0%}",
+                             lr=f"{lr:.2e}", refresh=False)
+
+    def rates(self) -> dict[str, float]:
+        """``train_clips_per_s`` and ``data_wait_share`` of the epoch so far."""
+        elapsed = self.elapsed
+        return {"train_clips_per_s": self.clips / elapsed, "data_wait_share": self.waited / elapsed}
 
 
 @dataclass

@@ -49,10 +49,10 @@ from laps.infer.device import resolve_device
 from laps.infer.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.infer.evaluate import evaluate
 from laps.infer.predict import autocast
-from laps.infer.progress import progress
 from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
-from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view
+from laps.engine.reporting import (INPUT_BOUND_MIN_STEPS, SUM_KEYS, Best, EpochMeter, InputBoundCheck, Reporter,
+                                   gflops_per_view, new_sums)
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
 from laps.engine.runtime import resolve_threads
 from laps.infer.runtime import seeded, threads
@@ -64,15 +64,6 @@ from laps.errors import ConfigError, Preempted
 __all__ = ["Trainer", "train"]
 
 logger = logging.getLogger(__name__)
-
-#: the per-epoch sums of the training metrics that are added over processes
-SUM_KEYS = ("loss", "correct", "count")
-
-
-def new_sums() -> dict[str, float]:
-    """An epoch's metric sums before its first batch (``skipped``: optimizer steps skipped)."""
-    return {**dict.fromkeys(SUM_KEYS, 0.0), "skipped": 0}
-
 
 class Trainer:
     """One training run, configured by a :class:`Config`; call :meth:`fit`."""
@@ -192,58 +183,56 @@ class Trainer:
         c = self.config
         set_epoch(self.train_loader, epoch, start_batch=start)
         set_train_mode(self.net)
-        self.sums, self.carried = new_sums(), dict(carried or new_sums())
-        total = len(self.train_loader)
-        bar = progress(self.train_loader, f"epoch {epoch + 1}/{c.optim.epochs}", total, initial=start,
-                       enabled=c.runtime.progress and is_main_process(), every_s=c.runtime.log_every_s)
-        clips_seen, waited, began = 0, 0.0, time.perf_counter()
+        meter = EpochMeter(self.train_loader, f"epoch {epoch + 1}/{c.optim.epochs}", start, world_size(),
+                           enabled=c.runtime.progress and is_main_process(), every_s=c.runtime.log_every_s)
+        self.sums, self.carried = meter.sums, dict(carried or new_sums())
         self.optimizer.zero_grad(set_to_none=True)
-        step, asked = start - 1, time.perf_counter()
-        for step, (clips, labels) in enumerate(bar, start):
-            waited += time.perf_counter() - asked
-            torch.manual_seed(step_seed(c.runtime.seed, epoch, step))  # dropout and drop-path
-            mix_generator = torch.Generator().manual_seed(step_seed(c.runtime.seed, epoch, step, 1))
-            clips = self.train_set.normalize(clips.to(self.device, non_blocking=True))  # uint8 until here
-            labels = labels.to(self.device, non_blocking=True)
-            mixed, targets = mix_batch(clips, labels, self.num_classes, mix_generator, mixup=c.optim.mixup,
-                                       cutmix=c.optim.cutmix, label_smoothing=c.optim.label_smoothing)
-            with autocast(self.device, c.runtime.amp):
-                logits = self.net(mixed)
-            loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
-            # always backward, also for a non-finite loss: every process must join the gradient
-            # all-reduce (DDP) or reduce-scatter (FSDP, also on the accumulation steps: gradients
-            # stay sharded), and the non-finite gradient then skips the step on all of them
-            self.scaler.scale(loss / c.optim.accum_steps).backward()
-            loss_value = float(loss.detach())
-            if math.isfinite(loss_value):
-                self.sums["loss"] += loss_value * labels.shape[0]
-                self.sums["correct"] += float((logits.argmax(-1) == labels).sum())
-                self.sums["count"] += labels.shape[0]
+        step = start - 1
+        for step, (clips, labels) in enumerate(meter, start):
+            logits, labels, loss = self._forward_backward(epoch, step, clips, labels)
+            meter.add(loss, logits, labels)  # float(loss) waited for the device
             if (step + 1) % c.optim.accum_steps == 0:
-                stepped = self._optimizer_step()
-                self.sums["skipped"] += not stepped
-                if self.guards.after_step(epoch, step, stepped, self.train_set, last=step + 1 == total):
-                    self._preempt(epoch, step + 1)
-            clips_seen += labels.shape[0] * world_size()
-            elapsed = time.perf_counter() - began  # float(loss) above waited for the device
-            seen = max(self.sums["count"], 1)  # 0 while every batch so far had a non-finite loss
-            bar.set_postfix(loss=f"{self.sums['loss'] / seen:.3f}", acc=f"{self.sums['correct'] / seen:.3f}",
-                            clips_s=f"{clips_seen / elapsed:.1f}", data=f"{waited / elapsed:.0%}",
-                            lr=f"{self._lr():.2e}", refresh=False)  # tqdm's own rate
+                self._step(epoch, step)
+            meter.show(self._lr())
             if step + 1 == INPUT_BOUND_MIN_STEPS:
-                self.input_bound.check(epoch, waited, elapsed, self.train_loader.num_workers)
-            asked = time.perf_counter()
-        elapsed = time.perf_counter() - began
+                self.input_bound.check(epoch, meter.waited, meter.elapsed, self.train_loader.num_workers)
         if step + 1 < INPUT_BOUND_MIN_STEPS:
-            self.input_bound.check(epoch, waited, elapsed, self.train_loader.num_workers)
+            self.input_bound.check(epoch, meter.waited, meter.elapsed, self.train_loader.num_workers)
         set_epoch(self.train_loader, epoch)  # precise BN reads the epoch from its first batch
         totals = self._epoch_totals()
         count = totals["count"]
         return {
             "train_loss": totals["loss"] / count if count else math.nan, "train_top1": totals["correct"] / max(count, 1),
-            "lr": self._lr(), "train_clips_per_s": clips_seen / elapsed, "data_wait_share": waited / elapsed,
-            "broken_files": self.train_set.broken, "skipped_steps": totals["skipped"],
+            "lr": self._lr(), **meter.rates(), "broken_files": self.train_set.broken, "skipped_steps": totals["skipped"],
         }
+
+    def _forward_backward(self, epoch: int, step: int, clips: torch.Tensor,
+                          labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """One batch of uint8 ``clips (B, T, C, H, W)``: seeded mixing, forward, backward ->
+        ``(logits (B, K), labels (B,) on the device, loss)``."""
+        c = self.config
+        torch.manual_seed(step_seed(c.runtime.seed, epoch, step))  # dropout and drop-path
+        mix_generator = torch.Generator().manual_seed(step_seed(c.runtime.seed, epoch, step, 1))
+        clips = self.train_set.normalize(clips.to(self.device, non_blocking=True))  # uint8 until here
+        labels = labels.to(self.device, non_blocking=True)
+        mixed, targets = mix_batch(clips, labels, self.num_classes, mix_generator, mixup=c.optim.mixup,
+                                   cutmix=c.optim.cutmix, label_smoothing=c.optim.label_smoothing)
+        with autocast(self.device, c.runtime.amp):
+            logits = self.net(mixed)
+        loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
+        # always backward, also for a non-finite loss: every process must join the gradient
+        # all-reduce (DDP) or reduce-scatter (FSDP, also on the accumulation steps: gradients
+        # stay sharded), and the non-finite gradient then skips the step on all of them
+        self.scaler.scale(loss / c.optim.accum_steps).backward()
+        return logits, labels, float(loss.detach())
+
+    def _step(self, epoch: int, step: int) -> None:
+        """The optimizer step after batch ``step``, counted when skipped, then the guards (a stop
+        signal writes a checkpoint that resumes after this batch)."""
+        stepped = self._optimizer_step()
+        self.sums["skipped"] += not stepped
+        if self.guards.after_step(epoch, step, stepped, self.train_set, last=step + 1 == len(self.train_loader)):
+            self._preempt(epoch, step + 1)
 
     def _optimizer_step(self) -> bool:
         """Clip, step (unless a gradient is NaN or Inf), schedule -> whether the weights were updated."""
