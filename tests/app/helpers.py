@@ -10,8 +10,8 @@ from laps.data.encoding import write_video
 from laps.data.transforms import norm_stats
 from laps.engine.builders import config_feed
 from laps.models.video_config import VideoConfig
-from tests.serve.test_timeline import COLOURS, FPS
 from tests.helpers import tiny_config
+from tests.serve.test_timeline import COLOURS, FPS
 
 CLASSES = ["red", "green", "blue", "yellow", "cyan"]
 

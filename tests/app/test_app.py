@@ -1,8 +1,8 @@
 """``laps app``: the page, the API behind it, bad uploads, queueing and binding."""
 
 import functools
-import io
 import http.server
+import io
 import json
 import socket
 import threading

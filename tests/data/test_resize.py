@@ -10,7 +10,6 @@ from laps.cli import main
 from laps.data.encoding import write_video
 from laps.data.resize import resize_dataset, resized_shape
 from laps.errors import DataError
-
 from tests.helpers import frame_ids, index_frames
 
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from laps.data.transforms import Normalize, TestTransform, TrainTransform
-from laps.models.feed import norm_presets
 from laps.errors import ConfigError
+from laps.models.feed import norm_presets
 
 
 def same_frames(num=4, height=60, width=80, seed=0):

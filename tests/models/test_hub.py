@@ -12,9 +12,9 @@ import torch
 from huggingface_hub import ModelCard
 
 import laps
-from tests.helpers import fill_hub_cache
 from laps.errors import CheckpointError, ConfigError
 from laps.models import sharing
+from tests.helpers import fill_hub_cache
 
 pytestmark = pytest.mark.slow  # save/load round trips of several models, and subprocesses
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from laps.data.decoding import BrokenVideoError
+from laps.errors import VideoDecodeError
+from laps.models import VideoClassifier
 from laps.serve.inference import iter_predictions, model_timeline
 from laps.serve.segmenting import BACKGROUND_SCORE, SMOOTH, SWITCH, smooth_scores
 from laps.serve.timeline import Timeline, container_duration, open_stream, segments
-from laps.errors import VideoDecodeError
-from laps.models import VideoClassifier
 
 
 @dataclass(frozen=True)

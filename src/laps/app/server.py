@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from laps.app.analyse import Settings, analyse
-from laps.models import VideoClassifier
 from laps.errors import ConfigError, LapsError
+from laps.models import VideoClassifier
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20

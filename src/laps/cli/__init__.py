@@ -22,8 +22,8 @@ import logging
 import sys
 import warnings
 
-from laps.version import __version__
 from laps.errors import LapsError, Preempted
+from laps.version import __version__
 
 #: modules that each add their commands with ``add_parsers(subparsers)``, in the order ``laps --help`` lists them
 COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli.predict", "laps.cli.export",

@@ -34,8 +34,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run_app(args: argparse.Namespace) -> int:
     from laps.app.analyse import Settings
-    from laps.serve.inference import load_model
     from laps.app.server import App, make_server
+    from laps.serve.inference import load_model
 
     check_timeline_flags(args)
     settings = Settings(top_k=args.top_k, views=args.views, long_after=args.long_after, window=args.window,

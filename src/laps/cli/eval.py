@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, workers, pinned_threads
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, pinned_threads, workers
 
 EVAL_EXAMPLES = """examples:
   laps eval --checkpoint runs/demo/laps --data-root runs/demo/data --list val.txt --views 10x3 --output runs/demo/laps/eval

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, workers, pinned_threads
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, pinned_threads, workers
 
 EXAMPLES = """examples:
   laps features --checkpoint runs/mine --output feats/ videos/                  # one (D,) vector per video
@@ -76,9 +76,9 @@ IMAGE_OPTIONS = ("temporal", "num_frames", "sampling_rate", "img_size", "random_
 
 def run_features(args: argparse.Namespace) -> int:
     from laps.errors import ConfigError
-    from laps.serve.inference import load_model
     from laps.serve.feature_inputs import list_inputs, parse_shard
     from laps.serve.features import write_features
+    from laps.serve.inference import load_model
 
     given = [f"--{name.replace('_', '-')}" for name in IMAGE_OPTIONS if getattr(args, name) not in (None, False)]
     if args.checkpoint and given:

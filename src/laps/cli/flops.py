@@ -30,7 +30,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run_flops(args: argparse.Namespace) -> int:
     from laps.analysis.flops import model_cost
     from laps.cli.common import print_json
-
     from laps.engine.builders import model_kwargs
     from laps.engine.config import ModelConfig, load_config
     from laps.errors import ConfigError

@@ -71,11 +71,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_timeline(args: argparse.Namespace, model) -> int:
-    from laps.serve.timeline_plot import truth_summary
+    from laps.errors import ConfigError
     from laps.serve.inference import model_timeline
     from laps.serve.segmenting import read_truth
     from laps.serve.timeline import open_stream, segments, write_timeline
-    from laps.errors import ConfigError
+    from laps.serve.timeline_plot import truth_summary
 
     if len(args.videos) != 1 or not args.output:
         raise ConfigError("--timeline takes one video (a path, a URL or -) and --output DIR")

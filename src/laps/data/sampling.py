@@ -23,7 +23,6 @@ from laps.errors import ConfigError, DataError
 from laps.models.feed import check_sampling
 
 
-
 def _check(num_video_frames: int, num_frames: int, clip_index: int, num_clips: int) -> None:
     if num_video_frames < 1:
         raise DataError(f"cannot sample a clip from a video with {num_video_frames} frames")

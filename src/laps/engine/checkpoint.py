@@ -29,8 +29,7 @@ import torch
 from laps.atomic import atomic_path
 from laps.errors import CheckpointError
 from laps.integrity import BYTES_KEY, DIGEST_KEY, content_digest, damaged, safe_torch_load, verify
-from laps.models import VideoClassifier
-from laps.models import sharing
+from laps.models import VideoClassifier, sharing
 from laps.models.feed import Feed
 from laps.models.video_config import VideoConfig
 

@@ -11,8 +11,8 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -42,24 +42,48 @@ from laps.analysis.flops import count_params
 from laps.data import build_loader, set_epoch
 from laps.data.dataset import VideoDataset
 from laps.engine import checkpoint as ckpt
-from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, config_feed, freeze,
-                                  read_split, set_train_mode)
+from laps.engine.builders import (
+    build_dataset,
+    build_model,
+    build_optimizer,
+    class_names,
+    config_feed,
+    freeze,
+    read_split,
+    set_train_mode,
+)
 from laps.engine.config import Config, save_config
+from laps.engine.guards import Guards
+from laps.engine.precise_bn import recompute_bn_stats
+from laps.engine.reporting import (
+    INPUT_BOUND_MIN_STEPS,
+    SUM_KEYS,
+    Best,
+    EpochMeter,
+    InputBoundCheck,
+    Reporter,
+    gflops_per_view,
+    new_sums,
+)
+from laps.engine.run_dir import FLOPS, RunLock, claim_output
+from laps.engine.runtime import resolve_threads
+from laps.engine.sharding import (
+    check_resumable,
+    full_optimizer_state,
+    full_state,
+    load_full_optimizer_state,
+    load_full_state,
+    local,
+    shard,
+    training_module,
+)
+from laps.engine.steps import build_scheduler, mix_batch, step_seed
+from laps.errors import ConfigError, Preempted
 from laps.infer.device import resolve_device
 from laps.infer.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.infer.evaluate import evaluate
 from laps.infer.predict import autocast
-from laps.engine.guards import Guards
-from laps.engine.precise_bn import recompute_bn_stats
-from laps.engine.reporting import (INPUT_BOUND_MIN_STEPS, SUM_KEYS, Best, EpochMeter, InputBoundCheck, Reporter,
-                                   gflops_per_view, new_sums)
-from laps.engine.run_dir import FLOPS, RunLock, claim_output
-from laps.engine.runtime import resolve_threads
 from laps.infer.runtime import seeded, threads
-from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,
-                                  load_full_state, local, shard, training_module)
-from laps.engine.steps import build_scheduler, mix_batch, step_seed
-from laps.errors import ConfigError, Preempted
 
 __all__ = ["Trainer", "train"]
 

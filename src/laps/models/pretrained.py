@@ -18,10 +18,9 @@ import torch
 from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
-from laps.integrity import load_error
 from laps.errors import CheckpointError
+from laps.integrity import load_error
 from laps.models.registry import family_of
-
 
 #: backbone -> the timm weights the paper fine-tunes from (``pretrained=True`` with the bare name)
 PAPER_WEIGHTS = {

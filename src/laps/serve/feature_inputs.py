@@ -19,8 +19,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from laps.data.annotations import (VIDEO_SUFFIXES, default_root, detect_format, find_videos, load_annotations,
-                                   read_paths, resolve_path)
+from laps.data.annotations import (
+    VIDEO_SUFFIXES,
+    default_root,
+    detect_format,
+    find_videos,
+    load_annotations,
+    read_paths,
+    resolve_path,
+)
 from laps.errors import ConfigError
 
 

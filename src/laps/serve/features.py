@@ -29,14 +29,14 @@ from laps.atomic import atomic_path
 from laps.data.annotations import VideoRecord
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
-from laps.infer.predict import autocast
-from laps.serve.inference import clip_dataset
-from laps.serve.timeline import open_stream, stream_windows
 from laps.errors import ConfigError, LapsError, VideoDecodeError
+from laps.infer.predict import autocast
 from laps.models import VideoClassifier
 from laps.models.feed import resolve_feed
 from laps.serve.feature_index import append_record, is_done, read_index, record, replace_record
 from laps.serve.feature_inputs import FeatureInput, launch_share, npy_name, share
+from laps.serve.inference import clip_dataset
+from laps.serve.timeline import open_stream, stream_windows
 
 logger = logging.getLogger(__name__)
 

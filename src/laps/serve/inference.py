@@ -16,16 +16,16 @@ from torch.utils.data import DataLoader
 
 from laps.data import VideoDataset, VideoRecord, load_annotations
 from laps.data.annotations import VIDEO_SUFFIXES, find_videos
-from laps.data.decoding import BrokenVideoError
 from laps.data.dataset import resolve_num_workers
+from laps.data.decoding import BrokenVideoError
 from laps.data.transforms import Normalize
-from laps.infer.evaluate import evaluate, write_eval_outputs
-from laps.infer.predict import predict_views
-from laps.serve.timeline import Timeline, slide
 from laps.errors import DataError, LapsError
 from laps.infer.device import DEFAULT_DEVICE
+from laps.infer.evaluate import evaluate, write_eval_outputs
+from laps.infer.predict import predict_views
 from laps.models import VideoClassifier
 from laps.models.feed import resolve_feed
+from laps.serve.timeline import Timeline, slide
 
 
 def load_model(checkpoint: str | Path, device: str = DEFAULT_DEVICE) -> VideoClassifier:

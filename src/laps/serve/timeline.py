@@ -31,13 +31,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from laps.models.feed import FALLBACK
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.decoding import BrokenVideoError, av_reason, open_container, truncation, video_stream
 from laps.data.transforms import TestTransform
-from laps.serve.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
-                                   smooth_scores, viterbi)
 from laps.errors import ConfigError, VideoDecodeError
+from laps.models.feed import FALLBACK
+from laps.serve.segmenting import (
+    BACKGROUND_SCORE,
+    SMOOTH,
+    SWITCH,
+    boundary_errors,
+    segments_from_states,
+    smooth_scores,
+    viterbi,
+)
 
 #: thumbnails kept for the picture (halved by dropping every other when full)
 THUMBNAILS = 24
