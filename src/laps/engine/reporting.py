@@ -25,6 +25,7 @@ from laps.engine.builders import build_model
 from laps.engine.config import Config
 from laps.engine.run_dir import CURVES, METRICS, SUMMARY
 from laps.errors import CheckpointError
+from laps.infer.distributed import all_reduce_sum
 from laps.infer.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -51,12 +52,14 @@ class EpochMeter:
     """One epoch of training as it goes: iterating it iterates ``loader`` from batch ``start`` behind
     a progress bar (:func:`~laps.infer.progress.progress`), timing the waits for each batch; it keeps
     this process's :attr:`sums` (loss, correct and count of the batches with a finite loss, skipped
-    steps) and the clips all ``world`` processes have seen."""
+    steps), the sums of all processes ``carried`` over a resume in the middle of the epoch, and the
+    clips all ``world`` processes have seen."""
 
-    def __init__(self, loader: Iterable, desc: str, start: int, world: int, enabled: bool, every_s: float) -> None:
+    def __init__(self, loader: Iterable, desc: str, start: int, world: int, enabled: bool, every_s: float,
+                 carried: dict[str, float] | None = None) -> None:
         self.bar = progress(loader, desc, len(loader), initial=start, enabled=enabled, every_s=every_s)
-        self.sums, self.world, self.clips, self.waited = new_sums(), world, 0, 0.0
-        self.began = time.perf_counter()
+        self.sums, self.carried = new_sums(), dict(carried or new_sums())
+        self.world, self.clips, self.waited, self.began = world, 0, 0.0, time.perf_counter()
 
     def __iter__(self) -> Iterator:
         asked = time.perf_counter()
@@ -70,7 +73,8 @@ class EpochMeter:
         return time.perf_counter() - self.began
 
     def add(self, loss: float, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Count a batch: its mean ``loss`` (left out of the sums when not finite), ``logits (B, K)``, ``labels (B,)``."""
+        """Count a batch: its mean ``loss`` (left out of the sums when not finite), ``logits (B, K)``
+        and ``labels (B,)``."""
         if math.isfinite(loss):
             self.sums["loss"] += loss * labels.shape[0]
             self.sums["correct"] += float((logits.argmax(-1) == labels).sum())
@@ -83,6 +87,14 @@ class EpochMeter:
         self.bar.set_postfix(loss=f"{self.sums['loss'] / seen:.3f}", acc=f"{self.sums['correct'] / seen:.3f}",
                              clips_s=f"{self.clips / elapsed:.1f}", data=f"{self.waited / elapsed:.0%}",
                              lr=f"{lr:.2e}", refresh=False)
+
+    def totals(self) -> dict[str, float]:
+        """The epoch's sums over all processes (a collective), plus those carried over a resume, which
+        every process holds. ``skipped`` is the same on every process (a non-finite gradient is
+        non-finite everywhere after the all-reduce), so it is not added up."""
+        summed = dict(zip(SUM_KEYS, all_reduce_sum([self.sums[k] for k in SUM_KEYS])))
+        return {**{k: summed[k] + self.carried[k] for k in SUM_KEYS},
+                "skipped": self.sums["skipped"] + self.carried["skipped"]}
 
     def rates(self) -> dict[str, float]:
         """``train_clips_per_s`` and ``data_wait_share`` of the epoch so far."""

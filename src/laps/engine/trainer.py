@@ -55,16 +55,7 @@ from laps.engine.builders import (
 from laps.engine.config import Config, save_config
 from laps.engine.guards import Guards
 from laps.engine.precise_bn import recompute_bn_stats
-from laps.engine.reporting import (
-    INPUT_BOUND_MIN_STEPS,
-    SUM_KEYS,
-    Best,
-    EpochMeter,
-    InputBoundCheck,
-    Reporter,
-    gflops_per_view,
-    new_sums,
-)
+from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, EpochMeter, InputBoundCheck, Reporter, gflops_per_view
 from laps.engine.run_dir import FLOPS, RunLock, claim_output
 from laps.engine.runtime import resolve_threads
 from laps.engine.sharding import (
@@ -80,7 +71,7 @@ from laps.engine.sharding import (
 from laps.engine.steps import build_scheduler, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
 from laps.infer.device import resolve_device
-from laps.infer.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
+from laps.infer.distributed import cleanup, init_distributed, is_main_process, rank, world_size
 from laps.infer.evaluate import evaluate
 from laps.infer.predict import autocast
 from laps.infer.runtime import seeded, threads
@@ -108,8 +99,7 @@ class Trainer:
         self.report = Reporter(self.out, c.optim.epochs, enabled=is_main_process())
         self.wall = 0.0  # training seconds of the finished epochs, over resumes
         self.epoch_began = 0.0  # time.perf_counter() at the start of the current epoch
-        self.sums = new_sums()  # this process's metric sums of the current epoch
-        self.carried = new_sums()  # the current epoch's sums over all processes before a resume
+        self.meter: EpochMeter | None = None  # the current epoch's sums, rates and progress
         self.input_bound = InputBoundCheck(enabled=is_main_process())
 
         self.classes, self.train_set, self.val_set = self._datasets()
@@ -207,9 +197,9 @@ class Trainer:
         c = self.config
         set_epoch(self.train_loader, epoch, start_batch=start)
         set_train_mode(self.net)
-        meter = EpochMeter(self.train_loader, f"epoch {epoch + 1}/{c.optim.epochs}", start, world_size(),
-                           enabled=c.runtime.progress and is_main_process(), every_s=c.runtime.log_every_s)
-        self.sums, self.carried = meter.sums, dict(carried or new_sums())
+        meter = self.meter = EpochMeter(self.train_loader, f"epoch {epoch + 1}/{c.optim.epochs}", start, world_size(),
+                                        enabled=c.runtime.progress and is_main_process(),
+                                        every_s=c.runtime.log_every_s, carried=carried)
         self.optimizer.zero_grad(set_to_none=True)
         step = start - 1
         for step, (clips, labels) in enumerate(meter, start):
@@ -223,11 +213,12 @@ class Trainer:
         if step + 1 < INPUT_BOUND_MIN_STEPS:
             self.input_bound.check(epoch, meter.waited, meter.elapsed, self.train_loader.num_workers)
         set_epoch(self.train_loader, epoch)  # precise BN reads the epoch from its first batch
-        totals = self._epoch_totals()
+        totals = meter.totals()
         count = totals["count"]
         return {
             "train_loss": totals["loss"] / count if count else math.nan, "train_top1": totals["correct"] / max(count, 1),
-            "lr": self._lr(), **meter.rates(), "broken_files": self.train_set.broken, "skipped_steps": totals["skipped"],
+            "lr": self._lr(), **meter.rates(), "broken_files": self.train_set.broken,
+            "skipped_steps": totals["skipped"],
         }
 
     def _forward_backward(self, epoch: int, step: int, clips: torch.Tensor,
@@ -254,7 +245,7 @@ class Trainer:
         """The optimizer step after batch ``step``, counted when skipped, then the guards (a stop
         signal writes a checkpoint that resumes after this batch)."""
         stepped = self._optimizer_step()
-        self.sums["skipped"] += not stepped
+        self.meter.sums["skipped"] += not stepped
         if self.guards.after_step(epoch, step, stepped, self.train_set, last=step + 1 == len(self.train_loader)):
             self._preempt(epoch, step + 1)
 
@@ -290,13 +281,6 @@ class Trainer:
                 "val_mean_class_acc": result["mean_class_acc"]}
 
     # ------------------------------------------------------------------ helpers of the loop
-    def _epoch_totals(self) -> dict[str, float]:
-        """The current epoch's sums over all processes (a collective), plus those carried over a
-        resume, which every process holds. ``skipped`` is the same on every process (a non-finite
-        gradient is non-finite everywhere after the all-reduce), so it is not added up."""
-        summed = dict(zip(SUM_KEYS, all_reduce_sum([self.sums[k] for k in SUM_KEYS])))
-        return {**{k: summed[k] + self.carried[k] for k in SUM_KEYS}, "skipped": self.sums["skipped"] + self.carried["skipped"]}
-
     def _precise_bn(self) -> None:
         """Recompute BatchNorm statistics (``optim.precise_bn_iters`` training batches) of the
         model and, with EMA, of the EMA model: both are evaluated or saved."""
@@ -357,7 +341,7 @@ class Trainer:
     def _preempt(self, epoch: int, step: int) -> None:
         """Write a checkpoint that resumes at batch ``step`` of ``epoch`` (with the epoch's metric
         sums so far, over all processes), then raise :class:`Preempted`."""
-        totals, gathered = self._epoch_totals(), self._gather()
+        totals, gathered = self.meter.totals(), self._gather()
         path = self.out / ckpt.STATE
         if is_main_process():
             self.guards.check_finite(gathered["model"], gathered.get("ema", gathered["model"]))

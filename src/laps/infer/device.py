@@ -35,7 +35,8 @@ def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"])) if "LOCAL_RANK" in os.environ else torch.device("cuda")
+        local_rank = os.environ.get("LOCAL_RANK")
+        return torch.device("cuda") if local_rank is None else torch.device("cuda", int(local_rank))
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name} was asked for but torch sees no CUDA device; use cpu (or auto)")
     return torch.device(name)
