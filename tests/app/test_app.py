@@ -79,7 +79,7 @@ def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(serve, tmp
     cases = {
         "notes.txt": (b"not a video at all\n" * 100, 400, "notes.txt: a text file, not a video"),
         "photo.png": (image.getvalue(), 400, "photo.png: a still image, not a video"),
-        "truncated.mp4": (good[: len(good) // 2], 400, "truncated"),
+        "half.mp4": (good[: len(good) // 2], 400, f"half.mp4: truncated: the file ends at byte {len(good) // 2:,}"),
         "huge.mp4": (good + bytes(300_000), 413, "larger than this server's limit of 0.2 MB"),
         "nothing": (b"", 400, "nothing to classify"),
         "missing": (None, 400, "no such file on the server"),

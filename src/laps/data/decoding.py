@@ -27,6 +27,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from laps.data.mp4_boxes import cut_index
 from laps.errors import ConfigError, VideoDecodeError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -87,11 +88,13 @@ def av_reason(err: av.error.FFmpegError) -> str:
 
 def open_container(source, name: str | os.PathLike | None = None):
     """``av.open(source)`` (a path, a URL PyAV can read, or a binary file object) -> the container;
-    what PyAV cannot open raises :class:`BrokenVideoError` naming ``name`` (default: ``source``)."""
+    what PyAV cannot open raises :class:`BrokenVideoError` naming ``name`` (default: ``source``), an
+    mp4 cut before its index included (:func:`~laps.data.mp4_boxes.cut_index`)."""
     try:
         return av.open(source if not isinstance(source, os.PathLike) else str(source))
     except av.error.InvalidDataError:
-        raise BrokenVideoError(name or source, "not a video: FFmpeg recognises no video format in it") from None
+        reason = cut_index(source) or "not a video: FFmpeg recognises no video format in it"
+        raise BrokenVideoError(name or source, reason) from None
     except av.error.FFmpegError as err:
         raise BrokenVideoError(name or source, f"not a video PyAV can open (FFmpeg says: {av_reason(err)})") from None
     except OSError as err:
