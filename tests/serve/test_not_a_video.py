@@ -105,3 +105,11 @@ def test_a_piped_mp4_says_why_it_cannot_be_read(inputs, monkeypatch, kind):
                               "re-encode it with ffmpeg -movflags +faststart",
                 "cut": CUT, "truncated": "truncated: the index lists 64 frames"}[kind]
     assert str(err.value).startswith("standard input: ") and expected in err.value.reason
+
+
+def test_top_k_below_one_is_refused_in_one_line(inputs, capsys):
+    from laps.cli import main
+
+    assert main(["predict", "--checkpoint", "missing-run", str(inputs["good"]), "--top-k", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "laps predict: error: --top-k must be at least 1 (the classes to print for each video), got 0\n"

@@ -125,7 +125,7 @@ def truncation(stream, packets: int) -> str | None:
     return f"truncated: the index lists {indexed} frames, the file holds {packets}" if packets < indexed else None
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     """Raise the precise reason a path cannot be a video file (before any decoder sees it)."""
     if not path.exists():
         raise BrokenVideoError(path, "file not found")
@@ -155,7 +155,7 @@ class PyAVReader:
 
     def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
         self.path = Path(path)
-        _check_file(self.path)
+        check_file(self.path)
         self._container = open_container(self.path)
         try:
             self._open_stream(start, end)

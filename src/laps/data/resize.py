@@ -13,6 +13,7 @@ Sources are only read.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -55,15 +56,17 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
                  keyframe_interval: int = KEYFRAME_INTERVAL, crf: int = 23, fast_decode: bool = True) -> None:
     """Re-encode one video (first video stream only) to ``dst``, written atomically; options:
     :func:`encoder_options`."""
-    import av  # here, not at the top: the command line reads this module's defaults without PyAV
+    # here, not at the top: the command line reads this module's defaults without PyAV
+    import av
+
+    from laps.data.decoding import check_file, open_container, video_stream
 
     dst = Path(dst)
     part = dst.with_name(dst.name + ".part")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(src)) as source:
-        if not source.streams.video:
-            raise DataError(f"{src}: no video stream")
-        stream = source.streams.video[0]
+    check_file(Path(src))  # what is no video is named as `laps data check` names it
+    with open_container(Path(src)) as source:
+        stream = video_stream(source, src)
         stream.thread_type = "AUTO"
         width, height = resized_shape(stream.codec_context.width, stream.codec_context.height, short_side)
         rate = Fraction(stream.average_rate or stream.guessed_rate or 30).limit_denominator(1001)
@@ -82,12 +85,19 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
 
 
 def _convert(job: tuple[str, str, int, int, bool]) -> tuple[str, str | None]:
+    """Resize one video -> (its source, None, or the reason it could not be resized in words)."""
     import av
+
+    from laps.data.decoding import BrokenVideoError, av_reason
 
     src, dst, short_side, keyframe_interval, fast_decode = job
     try:
         resize_video(src, dst, short_side, keyframe_interval, fast_decode=fast_decode)
-    except (av.error.FFmpegError, DataError, OSError, ValueError) as err:
+    except BrokenVideoError as err:
+        return src, err.reason
+    except av.error.FFmpegError as err:
+        return src, f"corrupt video data ({av_reason(err)})"
+    except (DataError, OSError, ValueError) as err:
         return src, f"{type(err).__name__}: {err}"
     return src, None
 
@@ -146,7 +156,9 @@ def resize_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, short_side
     report = ResizeReport()
     todo = [(a, b, short_side, keyframe_interval, fast_decode) for a, b in jobs if not os.path.exists(b)]
     report.skipped = len(jobs) - len(todo)
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # spawned, not forked: a process that has encoded or converted frames with PyAV holds FFmpeg
+    # thread pools that a forked copy waits on for ever
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
         for path, error in tqdm(pool.map(_convert, todo), total=len(todo), desc="resize", disable=not progress):
             if error is None:
                 report.converted += 1

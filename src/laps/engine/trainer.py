@@ -312,7 +312,7 @@ class Trainer:
         """Load the newest good training state -> (epoch, step to start at, the epoch's metric sums
         so far when it stopped mid-epoch)."""
         state, source = ckpt.load_resume_state(self.out), str(self.out / ckpt.STATE)
-        check_resumable(state, self.sharded, source)
+        check_resumable(state, self.sharded, source, self.config.runtime.strategy)
         load_full_state(self.model, state["model"], source)
         load_full_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
