@@ -28,7 +28,6 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from laps.atomic import write_text_atomic
 from laps.data.sampling import SAMPLINGS
-from laps.data.transforms import NORMS, default_scale_range
 from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
 from laps.variants import VARIANTS
@@ -100,7 +99,11 @@ class DataConfig:
     max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
 
     def __post_init__(self) -> None:
-        _choose("data", self, sampling=SAMPLINGS, norm=("auto", *NORMS))
+        _choose("data", self, sampling=SAMPLINGS)
+        if self.norm != "auto":  # the presets live with the models (torch, timm): read only when named
+            from laps.data.transforms import NORMS
+
+            _choose("data", self, norm=("auto", *NORMS))
         _at_least("data", self, 1, "sampling_rate")
         workers = self.num_workers
         if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
@@ -202,6 +205,8 @@ def trained_blocks(train: str) -> int | None:
 def scale_range(config: Config) -> tuple[int, int]:
     """The training short-side jitter: ``data.scale_min/max``, each defaulting to its end of
     :func:`~laps.data.transforms.default_scale_range` of ``model.img_size``."""
+    from laps.data.transforms import default_scale_range
+
     low, high = default_scale_range(config.model.img_size)
     d = config.data
     return (low if d.scale_min is None else d.scale_min), (high if d.scale_max is None else d.scale_max)
