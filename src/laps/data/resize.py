@@ -57,6 +57,8 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
     :func:`encoder_options`."""
     import av  # here, not at the top: the command line reads this module's defaults without PyAV
 
+    from laps.data.reformat import reformat
+
     dst = Path(dst)
     part = dst.with_name(dst.name + ".part")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,7 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
             out.codec_context.thread_count, out.codec_context.thread_type = 1, "NONE"
             out.codec_context.time_base = 1 / rate
             for index, frame in enumerate(source.decode(stream)):
-                frame = frame.reformat(width=width, height=height, format="yuv420p")
+                frame = reformat(frame, "yuv420p", width, height)
                 frame.pts, frame.time_base = index, 1 / rate  # constant frame rate
                 target.mux(out.encode(frame))
             target.mux(out.encode())
