@@ -108,8 +108,7 @@ def test_check_dataset_with_two_processes(tiny_data, video, tmp_path):
     assert check_dataset(records, tiny_data, workers=2) == []
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(60)
 def test_features_with_workers_after_a_first_call_in_this_process(video, tmp_path):
     # the Python example of docs/features.md: a first call decodes here, the second in workers
     model = laps.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=4, img_size=32, patch_size=8,
@@ -123,7 +122,7 @@ def test_features_with_workers_after_a_first_call_in_this_process(video, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(120)
 def test_evaluate_in_this_process_then_train_the_next_epoch_with_workers(tmp_path):
     # the demo's order: write the dataset here, train, evaluate here, then train on with workers
     data = make_synthetic(tmp_path / "data", videos_per_class=2, seed=0, num_frames=8, size=32)
