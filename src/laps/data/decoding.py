@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from laps.data.mp4_boxes import cut_index
+from laps.data.reformat import to_rgb
 from laps.errors import ConfigError, VideoDecodeError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -260,7 +261,7 @@ class PyAVReader:
                 for frame in packet.decode():
                     stamp = frame.pts if frame.pts is not None else frame.dts
                     if stamp in wanted_set:
-                        frames[stamp] = frame.to_ndarray(format="rgb24")
+                        frames[stamp] = to_rgb(frame)
                     if stamp is not None and stamp >= last:
                         return frames
         except av.error.FFmpegError as err:

@@ -13,7 +13,6 @@ Sources are only read.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -56,10 +55,10 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
                  keyframe_interval: int = KEYFRAME_INTERVAL, crf: int = 23, fast_decode: bool = True) -> None:
     """Re-encode one video (first video stream only) to ``dst``, written atomically; options:
     :func:`encoder_options`."""
-    # here, not at the top: the command line reads this module's defaults without PyAV
-    import av
+    import av  # here, not at the top: the command line reads this module's defaults without PyAV
 
     from laps.data.decoding import check_file, open_container, video_stream
+    from laps.data.reformat import reformat
 
     dst = Path(dst)
     part = dst.with_name(dst.name + ".part")
@@ -77,7 +76,7 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
             out.codec_context.thread_count, out.codec_context.thread_type = 1, "NONE"
             out.codec_context.time_base = 1 / rate
             for index, frame in enumerate(source.decode(stream)):
-                frame = frame.reformat(width=width, height=height, format="yuv420p")
+                frame = reformat(frame, "yuv420p", width, height)
                 frame.pts, frame.time_base = index, 1 / rate  # constant frame rate
                 target.mux(out.encode(frame))
             target.mux(out.encode())
@@ -156,9 +155,7 @@ def resize_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, short_side
     report = ResizeReport()
     todo = [(a, b, short_side, keyframe_interval, fast_decode) for a, b in jobs if not os.path.exists(b)]
     report.skipped = len(jobs) - len(todo)
-    # spawned, not forked: a process that has encoded or converted frames with PyAV holds FFmpeg
-    # thread pools that a forked copy waits on for ever
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for path, error in tqdm(pool.map(_convert, todo), total=len(todo), desc="resize", disable=not progress):
             if error is None:
                 report.converted += 1

@@ -97,6 +97,7 @@ class DataConfig:
     num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
     val_views: str = "1x1"
     max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
+    loader_timeout: float = 600.0  # seconds the loader's workers may take for one batch before the run stops; 0: no limit
 
     def __post_init__(self) -> None:
         _choose("data", self, sampling=SAMPLINGS)
@@ -108,6 +109,7 @@ class DataConfig:
         workers = self.num_workers
         if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
             raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
+        _at_least("data", self, 0, "loader_timeout")
         if not 0 <= self.max_broken_share <= 1:
             raise ConfigError(f"data.max_broken_share={self.max_broken_share} is a share of the split: 0 to 1")
 

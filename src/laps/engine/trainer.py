@@ -48,6 +48,7 @@ from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
 from laps.engine.guards import Guards
+from laps.engine.loader_wait import batches, loader_limit
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view, progress
 from laps.engine.run_dir import FLOPS, RunLock, can_resume, claim_output
@@ -103,10 +104,10 @@ class Trainer:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} must be divisible by the {world_size()} processes")
         if len(self.train_set) < c.optim.batch_size:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} is larger than the {len(self.train_set)} training videos")
-        self.train_loader = build_loader(self.train_set, per_rank, train=True, num_workers=c.data.num_workers,
-                                         num_replicas=world_size(), rank=rank(), seed=c.runtime.seed)
-        self.val_loader = build_loader(self.val_set, per_rank, train=False, num_workers=c.data.num_workers,
-                                       num_replicas=world_size(), rank=rank()) if self.val_set is not None else None
+        split = {"num_workers": c.data.num_workers, "num_replicas": world_size(), "rank": rank(),
+                 "timeout": c.data.loader_timeout}
+        self.train_loader = build_loader(self.train_set, per_rank, train=True, seed=c.runtime.seed, **split)
+        self.val_loader = build_loader(self.val_set, per_rank, train=False, **split) if self.val_set is not None else None
 
         with seeded(c.runtime.seed, self.device):
             self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
@@ -152,7 +153,8 @@ class Trainer:
         :class:`TrainingDiverged` and :class:`TooManyBrokenFiles` when the run cannot go on."""
         c = self.config
         lock = RunLock(self.out) if is_main_process() else nullcontext()
-        with seeded(c.runtime.seed, self.device), threads(c.runtime.threads), self.guards, lock:
+        with (seeded(c.runtime.seed, self.device), threads(c.runtime.threads), self.guards, lock,
+              loader_limit(self.train_loader, self.val_loader)):
             if is_main_process():
                 claim_output(self.out, self.resume, self.overwrite)
             start_epoch, start_step, carried = self._restore() if self.resume else (0, 0, None)
@@ -191,7 +193,8 @@ class Trainer:
         set_train_mode(self.net)
         self.sums, self.carried = new_sums(), dict(carried or new_sums())
         total = len(self.train_loader)
-        bar = progress(self.train_loader, f"epoch {epoch + 1}/{c.optim.epochs}", total, initial=start,
+        waits = batches(self.train_loader, self.guards.stop, lambda at: self._stop_waiting(epoch, at), start)
+        bar = progress(waits, f"epoch {epoch + 1}/{c.optim.epochs}", total, initial=start,
                        enabled=c.runtime.progress and is_main_process(), every_s=c.runtime.log_every_s)
         clips_seen, waited, began = 0, 0.0, time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
@@ -354,6 +357,13 @@ class Trainer:
         raise Preempted(f"stopped by {self.guards.stop.name} in epoch {epoch + 1} after batch {step}/"
                         f"{len(self.train_loader)}; the checkpoint is {path}: run the same command with --resume "
                         "to continue from there")
+
+    def _stop_waiting(self, epoch: int, step: int) -> None:
+        """A stop signal during the wait for batch ``step``: checkpoint there (alone, after a step) or keep the last."""
+        if not self.distributed and step % self.config.optim.accum_steps == 0:
+            self._preempt(epoch, step)
+        raise Preempted(f"stopped by {self.guards.stop.name} waiting for batch {step + 1} of epoch {epoch + 1}; the "
+                        f"checkpoint {self.out / ckpt.STATE} is kept: run the same command with --resume to continue")
 
     # ------------------------------------------------------------------ the run directory
     def _prepare_output(self, start_epoch: int) -> None:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.decoding import BrokenVideoError, av_reason, open_container, truncation, video_stream
 from laps.data.mp4_boxes import StreamHead, index_after_frames
+from laps.data.reformat import to_rgb
 from laps.data.transforms import TestTransform
 from laps.serve.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
                                    smooth_scores, viterbi)
@@ -100,7 +101,7 @@ def _frames(container) -> Iterator[tuple[float, np.ndarray]]:
             packets += packet.size > 0
             for frame in packet.decode():
                 if frame.time is not None:
-                    yield float(frame.time), frame.to_ndarray(format="rgb24")
+                    yield float(frame.time), to_rgb(frame)
     except av.error.FFmpegError as err:
         raise BrokenVideoError(container.name, f"corrupt video data after some frames ({av_reason(err)})") from None
     if reason := truncation(stream, packets):
