@@ -62,6 +62,12 @@ def can_resume(out: Path) -> bool:
     return False
 
 
+def run_mode(out: Path, resume: bool, overwrite: bool) -> tuple[bool, bool]:
+    """(resume, overwrite) of a run asked for with these flags: a ``--resume`` of a run that never
+    finished an epoch (:func:`can_resume`) starts it over, replacing what it left."""
+    return (False, True) if resume and not can_resume(out) else (resume, overwrite)
+
+
 def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
     """Check that a new run may write to ``out`` (refuse another run's directory unless resuming or
     overwriting); remove the files of a previous run with ``overwrite``, and those a run left

@@ -51,7 +51,7 @@ from laps.engine.guards import Guards
 from laps.engine.loader_wait import batches, loader_limit
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view, progress
-from laps.engine.run_dir import FLOPS, RunLock, can_resume, claim_output
+from laps.engine.run_dir import FLOPS, RunLock, claim_output, run_mode
 from laps.engine.runtime import resolve_threads, seeded, threads
 from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,
                                   load_full_state, local, shard, training_module)
@@ -76,9 +76,7 @@ class Trainer:
 
     def __init__(self, config: Config, resume: bool = False, overwrite: bool = False) -> None:
         self.out = Path(config.runtime.output)
-        if resume and not can_resume(self.out):  # stopped in its first epoch: start over
-            resume, overwrite = False, True
-        self.resume, self.overwrite = resume, overwrite
+        self.resume, self.overwrite = resume, overwrite = run_mode(self.out, resume, overwrite)
         threads = resolve_threads(config.runtime.threads, self.out / ckpt.CONFIG if resume else None)
         c = self.config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, threads=threads))
         self.device = resolve_device(c.runtime.device)
