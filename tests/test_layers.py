@@ -14,7 +14,7 @@ import laps
 
 PACKAGE = Path(laps.__file__).parent
 CORE = ["__init__.py", "errors.py", "ops.py", "frame_order.py", "integrity.py", "atomic.py", "version.py", "variants.py",
-        "export.py", "models"]
+        "samplings.py", "export.py", "models"]
 TOOLKIT_PACKAGES = ("laps.data", "laps.infer", "laps.engine", "laps.serve", "laps.analysis", "laps.bench", "laps.cli",
                     "laps.demo", "laps.app")
 TOOLKIT_MODULES = ["av", "fvcore", "tensorboard", "matplotlib"]

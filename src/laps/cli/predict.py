@@ -47,8 +47,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from laps.errors import ConfigError
     from laps.serve.inference import expand_videos, format_prediction, iter_predictions, load_model
 
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1 (the classes to print for each video), got {args.top_k}")
     model = load_model(args.checkpoint, args.device)
     if args.timeline:
         return run_timeline(args, model)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from laps.errors import ConfigError, DataError
-from laps.models.feed import check_sampling
+from laps.samplings import check_sampling
 
 
 def _check(num_video_frames: int, num_frames: int, clip_index: int, num_clips: int) -> None:

@@ -49,15 +49,16 @@ def new_sums() -> dict[str, float]:
 
 
 class EpochMeter:
-    """One epoch of training as it goes: iterating it iterates ``loader`` from batch ``start`` behind
-    a progress bar (:func:`~laps.infer.progress.progress`), timing the waits for each batch; it keeps
+    """One epoch of training as it goes: iterating it iterates ``batches`` (``total`` of them, from
+    batch ``start`` on) behind a progress bar (:func:`~laps.infer.progress.progress`), timing the
+    waits for each batch; it keeps
     this process's :attr:`sums` (loss, correct and count of the batches with a finite loss, skipped
     steps), the sums of all processes ``carried`` over a resume in the middle of the epoch, and the
     clips all ``world`` processes have seen."""
 
-    def __init__(self, loader: Iterable, desc: str, start: int, world: int, enabled: bool, every_s: float,
-                 carried: dict[str, float] | None = None) -> None:
-        self.bar = progress(loader, desc, len(loader), initial=start, enabled=enabled, every_s=every_s)
+    def __init__(self, batches: Iterable, total: int, desc: str, start: int, world: int, enabled: bool,
+                 every_s: float, carried: dict[str, float] | None = None) -> None:
+        self.bar = progress(batches, desc, total, initial=start, enabled=enabled, every_s=every_s)
         self.sums, self.carried = new_sums(), dict(carried or new_sums())
         self.world, self.clips, self.waited, self.began = world, 0, 0.0, time.perf_counter()
 

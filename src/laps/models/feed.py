@@ -23,9 +23,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from laps.errors import ConfigError
 from laps.models import registry
-
-#: how a clip's frames are taken from a video: every ``sampling_rate`` frames, or one per equal segment (TSN)
-SAMPLINGS = ("dense", "segment")
+from laps.samplings import DEFAULT_SAMPLING_RATE, check_sampling
 
 #: normalisation presets of every backbone, by name: (mean, std) of 0-1 RGB
 NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -37,13 +35,6 @@ NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 def norm_presets() -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
     """:data:`NORMS` and the presets of the family records (``data.norm`` takes their names)."""
     return {**NORMS, **{name: norm for family in registry.FAMILIES for name, norm in family.norms.items()}}
-
-
-def check_sampling(sampling: str) -> str:
-    """``sampling`` if it is one of :data:`SAMPLINGS`, else a one-line :class:`ConfigError`."""
-    if sampling not in SAMPLINGS:
-        raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
-    return sampling
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class Feed:
     input_size: int
     sampling: str
     num_frames: int
-    sampling_rate: int = 8
+    sampling_rate: int = DEFAULT_SAMPLING_RATE
 
     def __post_init__(self) -> None:
         for name in ("mean", "std"):
@@ -75,7 +66,7 @@ class Feed:
 
 #: the last source of :func:`resolve_feed`
 FALLBACK = Feed(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, interpolation="bicubic", input_size=224,
-                sampling="dense", num_frames=8, sampling_rate=8)
+                sampling="dense", num_frames=8, sampling_rate=DEFAULT_SAMPLING_RATE)
 FIELDS = tuple(f.name for f in dataclasses.fields(Feed))
 
 

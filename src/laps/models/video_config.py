@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from laps.errors import CheckpointError, ConfigError
-from laps.models.feed import check_sampling
+from laps.samplings import check_sampling
 from laps.version import __version__
 
 #: the key of ``config.json`` that names the laps version that wrote it (not part of the identity)
