@@ -42,7 +42,7 @@ def _reformatter() -> VideoReformatter:
 
 def reformat(frame: av.VideoFrame, format: str, width: int | None = None, height: int | None = None) -> av.VideoFrame:
     """``frame`` in pixel ``format`` (e.g. ``"yuv420p"``), scaled to ``width`` x ``height``
-    (default: its own size) with swscale's bilinear filter, on this thread alone."""
+    (default: its own size) with PyAV's default swscale filter, on this thread alone."""
     return _reformatter().reformat(frame, width=width, height=height, format=format, threads=1)
 
 
