@@ -47,12 +47,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from laps.serve.inference import expand_videos, format_prediction, iter_predictions, load_model
+    from laps.data.inputs import expand_videos
+    from laps.serve.inference import format_prediction, iter_predictions, load_model
 
+    paths = None if args.timeline else expand_videos(args.videos)  # judged before the model loads
     model = load_model(args.checkpoint, args.device)
     if args.timeline:
         return run_timeline(args, model)
-    paths = expand_videos(args.videos)
     results, errors = [], 0
     with PredictionLog(args.output) as log:
         for item in tqdm(iter_predictions(model, paths, args.views, args.top_k), total=len(paths), unit="video",
