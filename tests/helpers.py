@@ -15,6 +15,9 @@ TINY_VIT_KW = {"img_size": 32, "patch_size": 8}  # 16 tokens + class token per f
 
 INDEX_FRAMES = 40
 
+#: seconds a quick test (not marked slow) may run before it counts as stuck (tests/conftest.py)
+QUICK_TIMEOUT_S = 60
+
 
 def index_colours(num: int) -> np.ndarray:
     """A distinct flat RGB colour per frame index -> uint8 (num, 3)."""

@@ -50,6 +50,19 @@ print(",".join(loaded))
     assert result.stdout.strip() == ""
 
 
+def test_a_config_mistake_is_refused_before_torch_loads():
+    """A mistyped recipe or key is refused as fast as a `laps data` error: before torch and timm load."""
+    script = f"""
+import sys
+from laps.cli import main
+codes = [main(["train", "--config", "demoo"]), main(["train", "--config", "demo", "optim.epocs=3"])]
+print(codes, [name for name in {HEAVY!r} if name in sys.modules])
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[2, 2] []", result.stderr
+    assert "demoo" in result.stderr and "optim.epocs" in result.stderr
+
+
 def test_a_stop_signal_is_printed_as_a_stop_not_an_error(monkeypatch, capsys):
     from laps.cli import main, train
     from laps.errors import Preempted

@@ -171,3 +171,26 @@ def test_clips_per_second_counts_every_timed_clip_against_both_clocks():
     assert len(calls) == 6  # one warm-up, then the five timed clips
     assert 5 / elapsed <= wall <= 1 / 0.02  # five clips within the elapsed time, each at least 20 ms
     assert cpu > 5 * wall  # sleeping takes wall time, not CPU time: the two clocks are not swapped
+
+
+def test_the_memory_table_keeps_what_a_run_did_not_measure(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "benchmarks" / "memory_table.py"
+    spec = importlib.util.spec_from_file_location("memory_table", script)
+    memory_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(memory_table)
+    tracked = json.loads((script.parent / "results" / "memory_table.json").read_text())
+    output = tmp_path / "memory_table.json"
+    output.write_text(json.dumps(tracked))
+    fresh = [{**row, "params": -1} for row in tracked["rows"] if row["model"] == "ViT-B/16"]
+    monkeypatch.setattr(memory_table, "table", lambda frames, img_size, models: fresh)  # no measuring
+    monkeypatch.setattr(sys, "argv", ["memory_table.py", "--models", "ViT-B/16", "--output", str(output)])
+    memory_table.main()
+    written = json.loads(output.read_text())
+    assert written["real_check"] == tracked["real_check"]  # not measured this time: kept
+    assert [r["model"] for r in written["rows"]] == [r["model"] for r in tracked["rows"]]  # the other models kept
+    assert [r["params"] for r in written["rows"] if r["model"] == "ViT-B/16"] == [-1] * 3

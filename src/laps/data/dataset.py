@@ -27,6 +27,7 @@ from laps.data.cores import cores_per_process
 from laps.data.decoding import BACKENDS, open_video
 from laps.data.sampling import SAMPLINGS, parse_views, sample_indices
 from laps.data.transforms import Norm, Normalize, TestTransform, TrainTransform
+from laps.data.workers import LoaderWorkers
 from laps.errors import ConfigError, DataError, VideoDecodeError
 
 logger = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def build_loader(
     num_replicas: int = 1,
     rank: int = 0,
     seed: int = 0,
+    timeout: float = 0,
 ) -> DataLoader:
     """DataLoader over a :class:`VideoDataset`, sharded with a :class:`DistributedSampler`.
 
@@ -217,7 +219,9 @@ def build_loader(
     ``num_replicas``/``rank`` shard the data over processes (1/0: everything). ``num_workers``:
     see :func:`resolve_num_workers`; the workers persist across epochs and keep batches
     prefetched. Call :func:`set_epoch` before every epoch: it reshuffles and selects the epoch's
-    augmentations. Memory is pinned only when CUDA is available.
+    augmentations. Memory is pinned only when CUDA is available. With workers, ``timeout`` (seconds,
+    0: none) is the longest wait for a batch before the loader raises, and the loader's
+    ``worker_init_fn`` is a :class:`~laps.data.workers.LoaderWorkers`, which can print their stacks.
     """
     workers = resolve_num_workers(num_workers, batch_size)
     sampler = _EpochSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed,
@@ -230,6 +234,8 @@ def build_loader(
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
         drop_last=train,
+        timeout=timeout if workers else 0,
+        worker_init_fn=LoaderWorkers(workers) if workers else None,
     )
 
 

@@ -28,7 +28,6 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from laps.atomic import write_text_atomic
 from laps.data.sampling import SAMPLINGS
-from laps.data.transforms import NORMS, default_scale_range
 from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
 from laps.variants import VARIANTS
@@ -98,13 +97,19 @@ class DataConfig:
     num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
     val_views: str = "1x1"
     max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
+    loader_timeout: float = 600.0  # seconds the loader's workers may take for one batch before the run stops; 0: no limit
 
     def __post_init__(self) -> None:
-        _choose("data", self, sampling=SAMPLINGS, norm=("auto", *NORMS))
+        _choose("data", self, sampling=SAMPLINGS)
+        if self.norm != "auto":  # the presets live with the models (torch, timm): read only when named
+            from laps.data.transforms import NORMS
+
+            _choose("data", self, norm=("auto", *NORMS))
         _at_least("data", self, 1, "sampling_rate")
         workers = self.num_workers
         if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
             raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
+        _at_least("data", self, 0, "loader_timeout")
         if not 0 <= self.max_broken_share <= 1:
             raise ConfigError(f"data.max_broken_share={self.max_broken_share} is a share of the split: 0 to 1")
 
@@ -202,6 +207,8 @@ def trained_blocks(train: str) -> int | None:
 def scale_range(config: Config) -> tuple[int, int]:
     """The training short-side jitter: ``data.scale_min/max``, each defaulting to its end of
     :func:`~laps.data.transforms.default_scale_range` of ``model.img_size``."""
+    from laps.data.transforms import default_scale_range
+
     low, high = default_scale_range(config.model.img_size)
     d = config.data
     return (low if d.scale_min is None else d.scale_min), (high if d.scale_max is None else d.scale_max)

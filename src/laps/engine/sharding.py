@@ -109,9 +109,18 @@ def load_full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer
         optimizer.load_state_dict(state)
 
 
-def check_resumable(state: dict[str, Any], sharded: bool, source: str) -> None:
-    """Refuse a training state written by a sharded run to a replicated one, and the other way
-    round: their optimizer states are keyed differently (by parameter name, by position)."""
-    if state.get("sharded", False) != sharded:
-        written = "sharded (runtime.strategy=fsdp under torchrun)" if not sharded else "replicated (ddp or one process)"
-        raise ConfigError(f"{source} was written by a {written} run; resume it with the runtime.strategy it started with")
+def check_resumable(state: dict[str, Any], sharded: bool, source: str, strategy: str = "ddp") -> None:
+    """Refuse a training state written by a sharded run to a replicated one (this run's
+    ``strategy`` says which is missing: fsdp, or torchrun), and the other way round: their
+    optimizer states are keyed differently (by parameter name, by position)."""
+    if state.get("sharded", False) == sharded:
+        return
+    if sharded:
+        raise ConfigError(f"{source} was written by a replicated (ddp or one process) run; resume it with the "
+                          "runtime.strategy it started with")
+    if strategy == "fsdp":  # asked for, but this process is not one of several
+        raise ConfigError(f"{source} was written by a sharded run (runtime.strategy=fsdp under torchrun), and this "
+                          "run is one process: resume it under torchrun, e.g. torchrun --nproc_per_node N -m laps "
+                          "train ... --resume")
+    raise ConfigError(f"{source} was written by a sharded (runtime.strategy=fsdp under torchrun) run; resume it "
+                      "with the runtime.strategy it started with")

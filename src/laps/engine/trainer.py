@@ -48,9 +48,10 @@ from laps.engine.config import Config, save_config
 from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
 from laps.engine.evaluate import autocast, evaluate
 from laps.engine.guards import Guards
+from laps.engine.loader_wait import batches, loader_limit
 from laps.engine.precise_bn import recompute_bn_stats
 from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view, progress
-from laps.engine.run_dir import FLOPS, RunLock, claim_output
+from laps.engine.run_dir import FLOPS, RunLock, claim_output, run_mode
 from laps.engine.runtime import resolve_threads, seeded, threads
 from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,
                                   load_full_state, local, shard, training_module)
@@ -74,8 +75,8 @@ class Trainer:
     """One training run, configured by a :class:`Config`; call :meth:`fit`."""
 
     def __init__(self, config: Config, resume: bool = False, overwrite: bool = False) -> None:
-        self.resume, self.overwrite = resume, overwrite
         self.out = Path(config.runtime.output)
+        self.resume, self.overwrite = resume, overwrite = run_mode(self.out, resume, overwrite)
         threads = resolve_threads(config.runtime.threads, self.out / ckpt.CONFIG if resume else None)
         c = self.config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, threads=threads))
         self.device = resolve_device(c.runtime.device)
@@ -101,10 +102,10 @@ class Trainer:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} must be divisible by the {world_size()} processes")
         if len(self.train_set) < c.optim.batch_size:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} is larger than the {len(self.train_set)} training videos")
-        self.train_loader = build_loader(self.train_set, per_rank, train=True, num_workers=c.data.num_workers,
-                                         num_replicas=world_size(), rank=rank(), seed=c.runtime.seed)
-        self.val_loader = build_loader(self.val_set, per_rank, train=False, num_workers=c.data.num_workers,
-                                       num_replicas=world_size(), rank=rank()) if self.val_set is not None else None
+        split = {"num_workers": c.data.num_workers, "num_replicas": world_size(), "rank": rank(),
+                 "timeout": c.data.loader_timeout}
+        self.train_loader = build_loader(self.train_set, per_rank, train=True, seed=c.runtime.seed, **split)
+        self.val_loader = build_loader(self.val_set, per_rank, train=False, **split) if self.val_set is not None else None
 
         with seeded(c.runtime.seed, self.device):
             self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
@@ -150,7 +151,8 @@ class Trainer:
         :class:`TrainingDiverged` and :class:`TooManyBrokenFiles` when the run cannot go on."""
         c = self.config
         lock = RunLock(self.out) if is_main_process() else nullcontext()
-        with seeded(c.runtime.seed, self.device), threads(c.runtime.threads), self.guards, lock:
+        with (seeded(c.runtime.seed, self.device), threads(c.runtime.threads), self.guards, lock,
+              loader_limit(self.train_loader, self.val_loader)):
             if is_main_process():
                 claim_output(self.out, self.resume, self.overwrite)
             start_epoch, start_step, carried = self._restore() if self.resume else (0, 0, None)
@@ -189,7 +191,8 @@ class Trainer:
         set_train_mode(self.net)
         self.sums, self.carried = new_sums(), dict(carried or new_sums())
         total = len(self.train_loader)
-        bar = progress(self.train_loader, f"epoch {epoch + 1}/{c.optim.epochs}", total, initial=start,
+        waits = batches(self.train_loader, self.guards.stop, lambda at: self._stop_waiting(epoch, at), start)
+        bar = progress(waits, f"epoch {epoch + 1}/{c.optim.epochs}", total, initial=start,
                        enabled=c.runtime.progress and is_main_process(), every_s=c.runtime.log_every_s)
         clips_seen, waited, began = 0, 0.0, time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
@@ -310,7 +313,7 @@ class Trainer:
         """Load the newest good training state -> (epoch, step to start at, the epoch's metric sums
         so far when it stopped mid-epoch)."""
         state, source = ckpt.load_resume_state(self.out), str(self.out / ckpt.STATE)
-        check_resumable(state, self.sharded, source)
+        check_resumable(state, self.sharded, source, self.config.runtime.strategy)
         load_full_state(self.model, state["model"], source)
         load_full_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -352,6 +355,13 @@ class Trainer:
         raise Preempted(f"stopped by {self.guards.stop.name} in epoch {epoch + 1} after batch {step}/"
                         f"{len(self.train_loader)}; the checkpoint is {path}: run the same command with --resume "
                         "to continue from there")
+
+    def _stop_waiting(self, epoch: int, step: int) -> None:
+        """A stop signal during the wait for batch ``step``: checkpoint there (alone, after a step) or keep the last."""
+        if not self.distributed and step % self.config.optim.accum_steps == 0:
+            self._preempt(epoch, step)
+        raise Preempted(f"stopped by {self.guards.stop.name} waiting for batch {step + 1} of epoch {epoch + 1}; the "
+                        f"checkpoint {self.out / ckpt.STATE} is kept: run the same command with --resume to continue")
 
     # ------------------------------------------------------------------ the run directory
     def _prepare_output(self, start_epoch: int) -> None:

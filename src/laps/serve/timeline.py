@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.decoding import BrokenVideoError, av_reason, open_container, truncation, video_stream
+from laps.data.mp4_boxes import StreamHead, index_after_frames
+from laps.data.reformat import to_rgb
 from laps.data.transforms import TestTransform
 from laps.serve.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
                                    smooth_scores, viterbi)
@@ -70,11 +72,18 @@ class Timeline:
 
 def open_stream(source: str):
     """The open PyAV container of a path, a URL PyAV can read, or ``-`` for standard input; what is
-    not a video (:func:`~laps.data.decoding.video_stream`) raises :class:`BrokenVideoError`."""
+    not a video (:func:`~laps.data.decoding.video_stream`) raises :class:`BrokenVideoError`, and so
+    does an mp4 piped with its index after its frames, which no stream can go back to."""
     stdin = source == "-"
-    container = open_container(sys.stdin.buffer if stdin else source, "standard input" if stdin else source)
+    name = "standard input" if stdin else source
+    piped = StreamHead(sys.stdin.buffer, name) if stdin and not sys.stdin.buffer.seekable() else None
+    container = open_container(piped or (sys.stdin.buffer if stdin else source), name)
     try:
-        video_stream(container, container.name)
+        video_stream(container, name)
+        if piped is not None and index_after_frames(bytes(piped.head)):
+            raise BrokenVideoError(name, "an mp4 whose index (moov box) comes after its frames, so it cannot "
+                                                   "be read from a pipe: pass the file's path, or re-encode it with "
+                                                   "ffmpeg -movflags +faststart")
     except BrokenVideoError:
         container.close()
         raise
@@ -92,7 +101,7 @@ def _frames(container) -> Iterator[tuple[float, np.ndarray]]:
             packets += packet.size > 0
             for frame in packet.decode():
                 if frame.time is not None:
-                    yield float(frame.time), frame.to_ndarray(format="rgb24")
+                    yield float(frame.time), to_rgb(frame)
     except av.error.FFmpegError as err:
         raise BrokenVideoError(container.name, f"corrupt video data after some frames ({av_reason(err)})") from None
     if reason := truncation(stream, packets):
