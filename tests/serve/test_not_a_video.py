@@ -9,8 +9,9 @@ import pytest
 
 from laps.data.decoding import BrokenVideoError
 from laps.data.encoding import write_video
+from laps.data.inputs import expand_videos
 from laps.errors import DataError
-from laps.serve.inference import expand_videos, iter_predictions
+from laps.serve.inference import iter_predictions
 from laps.serve.timeline import open_stream, slide
 from tests.app.helpers import colour_video, oracle_model
 from tests.serve.test_timeline import ColourOracle

@@ -1,7 +1,7 @@
 """The ``laps`` command line: one-line errors, ``--debug`` for tracebacks.
 
 Exit codes: 0 success; 1 ``laps predict`` or ``laps features`` met unreadable videos (the others
-are done); 2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
+are done; under ``torchrun``, ``laps features`` records them and exits 0); 2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
 gradients, :class:`~laps.errors.TrainingDiverged`); 4 too many broken or missing videos
 (:class:`~laps.errors.TooManyBrokenFiles`); 75 training stopped by SIGTERM / SIGUSR1 after
 writing a checkpoint (:class:`~laps.errors.Preempted`: run again with ``--resume``); 130 Ctrl-C.

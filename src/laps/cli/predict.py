@@ -47,15 +47,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from laps.data.inputs import expand_videos
     from laps.errors import ConfigError
-    from laps.serve.inference import expand_videos, format_prediction, iter_predictions, load_model
+    from laps.serve.inference import format_prediction, iter_predictions, load_model
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1 (the classes to print for each video), got {args.top_k}")
+    paths = None if args.timeline else expand_videos(args.videos)  # judged before the model loads
     model = load_model(args.checkpoint, args.device)
     if args.timeline:
         return run_timeline(args, model)
-    paths = expand_videos(args.videos)
     results, errors = [], 0
     with PredictionLog(args.output) as log:
         for item in tqdm(iter_predictions(model, paths, args.views, args.top_k), total=len(paths), unit="video",

@@ -15,11 +15,10 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from laps.data import VideoDataset, VideoRecord, load_annotations
-from laps.data.annotations import VIDEO_SUFFIXES, find_videos
 from laps.data.dataset import resolve_num_workers
 from laps.data.decoding import BrokenVideoError
 from laps.data.transforms import Normalize
-from laps.errors import DataError, LapsError
+from laps.errors import LapsError
 from laps.infer.device import DEFAULT_DEVICE
 from laps.infer.evaluate import evaluate, write_eval_outputs
 from laps.infer.predict import predict_views
@@ -75,21 +74,6 @@ def format_prediction(item: dict[str, Any], top_k: int | None = None) -> str:
     if "error" in item:
         return f"{item['path']}: ERROR {item['error']}"
     return f"{item['path']}: " + ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in item["top"][:top_k])
-
-
-def expand_videos(inputs: list[str]) -> list[str]:
-    """Files as given; folders expanded to the videos under them (sorted). A folder with no video
-    file under it raises :class:`DataError`."""
-    paths = []
-    for item in inputs:
-        if os.path.isdir(item):
-            found = [str(p) for p in find_videos(item)]
-            if not found:
-                raise DataError(f"{item}: a folder with no video file in it (looked for {', '.join(VIDEO_SUFFIXES)})")
-            paths.extend(found)
-        else:
-            paths.append(item)
-    return paths
 
 
 def iter_predictions(model: VideoClassifier, paths: list[str], views: str = "1x3", top_k: int = 5,
