@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from laps.cli import CHECKPOINT_HELP, add_command
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 APP_EXAMPLES = """examples:
@@ -22,7 +22,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the page, "
                         "and with it the videos the server can read by path)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")
-    p.add_argument("--device", default="cpu")
+    add_device_flag(p)
     p.add_argument("--max-mb", type=float, default=200.0, help="largest upload or download, MB (default 200)")
     p.add_argument("--top-k", type=int, default=5, help="classes shown (default 5)")
     p.add_argument("--views", default="1x3", help="temporal clips x spatial crops for the top classes (default 1x3)")
@@ -34,8 +34,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run_app(args: argparse.Namespace) -> int:
     from laps.app.analyse import Settings
-    from laps.serve.inference import load_model
     from laps.app.server import App, make_server
+    from laps.serve.inference import load_model
 
     check_timeline_flags(args)
     settings = Settings(top_k=args.top_k, views=args.views, long_after=args.long_after, window=args.window,

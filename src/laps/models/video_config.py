@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from laps.errors import CheckpointError, ConfigError
+from laps.samplings import check_sampling
 from laps.version import __version__
 
-SAMPLINGS = ("dense", "segment")
 #: the key of ``config.json`` that names the laps version that wrote it (not part of the identity)
 VERSION_KEY = "laps_version"
 
@@ -61,8 +61,7 @@ class VideoConfig:
             raise ConfigError(f"{len(self.classes)} class names for a model with {self.num_classes} classes")
         if len(self.mean) != len(self.std):
             raise ConfigError(f"mean has {len(self.mean)} values but std has {len(self.std)}; give one per channel")
-        if self.sampling not in SAMPLINGS:
-            raise ConfigError(f"unknown sampling {self.sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        check_sampling(self.sampling)
 
     @property
     def class_names(self) -> list[str]:
