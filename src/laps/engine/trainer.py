@@ -125,7 +125,7 @@ class Trainer:
         # sharded, the EMA is sharded like the model, and updated a tensor at a time (buffers are not DTensors)
         self.ema = (ModelEmaV3(self.model, decay=c.optim.ema_decay, foreach=not self.sharded)
                     if c.optim.ema_decay > 0 else None)
-        for model in self.distinct_models if self.sharded else []:
+        for model in {id(m): m for m in (self.model, self.eval_model)}.values() if self.sharded else []:
             shard(model, c.runtime.amp, self.device)
         self.optimizer = build_optimizer(self.model, c)
         self.steps_per_epoch = max(1, len(self.train_loader) // c.optim.accum_steps)
@@ -152,12 +152,6 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         """The model that is evaluated and saved: the EMA model when EMA is on."""
         return self.ema.module if self.ema is not None else self.model
-
-    @property
-    def distinct_models(self) -> list[nn.Module]:
-        """The model, then the EMA model when EMA is on: each module that is trained or saved, once
-        (without EMA, :attr:`eval_model` is the model itself)."""
-        return [self.model] if self.ema is None else [self.model, self.ema.module]
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
@@ -295,7 +289,7 @@ class Trainer:
             with autocast(self.device, self.config.runtime.amp):
                 model(self.train_set.normalize(batch[0].to(self.device, non_blocking=True)))
 
-        for model in self.distinct_models:
+        for model in {id(m): m for m in (self.model, self.eval_model)}.values():
             recompute_bn_stats(model, self.train_loader, self.config.optim.precise_bn_iters, forward)
 
     def _lr(self) -> float:
