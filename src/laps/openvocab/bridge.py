@@ -1,0 +1,147 @@
+"""From an open_clip model id and class names to a zero-shot :class:`~laps.models.video.VideoClassifier`.
+
+An id (``OPENCLIP_ID``) is ``hf-hub:ORG/REPO``, ``local-dir:PATH`` or a plain folder holding
+``open_clip_config.json`` (and ``open_clip_model.safetensors``). open_clip is imported here only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from timm.models import split_model_name_tag
+from torch import nn
+
+from laps.errors import CheckpointError, ConfigError, UnsupportedBackboneError
+from laps.models.factory import image_model, image_size
+from laps.models.pretrained import adapt_state_dict
+from laps.models.registry import refusal
+from laps.models.video import VideoClassifier
+from laps.models.video_config import VideoConfig
+from laps.openvocab.templates import VIDEO_TEMPLATES, check_templates
+from laps.openvocab.tower import image_tower
+
+CONFIG_FILE = "open_clip_config.json"
+#: image-only pretraining found in a name, for the refusal of a model with no text tower
+_IMAGE_ONLY = {"dinov3": "DINOv3", "dinov2": "DINOv2", "mae": "MAE", "_mim": "EVA02 MIM", "in21k": "ImageNet",
+               "in1k": "ImageNet", "in22k": "ImageNet"}
+
+
+@dataclass
+class OpenClip:
+    """An open_clip model with its tokenizer and config, as :func:`load_open_clip` reads it."""
+
+    id: str
+    model: nn.Module
+    tokenizer: Any
+    config: dict[str, Any]
+
+
+def _open_clip():
+    try:
+        return importlib.import_module("open_clip")
+    except ImportError:
+        raise ConfigError("zero-shot classification needs open_clip: pip install 'laps[zeroshot]'") from None
+
+
+def _no_text_tower(name: str) -> str:
+    kind = next((label for key, label in _IMAGE_ONLY.items() if key in name.lower()), "an image-only")
+    return (f"{name} is {'a ' + kind if kind != 'an image-only' else kind} image model with no text tower, so it "
+            "cannot name classes it was not trained on; use a CLIP-family open_clip model (CLIP, SigLIP, "
+            "EVA02-CLIP, PE core) as hf-hub:ORG/REPO or local-dir:PATH, or train a head on labelled videos")
+
+
+def resolve_id(source: str | Path) -> str:
+    """The open_clip id of ``source`` (see the module); a one-line refusal for anything else."""
+    text = str(source)
+    if text.startswith("hf-hub:"):
+        repo = text[len("hf-hub:"):]
+        if any(key in repo.lower() for key in _IMAGE_ONLY):
+            raise UnsupportedBackboneError(_no_text_tower(repo))
+        return text
+    folder = Path(text.removeprefix("local-dir:"))
+    if (folder / CONFIG_FILE).is_file():
+        return f"local-dir:{folder}"
+    if folder.is_dir():
+        what = "a laps model (its head is already set; use it without --labels)" if (folder / "config.json").is_file() \
+            else "no open_clip model"
+        raise CheckpointError(f"{folder} holds {what}: a zero-shot model needs a folder with {CONFIG_FILE}")
+    if timm.is_model(split_model_name_tag(text)[0]):
+        raise UnsupportedBackboneError(_no_text_tower(text))
+    raise CheckpointError(f"{text!r} is neither hf-hub:ORG/REPO, local-dir:PATH nor a folder with {CONFIG_FILE}")
+
+
+def load_open_clip(source: str | Path) -> OpenClip:
+    """The open_clip model (eval, CPU), tokenizer and config of ``source`` (see :func:`resolve_id`)."""
+    open_clip = _open_clip()
+    model_id = resolve_id(source)
+    try:
+        model = open_clip.create_model(model_id, device="cpu").eval()
+        tokenizer = open_clip.get_tokenizer(model_id)
+        config = open_clip.get_model_config(model_id)
+    except Exception as err:  # noqa: BLE001 - open_clip's and the hub's failures become one line
+        raise CheckpointError(f"open_clip could not load {model_id}: {str(err).splitlines()[0]}") from err
+    if not hasattr(model, "encode_text"):
+        raise UnsupportedBackboneError(_no_text_tower(model_id))
+    return OpenClip(model_id, model, tokenizer, config)
+
+
+def text_embeddings(clip: OpenClip, classes: Sequence[str], templates: Sequence[str] | None = None) -> torch.Tensor:
+    """Unit class text embeddings ``(K, D)``: open_clip's ``build_zero_shot_classifier`` (its
+    ``(D, K)`` output, transposed) over ``templates`` (default :data:`VIDEO_TEMPLATES`)."""
+    classes = [str(name) for name in classes]
+    if not classes or len(set(classes)) != len(classes) or not all(name.strip() for name in classes):
+        raise ConfigError(f"class names must be non-empty and distinct, got {classes!r}")
+    templates = check_templates(list(templates or VIDEO_TEMPLATES))
+    from open_clip import build_zero_shot_classifier
+
+    return build_zero_shot_classifier(clip.model, clip.tokenizer, classes, templates, device="cpu").T.contiguous()
+
+
+def logit_scale_and_bias(clip: OpenClip) -> tuple[float, float]:
+    """CLIP's logit scale (``exp`` of the learned log scale) and SigLIP's logit bias (0 without one)."""
+    bias = getattr(clip.model, "logit_bias", None)
+    return clip.model.logit_scale.detach().exp().item(), 0.0 if bias is None else bias.detach().item()
+
+
+def zero_shot(source: str | Path, classes: Sequence[str], templates: Sequence[str] | None = None,
+              temporal: str = "laps", num_frames: int = 8, levels: list[int | None] | None = None,
+              fold_div: int = 4) -> VideoClassifier:
+    """A video classifier for ``classes`` with no training, in eval mode on the CPU.
+
+    ``source``: an open_clip id (see the module). Its image tower becomes a timm model (weights through
+    timm's checkpoint filter), converted to ``temporal`` over ``num_frames`` frames as
+    :func:`laps.create_model` does; its head is a :class:`~laps.models.text_head.TextHead` whose
+    logits are ``logit_scale * cos(frame embedding, class text embedding) + bias``, averaged over the
+    frames. The model saves, loads, exports and extracts features as any laps model.
+    """
+    clip = load_open_clip(source)
+    video_cfg = _video_config(clip, list(classes), temporal, num_frames, levels, fold_div)
+    weights = text_embeddings(clip, classes, templates)
+    backbone = image_model(video_cfg)
+    visual = {key: value for key, value in clip.model.state_dict().items() if key.startswith("visual.")}
+    backbone.load_state_dict(adapt_state_dict(visual, backbone), strict=True)
+    model = VideoClassifier(backbone, video_cfg.updated(img_size=image_size(backbone)))
+    model.backbone.get_classifier().set_text(weights, *logit_scale_and_bias(clip))
+    return model.eval()
+
+
+def _video_config(clip: OpenClip, classes: list[str], temporal: str, num_frames: int,
+                  levels: list[int | None] | None, fold_div: int) -> VideoConfig:
+    tower = image_tower(clip.config, clip.id)
+    reason = refusal(tower.backbone)
+    if reason:
+        raise UnsupportedBackboneError(f"{clip.id}: {reason}")
+    from open_clip import get_model_preprocess_cfg
+
+    feed = get_model_preprocess_cfg(clip.model)
+    size = feed.get("size", 224)
+    return VideoConfig(backbone=tower.backbone, temporal=temporal, num_frames=num_frames, num_classes=len(classes),
+                       img_size=size if isinstance(size, int) else size[-1], mean=feed["mean"], std=feed["std"],
+                       interpolation=feed.get("interpolation", "bicubic"), levels=levels, fold_div=fold_div,
+                       timm_kwargs=tower.timm_kwargs, classes=classes, head="text", projection=tower.projection)
