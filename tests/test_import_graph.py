@@ -76,7 +76,7 @@ def test_the_laps_import_graph_has_no_cycle():
 #: the floors of the house, from the ground up: a package imports only its own floor and the ones below
 FLOORS = (
     ("laps", "laps.version", "laps.errors", "laps.variants", "laps.atomic", "laps.integrity", "laps.frame_order",
-     "laps.ops", "laps.models", "laps.export"),     # the model library
+     "laps.ops", "laps.models", "laps.export", "laps.openvocab"),     # the model library
     ("laps.data", "laps.analysis"),                 # the toolkit's ground floor
     ("laps.engine",),                               # training
     ("laps.serve",),                                # using a trained model

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 from laps.cli import CHECKPOINT_HELP, add_command, counted
+from laps.cli.zero_shot_flags import add_zero_shot_flags, load_classifier
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
 PREDICT_EXAMPLES = """examples:
   laps predict --checkpoint runs/demo/laps video1.mp4 video2.mp4
   laps predict --checkpoint shared_model --json --top-k 3 my_videos/     # a save_pretrained folder
   laps predict --checkpoint someone/laps-k400 video1.mp4                 # a Hugging Face Hub id
+  laps predict --checkpoint hf-hub:timm/vit_base_patch16_clip_224.openai --labels "dancing,cooking" video1.mp4  # zero-shot
   laps predict --checkpoint runs/mine my_videos/ --output predictions.jsonl   # streamed, one line per video
   laps predict --checkpoint runs/mine long.mp4 --timeline --window 2 --stride 1 --output long_timeline/
   laps predict --checkpoint runs/mine long.mp4 --timeline --switch 8 --truth long_segments.csv --output long_timeline/
@@ -41,15 +43,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     timeline.add_argument("--truth", default=None, metavar="SEGMENTS.csv",
                           help="true segments (CSV with header start,end,label): drawn in the PNG with the boundary error")
     timeline.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+    add_zero_shot_flags(p)
     p.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from laps.serve.inference import expand_videos, format_prediction, iter_predictions, load_model
+    from laps.serve.inference import expand_videos, format_prediction, iter_predictions
 
-    model = load_model(args.checkpoint, args.device)
+    model = load_classifier(args)
     if args.timeline:
         return run_timeline(args, model)
     paths = expand_videos(args.videos)
