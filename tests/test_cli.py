@@ -6,7 +6,7 @@ import sys
 from laps.cli import CHECKPOINT_HELP, build_parser
 
 #: modules too heavy to start before argparse has read the command line
-HEAVY = ("torch", "timm", "av", "matplotlib", "fvcore", "tensorboard")
+HEAVY = ("torch", "timm", "av", "matplotlib", "fvcore", "tensorboard", "open_clip")
 
 def _commands(parser):
     action = next(a for a in parser._actions if a.dest == "command")
