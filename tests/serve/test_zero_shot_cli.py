@@ -1,6 +1,7 @@
 """``laps predict/eval --labels``: zero-shot commands print open_clip's numbers on a still video."""
 
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -74,3 +75,24 @@ def test_labels_without_text_tower_and_flags_without_labels_are_refused(tmp_path
     assert "no text tower" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(tmp_path), "--temporal", "la", "x.mp4"]) == 2
     assert "add --labels" in capsys.readouterr().err
+
+
+def test_features_joint_and_search_rank_videos_by_open_clips_cosine(clip_folder, tmp_path, capsys):
+    colours = {"a.mp4": (200, 120, 40), "b.mp4": (20, 60, 220), "c.mp4": (90, 200, 90)}
+    (tmp_path / "vids").mkdir()
+    rgb = {name: still_video(tmp_path / "vids" / name, colour) for name, colour in colours.items()}
+    assert main(["features", "--checkpoint", f"local-dir:{clip_folder}", "--space", "joint", "--temporal", "base2d", "--num-frames", "2",
+                 "--output", str(tmp_path / "feats"), "--workers", "0", "--device", "cpu", str(tmp_path / "vids")]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "feats"), "a person juggling", "--model", str(clip_folder), "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    model = open_clip.create_model(f"local-dir:{clip_folder}").eval()
+    mean, std = torch.tensor(open_clip.OPENAI_DATASET_MEAN), torch.tensor(open_clip.OPENAI_DATASET_STD)
+    with torch.no_grad():
+        text = model.encode_text(open_clip.get_tokenizer(f"local-dir:{clip_folder}")(["a person juggling"]), normalize=True)
+        expected = {}
+        for name, value in rgb.items():
+            image = ((torch.tensor(value, dtype=torch.float32) / 255 - mean) / std).view(1, 3, 1, 1).expand(1, 3, 32, 32)
+            expected[name] = float(model.encode_image(image, normalize=True) @ text.T)
+    assert [Path(item["video"]).name for item in ranked] == sorted(expected, key=lambda n: -expected[n])
+    assert {Path(item["video"]).name: item["score"] for item in ranked} == pytest.approx(expected, abs=1e-4)

@@ -27,7 +27,7 @@ from laps.errors import LapsError, Preempted
 
 #: modules that each add their commands with ``add_parsers(subparsers)``, in the order ``laps --help`` lists them
 COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli.predict", "laps.cli.export",
-                   "laps.cli.flops", "laps.cli.features", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
+                   "laps.cli.flops", "laps.cli.features", "laps.cli.search", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
 
 #: the help of every ``--checkpoint``: the four forms :func:`laps.from_pretrained` reads
 CHECKPOINT_HELP = ("a run directory (its best weights), a save_pretrained folder, a .safetensors weights file or "

@@ -56,6 +56,12 @@ def _no_text_tower(name: str) -> str:
             "EVA02-CLIP, PE core) as hf-hub:ORG/REPO or local-dir:PATH, or train a head on labelled videos")
 
 
+def is_open_clip_id(source: str | Path) -> bool:
+    """Whether ``source`` names an open_clip model (see the module) rather than a laps checkpoint."""
+    text = str(source)
+    return text.startswith(("hf-hub:", "local-dir:")) or (Path(text) / CONFIG_FILE).is_file()
+
+
 def resolve_id(source: str | Path) -> str:
     """The open_clip id of ``source`` (see the module); a one-line refusal for anything else."""
     text = str(source)
