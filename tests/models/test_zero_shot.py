@@ -132,3 +132,11 @@ def test_the_equality_holds_at_the_real_b16_layout(tmp_path, name):
         expected = open_clip_logits(folder, image)
         assert torch.allclose(got.softmax(-1), expected.softmax(-1), atol=1e-4)
         assert torch.allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_zero_shot_model_exports_with_its_text_head(folders, tmp_path):
+    from laps.export import check_export, export
+
+    model = zero_shot(folders["clip"], CLASSES, temporal="laps", num_frames=2)
+    assert check_export(model, export(model, tmp_path / "zs.pt2"))["passed"]

@@ -41,26 +41,67 @@ def model_kwargs(m: ModelConfig) -> dict:
     return kwargs
 
 
+def _open_clip_feed(config: Config) -> dict:
+    from laps.openvocab import feed_of, read_config, resolve_id
+
+    return feed_of(read_config(resolve_id(config.model.backbone)))
+
+
 def resolve_norm(config: Config) -> Norm:
-    """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights."""
-    return normalization(config.model.backbone) if config.data.norm == "auto" else config.data.norm
+    """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights (with
+    ``model.head_init: text``, open_clip's preprocessing of the model)."""
+    if config.data.norm != "auto":
+        return config.data.norm
+    if config.model.head_init == "text":
+        feed = _open_clip_feed(config)
+        return tuple(feed["mean"]), tuple(feed["std"])
+    return normalization(config.model.backbone)
 
 
 def resolve_interpolation(config: Config) -> str:
     """The resize interpolation of the backbone's timm weights (their ``pretrained_cfg``: bicubic for
-    most ViTs, CLIP and EVA), which training and evaluation resize frames with."""
+    most ViTs, CLIP and EVA; with ``model.head_init: text``, open_clip's), which training and evaluation
+    resize frames with."""
+    if config.model.head_init == "text":
+        return _open_clip_feed(config)["interpolation"]
     return interpolation(config.model.backbone)
 
 
-def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
+def build_model(config: Config, num_classes: int, pretrained: bool = True,
+                classes: list[str] | None = None) -> VideoClassifier:
     """The video model a config describes, with activation checkpointing when
     ``model.grad_checkpointing`` is on; ``pretrained=False`` skips 2D weights (e.g. when a laps
-    checkpoint will be loaded right after)."""
+    checkpoint will be loaded right after). With ``model.head_init: text``, the zero-shot model of
+    ``classes`` (:func:`laps.zero_shot`; architecture only when not ``pretrained``)."""
     m = config.model
+    if m.head_init == "text":
+        model = _text_head_model(m, num_classes, classes if pretrained else None)
+        model.set_grad_checkpointing(m.grad_checkpointing)
+        return model.train()
     weights = (True if m.pretrained == "timm" else m.pretrained or False) if pretrained else False
     model = create_model(m.backbone, temporal=m.temporal, num_frames=m.num_frames, num_classes=num_classes,
                          pretrained=weights, **model_kwargs(m))
     model.set_grad_checkpointing(m.grad_checkpointing)
+    return model
+
+
+def _text_head_model(m: ModelConfig, num_classes: int, classes: list[str] | None) -> VideoClassifier:
+    """``model.head_init: text``: the zero-shot model of ``classes`` over open_clip model ``model.backbone``
+    (its random-weight architecture when ``classes`` is None)."""
+    from laps.openvocab import read_templates, text_head_model, zero_shot
+
+    if m.pretrained:
+        raise ConfigError("model.head_init: text takes its weights from the open_clip model model.backbone; "
+                          "leave model.pretrained empty")
+    options = {"temporal": m.temporal, "num_frames": m.num_frames, "levels": m.levels, "fold_div": m.fold_div,
+               "drop_path_rate": m.drop_path}
+    if classes is None:
+        return text_head_model(m.backbone, num_classes, **options)
+    templates = read_templates(m.templates) if m.templates else None
+    model = zero_shot(m.backbone, classes, templates, **options)
+    if model.video_cfg.img_size != m.img_size:
+        raise ConfigError(f"model.img_size={m.img_size} but {m.backbone} takes {model.video_cfg.img_size}x"
+                          f"{model.video_cfg.img_size} frames; set model.img_size: {model.video_cfg.img_size}")
     return model
 
 

@@ -107,7 +107,7 @@ class Trainer:
                                        num_replicas=world_size(), rank=rank()) if self.val_set is not None else None
 
         with seeded(c.runtime.seed, self.device):
-            self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
+            self.model = build_model(c, self.num_classes, pretrained=not resume, classes=self.classes).to(self.device)
         freeze(self.model, c.optim.train)
         self.params = count_params(self.model)
         self.sharded = self.distributed and c.runtime.strategy == "fsdp"

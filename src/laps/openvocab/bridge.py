@@ -7,6 +7,7 @@ An id (``OPENCLIP_ID``) is ``hf-hub:ORG/REPO``, ``local-dir:PATH`` or a plain fo
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,33 @@ def resolve_id(source: str | Path) -> str:
     raise CheckpointError(f"{text!r} is neither hf-hub:ORG/REPO, local-dir:PATH nor a folder with {CONFIG_FILE}")
 
 
+def read_config(model_id: str) -> dict[str, Any]:
+    """The ``open_clip_config.json`` of an open_clip id (``model_cfg`` and ``preprocess_cfg``); a hub
+    id's comes from the hub (or its local cache)."""
+    _open_clip()
+    try:
+        if model_id.startswith("local-dir:"):
+            path = Path(model_id.removeprefix("local-dir:")) / CONFIG_FILE
+        else:
+            from open_clip.pretrained import download_pretrained_from_hf
+
+            path = download_pretrained_from_hf(model_id.removeprefix("hf-hub:"), filename=CONFIG_FILE)
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except Exception as err:  # noqa: BLE001 - the hub's and the file's failures become one line
+        raise CheckpointError(f"cannot read the open_clip config of {model_id}: {str(err).splitlines()[0]}") from err
+    if not isinstance(raw, dict) or "model_cfg" not in raw:
+        raise CheckpointError(f"the {CONFIG_FILE} of {model_id} has no model_cfg; is it an open_clip model?")
+    return raw
+
+
+def feed_of(config: dict[str, Any]) -> dict[str, Any]:
+    """How open_clip feeds the model of ``config`` (``size``, ``mean``, ``std``, ``interpolation``): its
+    ``preprocess_cfg`` over open_clip's defaults (OpenAI CLIP's mean and std, bicubic)."""
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    return merge_preprocess_dict(PreprocessCfg(), config.get("preprocess_cfg", {}))
+
+
 def load_open_clip(source: str | Path) -> OpenClip:
     """The open_clip model (eval, CPU), tokenizer and config of ``source`` (see :func:`resolve_id`)."""
     open_clip = _open_clip()
@@ -89,12 +117,11 @@ def load_open_clip(source: str | Path) -> OpenClip:
     try:
         model = open_clip.create_model(model_id, device="cpu").eval()
         tokenizer = open_clip.get_tokenizer(model_id)
-        config = open_clip.get_model_config(model_id)
     except Exception as err:  # noqa: BLE001 - open_clip's and the hub's failures become one line
         raise CheckpointError(f"open_clip could not load {model_id}: {str(err).splitlines()[0]}") from err
     if not hasattr(model, "encode_text"):
         raise UnsupportedBackboneError(_no_text_tower(model_id))
-    return OpenClip(model_id, model, tokenizer, config)
+    return OpenClip(model_id, model, tokenizer, read_config(model_id))
 
 
 def text_embeddings(clip: OpenClip, classes: Sequence[str], templates: Sequence[str] | None = None) -> torch.Tensor:
@@ -117,37 +144,48 @@ def logit_scale_and_bias(clip: OpenClip) -> tuple[float, float]:
 
 def zero_shot(source: str | Path, classes: Sequence[str], templates: Sequence[str] | None = None,
               temporal: str = "laps", num_frames: int = 8, levels: list[int | None] | None = None,
-              fold_div: int = 4) -> VideoClassifier:
+              fold_div: int = 4, **timm_kwargs: Any) -> VideoClassifier:
     """A video classifier for ``classes`` with no training, in eval mode on the CPU.
 
     ``source``: an open_clip id (see the module). Its image tower becomes a timm model (weights through
     timm's checkpoint filter), converted to ``temporal`` over ``num_frames`` frames as
-    :func:`laps.create_model` does; its head is a :class:`~laps.models.text_head.TextHead` whose
-    logits are ``logit_scale * cos(frame embedding, class text embedding) + bias``, averaged over the
-    frames. The model saves, loads, exports and extracts features as any laps model.
+    :func:`laps.create_model` does (``timm_kwargs``, e.g. ``drop_path_rate``, go to timm); its head is a
+    :class:`~laps.models.text_head.TextHead` whose logits are
+    ``logit_scale * cos(frame embedding, class text embedding) + bias``, averaged over the frames. The
+    model saves, loads, exports and extracts features as any laps model.
     """
     clip = load_open_clip(source)
-    video_cfg = _video_config(clip, list(classes), temporal, num_frames, levels, fold_div)
+    video_cfg = video_config(clip.id, clip.config, len(classes), temporal, num_frames, levels, fold_div, timm_kwargs)
     weights = text_embeddings(clip, classes, templates)
     backbone = image_model(video_cfg)
     visual = {key: value for key, value in clip.model.state_dict().items() if key.startswith("visual.")}
     backbone.load_state_dict(adapt_state_dict(visual, backbone), strict=True)
-    model = VideoClassifier(backbone, video_cfg.updated(img_size=image_size(backbone)))
+    model = VideoClassifier(backbone, video_cfg.updated(img_size=image_size(backbone), classes=list(classes)))
     model.backbone.get_classifier().set_text(weights, *logit_scale_and_bias(clip))
     return model.eval()
 
 
-def _video_config(clip: OpenClip, classes: list[str], temporal: str, num_frames: int,
-                  levels: list[int | None] | None, fold_div: int) -> VideoConfig:
-    tower = image_tower(clip.config, clip.id)
+def text_head_model(source: str | Path, num_classes: int, temporal: str = "laps", num_frames: int = 8,
+                    levels: list[int | None] | None = None, fold_div: int = 4, **timm_kwargs: Any) -> VideoClassifier:
+    """The architecture of :func:`zero_shot` for ``num_classes`` classes, with random weights, from the
+    open_clip config alone (no weights read; e.g. to load a training checkpoint into)."""
+    model_id = resolve_id(source)
+    video_cfg = video_config(model_id, read_config(model_id), num_classes, temporal, num_frames, levels, fold_div,
+                             timm_kwargs)
+    backbone = image_model(video_cfg)
+    return VideoClassifier(backbone, video_cfg.updated(img_size=image_size(backbone)))
+
+
+def video_config(model_id: str, config: dict[str, Any], num_classes: int, temporal: str, num_frames: int,
+                 levels: list[int | None] | None, fold_div: int, timm_kwargs: dict[str, Any]) -> VideoConfig:
+    """The ``video_cfg`` of a text-head model over the image tower of open_clip ``config``."""
+    tower = image_tower(config["model_cfg"], model_id)
     reason = refusal(tower.backbone)
     if reason:
-        raise UnsupportedBackboneError(f"{clip.id}: {reason}")
-    from open_clip import get_model_preprocess_cfg
-
-    feed = get_model_preprocess_cfg(clip.model)
-    size = feed.get("size", 224)
-    return VideoConfig(backbone=tower.backbone, temporal=temporal, num_frames=num_frames, num_classes=len(classes),
+        raise UnsupportedBackboneError(f"{model_id}: {reason}")
+    feed = feed_of(config)
+    size = feed["size"]
+    return VideoConfig(backbone=tower.backbone, temporal=temporal, num_frames=num_frames, num_classes=num_classes,
                        img_size=size if isinstance(size, int) else size[-1], mean=feed["mean"], std=feed["std"],
-                       interpolation=feed.get("interpolation", "bicubic"), levels=levels, fold_div=fold_div,
-                       timm_kwargs=tower.timm_kwargs, classes=classes, head="text", projection=tower.projection)
+                       interpolation=feed["interpolation"], levels=levels, fold_div=fold_div,
+                       timm_kwargs={**tower.timm_kwargs, **timm_kwargs}, head="text", projection=tower.projection)
