@@ -140,3 +140,12 @@ def test_a_zero_shot_model_exports_with_its_text_head(folders, tmp_path):
 
     model = zero_shot(folders["clip"], CLASSES, temporal="laps", num_frames=2)
     assert check_export(model, export(model, tmp_path / "zs.pt2"))["passed"]
+
+
+def test_openai_and_metaclip_weights_on_the_hub_are_known_to_be_quickgelu():
+    from laps.openvocab.bridge import natively_quickgelu
+
+    assert natively_quickgelu("hf-hub:timm/vit_base_patch16_clip_224.openai")
+    assert natively_quickgelu("hf-hub:timm/vit_large_patch14_clip_224.metaclip_400m")
+    assert not natively_quickgelu("hf-hub:timm/vit_base_patch16_clip_224.laion2b")
+    assert not natively_quickgelu("hf-hub:timm/ViT-B-16-SigLIP2")

@@ -99,7 +99,19 @@ def read_config(model_id: str) -> dict[str, Any]:
         raise CheckpointError(f"cannot read the open_clip config of {model_id}: {str(err).splitlines()[0]}") from err
     if not isinstance(raw, dict) or "model_cfg" not in raw:
         raise CheckpointError(f"the {CONFIG_FILE} of {model_id} has no model_cfg; is it an open_clip model?")
+    if natively_quickgelu(model_id):
+        raw["model_cfg"]["quick_gelu"] = True
     return raw
+
+
+def natively_quickgelu(model_id: str) -> bool:
+    """Whether ``hf-hub:timm/NAME.TAG`` holds weights trained with QuickGELU: timm has them under the
+    ``_quickgelu`` variant of NAME too (OpenAI's and MetaCLIP's CLIP weights), whatever the repo's
+    config says; such a model is built with QuickGELU, its text tower too."""
+    name, _, tag = model_id.removeprefix("hf-hub:timm/").partition(".")
+    quick = name.replace("_clip_", "_clip_quickgelu_", 1)
+    return model_id.startswith("hf-hub:timm/") and bool(tag) and quick != name and \
+        f"{quick}.{tag}" in timm.list_pretrained(f"{quick}.{tag}")
 
 
 def feed_of(config: dict[str, Any]) -> dict[str, Any]:
@@ -114,14 +126,16 @@ def load_open_clip(source: str | Path) -> OpenClip:
     """The open_clip model (eval, CPU), tokenizer and config of ``source`` (see :func:`resolve_id`)."""
     open_clip = _open_clip()
     model_id = resolve_id(source)
+    config = read_config(model_id)
     try:
-        model = open_clip.create_model(model_id, device="cpu").eval()
+        model = open_clip.create_model(model_id, device="cpu",
+                                       force_quick_gelu=config["model_cfg"].get("quick_gelu", False)).eval()
         tokenizer = open_clip.get_tokenizer(model_id)
     except Exception as err:  # noqa: BLE001 - open_clip's and the hub's failures become one line
         raise CheckpointError(f"open_clip could not load {model_id}: {str(err).splitlines()[0]}") from err
     if not hasattr(model, "encode_text"):
         raise UnsupportedBackboneError(_no_text_tower(model_id))
-    return OpenClip(model_id, model, tokenizer, read_config(model_id))
+    return OpenClip(model_id, model, tokenizer, config)
 
 
 def text_embeddings(clip: OpenClip, classes: Sequence[str], templates: Sequence[str] | None = None) -> torch.Tensor:
