@@ -156,19 +156,19 @@ def logit_scale_and_bias(clip: OpenClip) -> tuple[float, float]:
     return clip.model.logit_scale.detach().exp().item(), 0.0 if bias is None else bias.detach().item()
 
 
-def zero_shot(source: str | Path, classes: Sequence[str], templates: Sequence[str] | None = None,
+def zero_shot(source: str | Path | OpenClip, classes: Sequence[str], templates: Sequence[str] | None = None,
               temporal: str = "laps", num_frames: int = 8, levels: list[int | None] | None = None,
               fold_div: int = 4, **timm_kwargs: Any) -> VideoClassifier:
     """A video classifier for ``classes`` with no training, in eval mode on the CPU.
 
-    ``source``: an open_clip id (see the module). Its image tower becomes a timm model (weights through
+    ``source``: an open_clip id (see the module), or an :class:`OpenClip` already loaded. Its image tower becomes a timm model (weights through
     timm's checkpoint filter), converted to ``temporal`` over ``num_frames`` frames as
     :func:`laps.create_model` does (``timm_kwargs``, e.g. ``drop_path_rate``, go to timm); its head is a
     :class:`~laps.models.text_head.TextHead` whose logits are
     ``logit_scale * cos(frame embedding, class text embedding) + bias``, averaged over the frames. The
     model saves, loads, exports and extracts features as any laps model.
     """
-    clip = load_open_clip(source)
+    clip = source if isinstance(source, OpenClip) else load_open_clip(source)
     video_cfg = video_config(clip.id, clip.config, len(classes), temporal, num_frames, levels, fold_div, timm_kwargs)
     weights = text_embeddings(clip, classes, templates)
     backbone = image_model(video_cfg)
@@ -177,6 +177,18 @@ def zero_shot(source: str | Path, classes: Sequence[str], templates: Sequence[st
     model = VideoClassifier(backbone, video_cfg.updated(img_size=image_size(backbone), classes=list(classes)))
     model.backbone.get_classifier().set_text(weights, *logit_scale_and_bias(clip))
     return model.eval()
+
+
+def relabel(model: VideoClassifier, clip: OpenClip, classes: Sequence[str],
+            templates: Sequence[str] | None = None) -> None:
+    """Make the zero-shot ``model`` (built by :func:`zero_shot` from ``clip``) a classifier of ``classes``
+    instead, in place: a new text classifier (on the model's device), its config's classes replaced."""
+    weights = text_embeddings(clip, classes, templates)
+    head = model.backbone.get_classifier()
+    device = head.classifier.weight.device
+    head.classifier = nn.Linear(weights.shape[1], len(classes), device=device)
+    head.set_text(weights.to(device), *logit_scale_and_bias(clip))
+    model.video_cfg = model.video_cfg.updated(num_classes=len(classes), classes=list(classes))
 
 
 def text_head_model(source: str | Path, num_classes: int, temporal: str = "laps", num_frames: int = 8,
