@@ -2,14 +2,16 @@
 folder ``clip_b16`` runs as written, in a fresh folder, and exits 0. The folder holds a tiny open_clip
 model here (the docs' snippet saves a B/16; its layout is tested in tests/models/test_zero_shot.py)."""
 
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from laps.cli import main
 from tests.helpers import TINY_OPEN_CLIP, save_open_clip
 
 pytest.importorskip("open_clip")
@@ -30,8 +32,8 @@ def test_the_doc_has_local_examples_of_every_command():
     assert commands == {"predict", "eval", "features", "search"}
 
 
-@pytest.mark.slow  # every command of the doc, each loading the model
-def test_the_local_examples_run_as_written(tiny_data, tmp_path, monkeypatch, capsys):
+@pytest.mark.slow  # every command of the doc in its own process, as a user types them
+def test_the_local_examples_run_as_written(tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     save_open_clip(TINY_OPEN_CLIP, tmp_path / "clip_b16")
     videos = sorted((Path(tiny_data) / "videos").rglob("*.mp4"))
@@ -45,8 +47,11 @@ def test_the_local_examples_run_as_written(tiny_data, tmp_path, monkeypatch, cap
     for index, video in enumerate(videos[:3]):
         shutil.copy(video, Path("data/ucf101") / video.name)
     Path("data/ucf101/test.txt").write_text("".join(f"{v.name} {i}\n" for i, v in enumerate(videos[:3])))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                         os.environ.get("PYTHONPATH", "")])}
     for line in local_examples():
-        code = main(shlex.split(line)[1:])
-        err = capsys.readouterr().err
-        assert code == 0, (line, err[-2000:])
+        run = subprocess.run([sys.executable, "-m", "laps", *shlex.split(line)[1:]], capture_output=True, text=True,
+                             env=env, timeout=600)
+        assert run.returncode == 0, (line, run.stderr[-2000:])
+        assert "Traceback" not in run.stderr, (line, run.stderr[-2000:])
     assert Path("zs_eval/eval.json").is_file() and Path("feats/index.jsonl").is_file()
