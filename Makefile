@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/laps demo
 
-# the whole suite, one test file per worker process, as many workers as cores (at most 4)
+# lint and import order (ruff, configured in pyproject.toml), then the whole suite, one test file per
+# worker process, as many workers as cores (at most 4)
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 clean:

@@ -22,6 +22,9 @@ the model's own checkpointing (timm's, in its re-entrant form, whose saved block
 see).
 
     python benchmarks/memory_table.py --check-real   # writes benchmarks/results/memory_table.json
+
+The results file keeps what a run did not measure: the rows of the models it left out and, without
+``--check-real``, the previous real-tensor check (a file written for another clip size is replaced).
 """
 
 from __future__ import annotations
@@ -194,6 +197,25 @@ def check_real(backbone: str, frames: int, img_size: int) -> dict[str, object]:
             "timm_checkpointing": timm_checkpointing(backbone, frames, img_size)}
 
 
+def merged(previous: dict | None, result: dict) -> dict:
+    """``result`` with what ``previous`` (the results file's content) measured and it did not: the
+    rows of other models, and sections it lacks (``real_check``); ``result`` alone where
+    ``previous`` is of another clip (frames, image size)."""
+    if not previous or (previous.get("frames"), previous.get("img_size")) != (result["frames"], result["img_size"]):
+        return result
+    fresh: dict[str, list[dict]] = {}
+    for row in result["rows"]:
+        fresh.setdefault(row["model"], []).append(row)
+    rows: list[dict] = []
+    for row in previous.get("rows", []):  # in the file's order, a measured model's rows replaced
+        if row["model"] not in fresh:
+            rows.append(row)
+        elif not any(r["model"] == row["model"] for r in rows):
+            rows += fresh[row["model"]]
+    rows += [row for row in result["rows"] if row not in rows]
+    return {**previous, **result, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16)
@@ -212,8 +234,10 @@ def main() -> None:
     if args.check_real:
         result["real_check"] = check_real(MODELS["ViT-B/16"], 2, args.img_size)
         print("\nreal CPU tensors:", json.dumps(result["real_check"]))
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(output.read_text()) if output.is_file() else None
+    output.write_text(json.dumps(merged(previous, result), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,18 @@
-"""Shared fixtures: seeded RNG, tiny models."""
+"""Shared fixtures: seeded RNG, tiny models; the quick tests' timeout."""
 
 import pytest
 import torch
+
+from tests.helpers import QUICK_TIMEOUT_S
+
+
+def pytest_collection_modifyitems(items):
+    """Quick tests (not marked slow) without a timeout of their own get :data:`QUICK_TIMEOUT_S`;
+    slow ones keep the suite's (``timeout`` in pyproject.toml)."""
+    for item in items:
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(QUICK_TIMEOUT_S))
+
 
 @pytest.fixture(autouse=True)
 def _seed():

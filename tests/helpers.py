@@ -13,7 +13,17 @@ from laps.engine.config import load_config
 TINY_VIT = "vit_tiny_patch16_224"
 TINY_VIT_KW = {"img_size": 32, "patch_size": 8}  # 16 tokens + class token per frame
 
+#: family name -> (timm model, overrides): the one tiny model per family the tests build (random weights)
+TINY_MODELS = {
+    "VisionTransformer": (TINY_VIT, {**TINY_VIT_KW, "depth": 2}),
+    "Eva": ("eva02_tiny_patch14_224", {"img_size": 28, "depth": 2}),
+    "Visformer": ("visformer_tiny", {"img_size": 32, "depth": (1, 1, 1), "embed_dim": 48, "num_heads": 2}),
+}
+
 INDEX_FRAMES = 40
+
+#: seconds a quick test (not marked slow) may run before it counts as stuck (tests/conftest.py)
+QUICK_TIMEOUT_S = 60
 
 
 def index_colours(num: int) -> np.ndarray:

@@ -8,8 +8,7 @@ import torch
 
 import laps
 from laps import ops
-from tests.helpers import TINY_VIT, TINY_VIT_KW
-from tests.helpers import looped_shift, masked_joint_attention
+from tests.helpers import TINY_VIT, TINY_VIT_KW, looped_shift, masked_joint_attention
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -14,9 +14,9 @@ import laps
 
 PACKAGE = Path(laps.__file__).parent
 CORE = ["__init__.py", "errors.py", "ops.py", "frame_order.py", "integrity.py", "atomic.py", "version.py", "variants.py",
-        "export.py", "models"]
-TOOLKIT_PACKAGES = ("laps.data", "laps.engine", "laps.serve", "laps.analysis", "laps.bench", "laps.cli", "laps.demo",
-                    "laps.app")
+        "samplings.py", "export.py", "models"]
+TOOLKIT_PACKAGES = ("laps.data", "laps.infer", "laps.engine", "laps.serve", "laps.analysis", "laps.bench", "laps.cli",
+                    "laps.demo", "laps.app")
 TOOLKIT_MODULES = ["av", "fvcore", "tensorboard", "matplotlib"]
 
 
@@ -48,7 +48,7 @@ assert model(torch.randn(1, 4, 3, 32, 32)).shape == (1, 3)
 """,
     "building the command line's parser": "import laps.cli; laps.cli.build_parser()",
     # laps bench model runs where PyAV is not installed
-    "importing the model benchmark and the runtime it runs under": "import laps.bench.model, laps.engine.runtime",
+    "importing the model benchmark and the runtime it runs under": "import laps.bench.model, laps.infer.runtime",
 }
 
 
@@ -59,3 +59,37 @@ def test_building_a_model_and_the_command_line_parser_load_no_toolkit_library():
     ) + "print(json.dumps(loaded))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {step: [] for step in STEPS}
+
+
+#: run in a fresh interpreter: a saved model and a video, then predict, features and the app's
+#: analysis of it; prints the laps.engine modules loaded, and the predictions
+USING_A_MODEL = """
+import sys
+import numpy as np
+import laps
+from laps.cli import main
+from laps.data.encoding import write_video
+from laps.data.synthetic import synthetic_clip
+
+out = sys.argv[1]
+model = laps.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=4, img_size=32, patch_size=8, depth=1)
+model.save_pretrained(out + "/model", classes=["a", "b", "c"], sampling_rate=2)
+write_video(out + "/v.mp4", np.ascontiguousarray(synthetic_clip(0, seed=0, num_frames=12, size=48)), fps=8)
+assert main(["predict", "--checkpoint", out + "/model", out + "/v.mp4", "--output", out + "/p.jsonl"]) == 0
+assert main(["features", "--checkpoint", out + "/model", out + "/v.mp4", "--output", out + "/features",
+             "--workers", "0"]) == 0
+from laps.app.analyse import Settings, analyse
+from laps.serve.inference import load_model
+analyse(load_model(out + "/model"), out + "/v.mp4", "v.mp4", Settings(long_after=0.5, window=1.0, stride=1.0))
+print(sorted(name for name in sys.modules if name.startswith("laps.engine")))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_predict_features_and_the_app_load_no_training_module(tmp_path):
+    """Using a trained model stands on laps.infer: laps predict, laps features and the app's analysis
+    of a video run without importing a module of laps.engine (training)."""
+    result = subprocess.run([sys.executable, "-c", USING_A_MODEL, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "p.jsonl").read_text().count("\n") == 1

@@ -6,7 +6,7 @@ torch nor timm, so the ``laps`` command answers ``--help`` at once.
 
 import importlib
 
-from laps.version import __version__
+from laps.version import __version__ as __version__
 
 _EXPORTS = {
     "VARIANTS": "laps.variants", "VideoClassifier": "laps.models.video",

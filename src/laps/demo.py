@@ -17,11 +17,11 @@ import torch
 from laps.analysis.plots import plot_training_curves
 from laps.data import load_annotations, make_synthetic
 from laps.data.synthetic import CLASSES
-from laps.models.loading import from_pretrained
 from laps.engine.config import Config, load_config
-from laps.serve.inference import evaluate_checkpoint, format_prediction, predict_files
-from laps.engine.runtime import threads
 from laps.engine.trainer import train
+from laps.infer.runtime import threads
+from laps.models.loading import from_pretrained
+from laps.serve.inference import evaluate_checkpoint, format_prediction, predict_files
 
 DEMO_RECIPE = "demo"  # the shipped recipe laps demo trains
 QUICK = {"optim.epochs": 1, "optim.batch_size": 4, "model.depth": 1, "data.num_workers": 0,

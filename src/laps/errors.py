@@ -47,6 +47,12 @@ class TooManyBrokenFiles(DataError):
     exit_code = 4
 
 
+class LoaderStalled(LapsError, RuntimeError):
+    """The data loader's workers gave no batch within ``data.loader_timeout`` seconds."""
+
+    exit_code = 5
+
+
 class OutputInUse(LapsError, RuntimeError):
     """The output directory holds another run, or another process is writing to it."""
 

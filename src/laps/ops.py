@@ -51,7 +51,7 @@ from laps.frame_order import CLIP_ORDER, GroupLayout, Reorder, reorder, reorder_
 
 __all__ = [
     # the schedule
-    "Groups", "PER_FRAME", "JOINT", "SHIFTS", "leap", "leap_groups", "frame_groups",
+    "Groups", "PER_FRAME", "JOINT", "leap", "leap_groups", "frame_groups",
     # the reference functions: clip order, checked, the specification
     "frame_group_attention", "leap_attention", "periodic_shift", "plain_shift",
     # the fast path the models run (GroupLayout, CLIP_ORDER, Reorder, reorder: from laps.frame_order)
@@ -60,8 +60,6 @@ __all__ = [
 ]
 
 Groups = tuple[tuple[int, ...], ...]
-#: the shift kinds a temporal block applies to its attention output
-SHIFTS = ("none", "periodic", "plain")
 #: level of plain per-frame (2D) attention; ``None`` in a level schedule means the same
 PER_FRAME = 0
 #: level of joint space-time attention: one group of all the frames of a clip

@@ -8,10 +8,10 @@ from torch import nn
 
 from laps.data.encoding import write_video
 from laps.data.transforms import norm_stats
-from laps.engine.builders import resolve_norm
+from laps.engine.builders import config_feed
 from laps.models.video_config import VideoConfig
-from tests.serve.test_timeline import COLOURS, FPS
 from tests.helpers import tiny_config
+from tests.serve.test_timeline import COLOURS, FPS
 
 CLASSES = ["red", "green", "blue", "yellow", "cyan"]
 
@@ -44,7 +44,7 @@ def oracle_model(tmp_path, delay: float = 0.0) -> NormalisedColourOracle:
     """The oracle with what a model of ``laps.from_pretrained`` has: its clip length, class count and
     ``video_cfg`` (how it is fed)."""
     config = tiny_config(tmp_path, tmp_path / "run")
-    model = NormalisedColourOracle(resolve_norm(config), delay).eval()
+    model = NormalisedColourOracle(config_feed(config).norm, delay).eval()
     model.num_frames, model.num_classes = config.model.num_frames, len(CLASSES)
     model.video_cfg = VideoConfig(backbone=None, temporal="base2d", num_frames=config.model.num_frames,
                                   num_classes=len(CLASSES), img_size=config.model.img_size, mean=model.mean.tolist(),

@@ -1,8 +1,9 @@
 """``laps app``: the page, the API behind it, bad uploads, queueing and binding."""
 
+import base64
 import functools
-import io
 import http.server
+import io
 import json
 import socket
 import threading
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -55,6 +57,11 @@ def test_a_long_video_by_path_gets_a_timeline_with_thumbnails(serve, tmp_path):
     assert [round(s["end"]) for s in timeline["segments"]][:2] == [6, 14]
     assert timeline["png"].startswith("data:image/png;base64,iVBOR")
     assert all(s["thumbnail"].startswith("data:image/png;base64,") for s in timeline["segments"])
+    assert [t["label"] for t in result["top"]] == ["green", "red", "yellow"]  # the share of time, not one clip
+    assert sum(t["prob"] for t in result["top"]) == pytest.approx(1)
+    plot = np.asarray(Image.open(io.BytesIO(base64.b64decode(timeline["png"].split(",")[1]))).convert("L"))
+    blank_top = int(np.argmin((plot > 250).all(axis=1)))
+    assert blank_top < 0.05 * len(plot), f"{blank_top} blank rows above the thumbnails"
 
 
 def test_a_url_is_downloaded_and_classified(serve, tmp_path):
@@ -79,9 +86,9 @@ def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(serve, tmp
     cases = {
         "notes.txt": (b"not a video at all\n" * 100, 400, "notes.txt: a text file, not a video"),
         "photo.png": (image.getvalue(), 400, "photo.png: a still image, not a video"),
-        "truncated.mp4": (good[: len(good) // 2], 400, "truncated"),
+        "half.mp4": (good[: len(good) // 2], 400, f"half.mp4: truncated: the file ends at byte {len(good) // 2:,}"),
         "huge.mp4": (good + bytes(300_000), 413, "larger than this server's limit of 0.2 MB"),
-        "nothing": (b"", 400, "nothing to classify"),
+        "empty.mp4": (b"", 400, "empty.mp4: empty file (0 bytes)"),
         "missing": (None, 400, "no such file on the server"),
         "folder": (None, 400, "a folder, not a video; give the path of one video file"),
     }

@@ -12,7 +12,7 @@ from matplotlib.image import imread
 
 from laps.bench import contenders
 from laps.bench.model import RATIO_FIELDS, groups, plot_frames_sweep
-from laps.bench.options import VARIANTS, BenchOptions
+from laps.bench.options import DEFAULT_VARIANTS, BenchOptions
 from laps.cli import main
 from laps.errors import ConfigError
 
@@ -30,7 +30,7 @@ def test_quick_model_bench_writes_json_with_every_field(tmp_path):
     result = json.loads(path.read_text())
     assert {"benchmark", "date", "command", "machine", "options", "seconds", "rows"} <= set(result)
     assert result["options"]["img_size"] == 32 and result["machine"]["threads"] == 1
-    assert [row["variant"] for row in result["rows"]] == list(VARIANTS)
+    assert [row["variant"] for row in result["rows"]] == list(DEFAULT_VARIANTS)
     for row in result["rows"]:
         assert all(field in row for field in ROW_FIELDS), set(ROW_FIELDS) - set(row)
         assert row["model"] == "vit_tiny_patch16_224" and row["frames"] == 4
@@ -171,3 +171,46 @@ def test_clips_per_second_counts_every_timed_clip_against_both_clocks():
     assert len(calls) == 6  # one warm-up, then the five timed clips
     assert 5 / elapsed <= wall <= 1 / 0.02  # five clips within the elapsed time, each at least 20 ms
     assert cpu > 5 * wall  # sleeping takes wall time, not CPU time: the two clocks are not swapped
+
+
+def test_a_variant_added_in_one_place_is_built_and_benched(tmp_path, monkeypatch):
+    """A new attention kind in ``ATTENTION_KINDS`` and a variant of it in ``VARIANTS``: the model
+    builds with its schedule, and ``laps bench --variants`` takes the name and measures it."""
+    import laps
+    from laps.models.temporal import ATTENTION_KINDS
+    from laps.variants import VARIANTS
+
+    with pytest.raises(SystemExit, match="2"):  # not a variant yet
+        main(["bench", "model", "--quick", "--variants", "first_leap_ps"])
+    monkeypatch.setitem(ATTENTION_KINDS, "first_leap", lambda num_frames, num_blocks, levels: [1] * num_blocks)
+    monkeypatch.setitem(VARIANTS, "first_leap_ps", ("first_leap", "periodic"))
+    model = laps.create_model("vit_tiny_patch16_224", temporal="first_leap_ps", num_frames=4, img_size=32, depth=2)
+    assert model.block_levels == [1, 1] and all(m.fold > 0 for m in model.attention_modules)
+    path = tmp_path / "bench.json"
+    assert main(["bench", "model", "--quick", "--variants", "base2d,first_leap_ps", "--metrics", "latency",
+                 "--threads", "1", "--output", str(path)]) == 0
+    rows = json.loads(path.read_text())["rows"]
+    assert [row["variant"] for row in rows] == ["base2d", "first_leap_ps"] and rows[1]["latency_ms"] > 0
+
+
+def test_the_memory_table_keeps_what_a_run_did_not_measure(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "benchmarks" / "memory_table.py"
+    spec = importlib.util.spec_from_file_location("memory_table", script)
+    memory_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(memory_table)
+    tracked = json.loads((script.parent / "results" / "memory_table.json").read_text())
+    output = tmp_path / "memory_table.json"
+    output.write_text(json.dumps(tracked))
+    fresh = [{**row, "params": -1} for row in tracked["rows"] if row["model"] == "ViT-B/16"]
+    monkeypatch.setattr(memory_table, "table", lambda frames, img_size, models: fresh)  # no measuring
+    monkeypatch.setattr(sys, "argv", ["memory_table.py", "--models", "ViT-B/16", "--output", str(output)])
+    memory_table.main()
+    written = json.loads(output.read_text())
+    assert written["real_check"] == tracked["real_check"]  # not measured this time: kept
+    assert [r["model"] for r in written["rows"]] == [r["model"] for r in tracked["rows"]]  # the other models kept
+    assert [r["params"] for r in written["rows"] if r["model"] == "ViT-B/16"] == [-1] * 3

@@ -12,6 +12,7 @@ from PIL import Image
 from laps.data.encoding import write_video
 from tests.helpers import INDEX_FRAMES, index_frames
 
+
 @pytest.fixture(scope="session")
 def index_video(tmp_path_factory) -> Path:
     """40 index-coloured frames at 10 fps with a key frame every 8 frames (B-frames on)."""

@@ -10,7 +10,6 @@ from laps.data.check import check_dataset
 from laps.data.dataset import VideoDataset, build_loader, resolve_num_workers
 from laps.data.sampling import dense_indices
 from laps.errors import ConfigError, DataError
-
 from tests.helpers import frame_ids
 
 RAW = ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))  # "normalisation" that keeps pixel values

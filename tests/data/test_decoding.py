@@ -8,7 +8,6 @@ from laps.data.check import check_video
 from laps.data.decoding import BrokenVideoError, decode_frames, open_video, video_info
 from laps.data.encoding import write_video
 from laps.errors import ConfigError, VideoDecodeError
-
 from tests.helpers import frame_ids, index_frames
 
 

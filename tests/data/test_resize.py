@@ -10,7 +10,6 @@ from laps.cli import main
 from laps.data.encoding import write_video
 from laps.data.resize import resize_dataset, resized_shape
 from laps.errors import DataError
-
 from tests.helpers import frame_ids, index_frames
 
 
@@ -86,6 +85,7 @@ def test_list_mode_writes_a_new_list_without_the_unreadable_sources(source, tmp_
     assert main(["data", "resize", str(listing), str(dst), "--short-side", "32", "--workers", "1"]) == 1
     out = capsys.readouterr().out
     assert out.count("BROKEN") == 2 and "resized 2 videos, 0 already done, 2 unreadable" in out
+    assert "empty.mp4: empty file (0 bytes)" in out and "Errno" not in out  # the words of `laps data check`
     assert (dst / "train.txt").read_text() == "a/one.mp4 0\nb/two.mp4 1\n"
     assert main(["data", "resize", str(listing), str(dst), "--short-side", "32"]) == 1  # still 2 unreadable
     assert "resized 0 videos, 2 already done" in capsys.readouterr().out

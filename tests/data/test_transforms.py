@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from laps.data.transforms import NORMS, Normalize, TestTransform, TrainTransform
+from laps.data.transforms import Normalize, TestTransform, TrainTransform
 from laps.errors import ConfigError
+from laps.models.feed import norm_presets
 
 
 def same_frames(num=4, height=60, width=80, seed=0):
@@ -18,7 +19,7 @@ def test_train_output_is_uint8_and_normalise_gives_the_norm():
     assert out.shape == (3, 3, 32, 32) and out.dtype == torch.uint8 and out.is_contiguous()
     assert out[:, :, 5, 7].tolist() == [[255, 0, 128]] * 3
     normalised = Normalize("imagenet")(out)
-    mean, std = NORMS["imagenet"]
+    mean, std = norm_presets()["imagenet"]
     expected = (np.array([255, 0, 128]) / 255 - mean) / std
     assert normalised.dtype == torch.float32
     assert torch.allclose(normalised.mean(dim=(0, 2, 3)), torch.tensor(expected, dtype=torch.float32), atol=1e-4)
@@ -29,7 +30,7 @@ def test_normalize_on_a_batch_equals_per_clip_float_normalisation(norm):
     """A uint8 batch normalised at once (as on the device) equals the float normalisation of each
     clip computed in float64, to 1e-6."""
     batch = torch.randint(0, 256, (2, 3, 4, 3, 8, 8), dtype=torch.uint8)  # (B, V, T, C, H, W)
-    mean, std = (torch.tensor(v, dtype=torch.float64).view(-1, 1, 1) for v in (NORMS[norm] if isinstance(norm, str) else norm))
+    mean, std = (torch.tensor(v, dtype=torch.float64).view(-1, 1, 1) for v in (norm_presets()[norm] if isinstance(norm, str) else norm))
     expected = (batch.double() / 255 - mean) / std
     got = Normalize(norm)(batch.permute(0, 1, 2, 4, 5, 3).contiguous().permute(0, 1, 2, 5, 3, 4))  # any layout
     assert got.dtype == torch.float32 and got.is_contiguous()

@@ -141,20 +141,22 @@ def test_num_workers_rejects_anything_else(value, match):
 
 
 def test_auto_normalisation_follows_the_backbones_weights():
-    from laps.engine.builders import resolve_norm
+    from laps.engine.builders import config_feed
+    from laps.models.feed import norm_presets
 
     vit = load_config(None, {"model.backbone": "vit_base_patch16_224"})
-    assert vit.data.norm == "auto" and resolve_norm(vit) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert vit.data.norm == "auto" and config_feed(vit).norm == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     visformer = load_config(None, {"model.backbone": "visformer_small"})
-    assert resolve_norm(visformer) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    assert resolve_norm(load_config(None, {"model.backbone": "visformer_small", "data.norm": "visformer"})) == "visformer"
+    assert config_feed(visformer).norm == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    preset = load_config(None, {"model.backbone": "visformer_small", "data.norm": "visformer"})
+    assert config_feed(preset).norm == norm_presets()["visformer"] == ((0.486, 0.457, 0.407), (0.229, 0.224, 0.225))
 
 
 @pytest.mark.parametrize("name", ["cuda", "cuda:1"])
 def test_a_cuda_device_without_a_gpu_is_refused_in_one_line(name, monkeypatch):
     import torch
 
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=f"device {name} was asked for but torch sees no CUDA device"):

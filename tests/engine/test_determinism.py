@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from laps.data.cores import usable_cores
 from laps.engine.config import load_config, save_config
 from laps.engine.reporting import read_rows
-from laps.engine.runtime import resolve_threads
 from laps.engine.run_dir import METRICS, SUMMARY
+from laps.engine.runtime import resolve_threads
 from laps.engine.trainer import train
 from tests.helpers import tiny_config
 

@@ -65,6 +65,10 @@ def test_a_state_resumes_only_under_the_kind_of_run_that_wrote_it():
         check_resumable({"sharded": True}, False, "state.pt")
     with pytest.raises(ConfigError, match=r"written by a replicated \(ddp or one process\) run"):
         check_resumable({"sharded": False}, True, "state.pt")
+    # runtime.strategy=fsdp given, torchrun missing: the message says what is missing
+    with pytest.raises(ConfigError, match=r"this run is one process: resume it under torchrun") as err:
+        check_resumable({"sharded": True}, False, "state.pt", "fsdp")
+    assert "runtime.strategy it started with" not in str(err.value)
 
 
 def _torchrun(data, out, strategy, *extra, flags=FLAGS):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import laps
-from laps.engine.builders import build_model, resolve_interpolation, resolve_norm
+from laps.engine.builders import build_model, config_feed
 from laps.errors import ConfigError
 from tests.helpers import TINY_OPEN_CLIP, save_open_clip, tiny_config
 
@@ -34,8 +34,9 @@ def test_the_model_before_the_first_step_is_the_zero_shot_model(tiny_data, tmp_p
 
 def test_text_head_configs_feed_as_open_clip_and_rebuild_without_weights(tiny_data, tmp_path, clip_folder):
     config = text_config(tiny_data, tmp_path, clip_folder)
-    assert resolve_norm(config) == (tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD))
-    assert resolve_interpolation(config) == "bicubic"
+    feed = config_feed(config)
+    assert feed.norm == (tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD))
+    assert feed.interpolation == "bicubic"
     structure = build_model(config, 3, pretrained=False)
     assert structure.video_cfg.head == "text" and structure.num_classes == 3
     with pytest.raises(ConfigError, match="model.img_size: 32"):

@@ -13,7 +13,6 @@ from laps.engine.trainer import Trainer
 from tests.helpers import tiny_config
 
 
-
 def _rows(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 

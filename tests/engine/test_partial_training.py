@@ -9,9 +9,9 @@ from laps.engine.builders import build_optimizer, freeze, set_train_mode
 from laps.engine.config import load_config
 from laps.errors import ConfigError
 from laps.models import create_model
-from tests.helpers import TINY_VIT, TINY_VIT_KW
+from tests.helpers import TINY_MODELS, TINY_VIT, TINY_VIT_KW
 
-TINY_VISFORMER = {"img_size": 32, "depth": (1, 2, 2), "embed_dim": 48, "num_heads": 2}
+TINY_VISFORMER = {**TINY_MODELS["Visformer"][1], "depth": (1, 2, 2)}
 
 
 def _model(backbone: str = TINY_VIT):
@@ -133,13 +133,16 @@ def test_a_linear_probe_run_saves_the_backbone_it_started_from(tiny_data, tmp_pa
     ("vit_base_patch16_siglip_224", "head", {"head"}),
 ])
 def test_foundation_families_freeze_by_the_same_rule(name, train, expected):
-    """On the timm image models themselves, before they are video backbones (freeze reads ``.backbone``)."""
+    """On the timm image models themselves, before they are video backbones (freeze reads ``.backbone``
+    and ``.family``)."""
     from types import SimpleNamespace
 
     import timm
 
+    from laps.models.registry import family_of
+
     backbone = timm.create_model(name, num_classes=3, img_size=32, depth=3, embed_dim=64, num_heads=2)
-    freeze(SimpleNamespace(backbone=backbone), train)
+    freeze(SimpleNamespace(backbone=backbone, family=family_of(backbone)), train)
     trained = {".".join(key.split(".")[:2]) if key.startswith("blocks.") else key.split(".")[0]
                for key, p in backbone.named_parameters() if p.requires_grad}
     assert trained == expected

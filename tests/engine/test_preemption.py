@@ -37,10 +37,10 @@ def _rows(out):
     return [{k: v for k, v in r.items() if k not in ("wall_time_s", "train_clips_per_s", "data_wait_share")} for r in rows]
 
 
-def _run_and_signal(cmd, target_epoch, target_batch, signum):
-    """Run ``cmd``; send ``signum`` once its progress lines show ``target_batch`` of ``target_epoch``
-    -> (return code, stderr)."""
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _run_and_signal(cmd, target_epoch, target_batch, signum, **popen):
+    """Run ``cmd`` (``popen``: more arguments of Popen); send ``signum`` once its progress lines show
+    ``target_batch`` of ``target_epoch`` -> (return code, stderr)."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(4096), b"")))
     reader.start()

@@ -1,10 +1,10 @@
 """Recipes by name: a path as given, else a shipped recipe; the package ships every recipe."""
 
 import fnmatch
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from laps.engine.config import load_config
 from laps.engine.recipes import recipe_summary, recipes_folder, resolve_config, shipped_recipes

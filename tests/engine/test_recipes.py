@@ -132,11 +132,11 @@ def test_ucf101_and_hmdb51_recipes_take_the_k400_recipe_at_a_quarter_of_its_batc
 def test_the_foundation_recipes_normalise_as_their_weights_were_trained():
     from timm.models import get_pretrained_cfg
 
-    from laps.engine.builders import resolve_norm
+    from laps.engine.builders import config_feed
 
     clip = _recipe(CONFIGS[0].parent / "k400_clip_b16_laps.yaml")
     cfg = get_pretrained_cfg("vit_base_patch16_clip_224.openai")
-    assert resolve_norm(clip) == (tuple(cfg.mean), tuple(cfg.std)) and cfg.mean[0] == pytest.approx(0.4815, abs=1e-4)
+    assert config_feed(clip).norm == (tuple(cfg.mean), tuple(cfg.std)) and cfg.mean[0] == pytest.approx(0.4815, abs=1e-4)
 
 
 def test_the_text_head_recipe_is_the_clip_recipe_started_from_its_zero_shot_head():

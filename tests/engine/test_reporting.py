@@ -5,8 +5,9 @@ import logging
 
 import pytest
 
-from laps.engine import reporting
-from laps.engine.reporting import Best, LogProgress, progress
+from laps.engine.reporting import Best
+from laps.infer import progress as progress_module
+from laps.infer.progress import LogProgress, progress
 
 
 class Clock:
@@ -21,9 +22,9 @@ class Clock:
 
 
 def test_a_log_line_every_n_seconds_with_the_latest_values(monkeypatch, caplog):
-    monkeypatch.setattr(reporting.time, "perf_counter", Clock(10.0))  # 10 s a batch
+    monkeypatch.setattr(progress_module.time, "perf_counter", Clock(10.0))  # 10 s a batch
     bar = LogProgress(range(10), "epoch 1/2", total=12, initial=2, every_s=30.0)
-    with caplog.at_level(logging.INFO, logger="laps.engine.reporting"):
+    with caplog.at_level(logging.INFO, logger="laps.infer.progress"):
         for batch in bar:
             bar.set_postfix(loss=f"{batch:.3f}")
     lines = [r.getMessage() for r in caplog.records]
@@ -32,10 +33,10 @@ def test_a_log_line_every_n_seconds_with_the_latest_values(monkeypatch, caplog):
 
 
 def test_a_pipe_gets_log_lines_and_a_terminal_a_bar(monkeypatch):
-    monkeypatch.setattr(reporting, "interactive", lambda: False)
+    monkeypatch.setattr(progress_module, "interactive", lambda: False)
     assert isinstance(progress([], "e", 0, enabled=True), LogProgress)
     assert not isinstance(progress([], "e", 0, enabled=False), LogProgress)
-    monkeypatch.setattr(reporting, "interactive", lambda: True)
+    monkeypatch.setattr(progress_module, "interactive", lambda: True)
     assert not isinstance(progress([], "e", 0, enabled=True), LogProgress)
 
 
@@ -64,7 +65,7 @@ def test_a_run_with_stderr_in_a_file_writes_lines_not_a_bar(tiny_data, tmp_path,
     with caplog.at_level(logging.INFO, logger="laps"):
         Trainer(config).fit()
     assert "\r" not in capsys.readouterr().err
-    lines = [r.getMessage() for r in caplog.records if r.name == "laps.engine.reporting"]
+    lines = [r.getMessage() for r in caplog.records if r.name in ("laps.engine.reporting", "laps.infer.progress")]
     progress_lines = [line for line in lines if ": batch " in line]
     assert [line.split(" (")[0] for line in progress_lines] == [f"epoch {e}/2: batch {b}/5" for e in (1, 2) for b in range(1, 5)]
     assert [line.split(":")[0] for line in lines if line not in progress_lines] == ["epoch 1/2", "epoch 2/2"]

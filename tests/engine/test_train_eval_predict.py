@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from laps.cli import main
 from laps.engine.checkpoint import load_state
-from laps.integrity import BYTES_KEY, DIGEST_KEY
 from laps.engine.trainer import train
+from laps.integrity import BYTES_KEY, DIGEST_KEY
 from tests.helpers import tiny_config
 
 RUN_FILES = ("model.safetensors", "config.json", "last.safetensors", "state.pt", "config.yaml", "metrics.jsonl",

@@ -66,6 +66,7 @@ def test_a_path_under_home_is_found(offline_hub, tmp_path):
                                      ["features", "--output", "feats", "x.mp4"]])
 def test_every_command_says_so_in_one_line_with_exit_2(offline_hub, capsys, command):
     Path("val.txt").write_text("a.mp4 0\n")  # eval finds its list before it loads the model
+    Path("x.mp4").write_bytes(b"\0" * 64)  # predict and features find their input before they load the model
     assert main([command[0], "--checkpoint", "runs/e9", *command[1:]]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"error: {MISSING}runs/e9; check the path" in lines[0], lines

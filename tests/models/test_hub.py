@@ -12,9 +12,9 @@ import torch
 from huggingface_hub import ModelCard
 
 import laps
-from tests.helpers import fill_hub_cache
 from laps.errors import CheckpointError, ConfigError
 from laps.models import sharing
+from tests.helpers import fill_hub_cache
 
 pytestmark = pytest.mark.slow  # save/load round trips of several models, and subprocesses
 
@@ -101,7 +101,7 @@ def test_a_hub_id_loads_from_the_cache_in_offline_mode(tmp_path):
 def test_push_to_hub_uploads_the_files_and_a_model_card(tiny_data, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
-    from laps.serve.publish import push_run
+    from laps.engine.publish import push_run
     from laps.engine.trainer import train
     from tests.helpers import tiny_config
 
@@ -146,7 +146,7 @@ def test_a_clip_run_is_trained_fed_and_saved_with_clip_s_settings(tiny_data, tmp
 
     from laps.data.transforms import TestTransform
     from laps.engine import checkpoint as ckpt
-    from laps.engine.builders import build_dataset, build_model, read_split
+    from laps.engine.builders import build_dataset, build_model, config_feed, read_split
     from tests.helpers import tiny_config
 
     config = tiny_config(tiny_data, tmp_path, **{"model.backbone": "vit_base_patch16_clip_224.openai",
@@ -156,9 +156,9 @@ def test_a_clip_run_is_trained_fed_and_saved_with_clip_s_settings(tiny_data, tmp
     assert train_set.transform.interpolation == InterpolationMode.BICUBIC
     std = 1 / (255 * train_set.normalize.scale.flatten())
     assert (-train_set.normalize.shift.flatten() * std).tolist() == pytest.approx([0.48145466, 0.4578275, 0.40821073])
-    saved = ckpt.model_config(build_model(config, 10, pretrained=False), config, [f"c{i}" for i in range(10)])
+    saved = ckpt.model_config(build_model(config, 10, pretrained=False), config_feed(config), [f"c{i}" for i in range(10)])
     assert saved.std == pytest.approx([0.26862954, 0.26130258, 0.27577711]) and saved.interpolation == "bicubic"
     frames = torch.randint(0, 256, (2, 40, 40, 3), dtype=torch.uint8)
-    assert not torch.equal(TestTransform(16, interpolation="bicubic")(frames), TestTransform(16)(frames))
+    assert not torch.equal(TestTransform(16, interpolation="bilinear")(frames), TestTransform(16)(frames))
     with pytest.raises(ConfigError, match="unknown interpolation 'cubic'"):
         TestTransform(16, interpolation="cubic")

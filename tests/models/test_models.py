@@ -278,7 +278,11 @@ def test_list_models_covers_supported_families():
 
 
 def test_pretrained_true_picks_the_papers_weights_and_their_normalisation():
-    from laps.models.pretrained import normalization, weights_name
+    from laps.models.feed import resolve_feed
+    from laps.models.pretrained import weights_cfg, weights_name
+
+    def normalization(backbone):
+        return resolve_feed(pretrained_cfg=weights_cfg(backbone)).norm
 
     assert weights_name("vit_base_patch16_224") == "vit_base_patch16_224.augreg_in21k"
     assert weights_name("visformer_small") == "visformer_small.in1k"

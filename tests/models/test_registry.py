@@ -12,6 +12,7 @@ from timm.models import eva, vision_transformer
 import laps
 from laps.errors import UnsupportedBackboneError
 from laps.models.registry import FAMILIES, family_of
+from tests.helpers import TINY_MODELS
 
 #: family -> (timm model, tiny overrides, timm's checkpoint filter of the family; None: timm has none)
 CHECKPOINTS = {
@@ -62,14 +63,14 @@ def test_a_224_px_checkpoint_loads_at_another_size_as_timms_filter_loads_it(tmp_
 
 
 def test_each_family_is_found_from_its_models_and_only_them():
-    tiny = {"vit_tiny_patch16_224": {"img_size": 32, "depth": 1}, "eva02_tiny_patch14_224": {"img_size": 28, "depth": 1},
-            "visformer_tiny": {"img_size": 32, "depth": (1, 1, 1)}}
-    for family, (name, kwargs) in zip(FAMILIES, tiny.items()):
+    for family in FAMILIES:
+        name, kwargs = TINY_MODELS[family.name]
         image = timm.create_model(name, **kwargs)
         assert family_of(image) is family and [f for f in FAMILIES if f.matches(image)] == [family]
         assert type(image).__module__.rsplit(".", 1)[-1] in family.timm_modules
     resnet = timm.create_model("resnet18")
-    with pytest.raises(UnsupportedBackboneError, match="VisionTransformer, Eva and Visformer families"):
+    names = ", ".join(family.name for family in FAMILIES[:-1]) + f" and {FAMILIES[-1].name} families"
+    with pytest.raises(UnsupportedBackboneError, match=names):
         laps.lapsify(resnet, num_frames=2)
 
 

@@ -76,11 +76,10 @@ def test_names_follow_the_input_and_stay_inside_the_output(tmp_path):
         (tmp_path / name).write_bytes(b"v")
     listed = tmp_path / "list.txt"
     listed.write_text("# my videos\nclips/a/x.mp4 3\n../elsewhere/y.mp4\n/abs/z.webm\n")
-    found = list_inputs([str(tmp_path / "clips"), str(listed), str(tmp_path / "missing.mp4")])
+    found = list_inputs([str(tmp_path / "clips"), str(listed)])
     assert [(f.video, f.name) for f in found] == [
         (str(tmp_path / "clips/a/x.mp4"), "a/x.npy"), (str(tmp_path / "clips/x.avi"), "x.npy"),
         (str(tmp_path / "../elsewhere/y.mp4"), "__/elsewhere/y.npy"), ("/abs/z.webm", "abs/z.npy"),
-        (str(tmp_path / "missing.mp4"), "missing.npy"),
     ]  # clips/a/x.mp4 twice (folder and list): once, under its first name
     assert npy_name("../../up.mp4") == "__/__/up.npy"
 

@@ -13,9 +13,9 @@ from torch import nn
 import laps
 from laps.data import VideoRecord
 from laps.data.transforms import Normalize
+from laps.errors import ConfigError, VideoDecodeError
 from laps.serve.inference import clip_dataset, iter_predictions
 from laps.serve.timeline import open_stream, slide
-from laps.errors import ConfigError, VideoDecodeError
 from tests.serve.conftest import VIDEOS
 
 

@@ -16,9 +16,9 @@ from torch import nn
 
 from laps.data.encoding import write_video
 from laps.data.synthetic import synthetic_clip
+from laps.errors import DataError
 from laps.serve.segmenting import BACKGROUND, boundary_errors, read_truth, smooth_scores, viterbi
 from laps.serve.timeline import open_stream, segments, slide, write_timeline
-from laps.errors import DataError
 
 COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30], [30, 230, 230]], dtype=np.uint8)
 FPS = 8

@@ -10,6 +10,7 @@ from torch import nn
 
 from laps.models.factory import create_model
 
+
 def _sdpa_flop(inputs: list[Any], outputs: list[Any]) -> int:
     """``aten::scaled_dot_product_attention``: ``q k^T`` plus ``attn v`` multiply-adds."""
     from fvcore.nn.jit_handles import get_shape

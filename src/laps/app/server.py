@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from laps.app.analyse import Settings, analyse
-from laps.models import VideoClassifier
 from laps.errors import ConfigError, LapsError
+from laps.models import VideoClassifier
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -196,6 +196,9 @@ class Handler(BaseHTTPRequestHandler):
             with open(path, "wb") as f:
                 _copy_limited(self.rfile, f, length, self.app.max_bytes, name)
             return str(path), name
+        if not source and self.headers.get("X-Filename"):  # a file of no bytes
+            name = urllib.parse.unquote(self.headers["X-Filename"])
+            raise BadRequest(HTTPStatus.BAD_REQUEST, f"{name}: empty file (0 bytes), nothing to classify")
         if not source:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "nothing to classify: send a video file, or ?source=PATH_OR_URL")
         if urllib.parse.urlsplit(source).scheme in ("http", "https"):

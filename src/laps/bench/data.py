@@ -28,9 +28,10 @@ from laps.data.annotations import VideoRecord
 from laps.data.cores import usable_cores
 from laps.data.dataset import VideoDataset, build_loader
 from laps.data.encoding import write_video
+from laps.data.reformat import to_rgb
 from laps.data.resize import KEYFRAME_INTERVAL, resize_video
 from laps.data.sampling import dense_indices
-from laps.engine.runtime import threads
+from laps.infer.runtime import threads
 
 NUM_FRAMES, RATE, IMG_SIZE = 8, 8, 224
 KEYFRAME_INTERVALS = (250, 30)  # x264 default; 1 s
@@ -59,7 +60,7 @@ def naive_clip(path: str, dataset: VideoDataset, rng: np.random.Generator) -> to
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        frames = [to_rgb(frame) for frame in container.decode(stream)]
     indices = dense_indices(len(frames), dataset.num_frames, dataset.sampling_rate, train=True, rng=rng)
     return dataset.transform(np.stack([frames[i] for i in indices]), rng)
 

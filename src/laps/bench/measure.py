@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from laps.bench.contenders import NUM_CLASSES, Contender, build
-from laps.engine.runtime import threads
 from laps.errors import LapsError
+from laps.infer.runtime import threads
 
 _MIB = 2**20
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from laps.bench.contenders import Contender, build, peer
 from laps.analysis.dispatch import OpCounter
 from laps.analysis.flops import count_flops, count_params
+from laps.bench.contenders import Contender, build, peer
 from laps.bench.measure import autocast, inference_job, peak_train_memory, time_interleaved, train_job
 from laps.bench.options import BenchOptions
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 BACKBONES = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "visformer_small")
-VARIANTS = ("base2d", "ps", "la", "laps", "joint")
+#: the variants measured when ``--variants`` is not given (any of :data:`laps.variants.VARIANTS` can be)
+DEFAULT_VARIANTS = ("base2d", "ps", "la", "laps", "joint")
 METRICS = ("latency", "throughput", "train", "memory", "flops")
 
 #: peer name -> (transformers config class, model class, frames its base config is built for, label)
@@ -21,7 +22,7 @@ class BenchOptions:
     """What ``laps bench model`` measures; see ``laps bench --help``."""
 
     backbones: list[str] = field(default_factory=lambda: list(BACKBONES))
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     frames: list[int] = field(default_factory=lambda: [8])
     img_size: int = 224
     batch: int = 4

@@ -1,13 +1,14 @@
 """The ``laps`` command line: one-line errors, ``--debug`` for tracebacks.
 
 Exit codes: 0 success; 1 ``laps predict`` or ``laps features`` met unreadable videos (the others
-are done); 2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
+are done; under ``torchrun``, ``laps features`` records them and exits 0); 2 an error (bad arguments, config, data or checkpoint); 3 training diverged (non-finite losses or
 gradients, :class:`~laps.errors.TrainingDiverged`); 4 too many broken or missing videos
 (:class:`~laps.errors.TooManyBrokenFiles`); 75 training stopped by SIGTERM / SIGUSR1 after
 writing a checkpoint (:class:`~laps.errors.Preempted`: run again with ``--resume``); 130 Ctrl-C.
 
 Every command lives in one module of this package named after it (``laps data`` and
-``laps make-synthetic`` share ``data``), which registers it with ``add_parsers(subparsers)`` and
+``laps make-synthetic`` share ``data``), which registers it with ``add_parsers(subparsers)`` (with
+the shared flags and helpers of :mod:`laps.cli.common`, never this module) and
 imports what the command needs only when it runs: building the parser imports neither torch, timm,
 PyAV, fvcore nor matplotlib, so ``laps --help`` answers at once and ``laps bench model`` runs where
 PyAV is not installed.
@@ -17,21 +18,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
 import warnings
 
-from laps.version import __version__
 from laps.errors import LapsError, Preempted
+from laps.version import __version__
 
 #: modules that each add their commands with ``add_parsers(subparsers)``, in the order ``laps --help`` lists them
 COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli.predict", "laps.cli.export",
                    "laps.cli.flops", "laps.cli.features", "laps.cli.search", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
-
-#: the help of every ``--checkpoint``: the four forms :func:`laps.from_pretrained` reads
-CHECKPOINT_HELP = ("a run directory (its best weights), a save_pretrained folder, a .safetensors weights file or "
-                   "a Hugging Face Hub id (a bare user/name with no local folder user)")
 
 #: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
 TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib", "omegaconf", "tqdm", "yaml", "numpy")
@@ -51,20 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def workers(text: str) -> int | str:
-    """argparse type of every ``--workers``: ``auto`` or an integer >= 0 (0: loaders read in process)."""
-    if text == "auto" or text.isdigit():
-        return text if text == "auto" else int(text)
-    raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}")
-
-
-def add_command(subparsers: argparse._SubParsersAction, name: str, summary: str, description: str | None,
-                examples: str) -> argparse.ArgumentParser:
-    """A command with a one-line ``summary`` (``laps --help``), a ``description`` and an examples epilog."""
-    return subparsers.add_parser(name, help=summary, description=description or summary, epilog=examples,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
 class _StderrHandler(logging.Handler):
     """Writes records to the ``sys.stderr`` of the moment (not the one at creation)."""
 
@@ -79,15 +61,6 @@ def show_laps_log() -> None:
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         log.addHandler(_StderrHandler())
         log.setLevel(logging.INFO)
-
-
-def counted(count: int, noun: str) -> str:
-    """``1 segment``, ``2 segments``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True))
 
 
 def main(argv: list[str] | None = None) -> int:

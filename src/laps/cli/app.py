@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from laps.cli import CHECKPOINT_HELP, add_command
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 from laps.cli.zero_shot_flags import add_zero_shot_flags, read_labels
 
@@ -24,7 +24,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the page, "
                         "and with it the videos the server can read by path)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")
-    p.add_argument("--device", default="cpu")
+    add_device_flag(p)
     p.add_argument("--max-mb", type=float, default=200.0, help="largest upload or download, MB (default 200)")
     p.add_argument("--top-k", type=int, default=5, help="classes shown (default 5)")
     p.add_argument("--views", default="1x3", help="temporal clips x spatial crops for the top classes (default 1x3)")
@@ -41,7 +41,7 @@ def _model(args: argparse.Namespace):
 
     if args.labels is None:
         return load_classifier(args), None
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
     from laps.openvocab import load_open_clip, read_templates, relabel, zero_shot
 
     clip = load_open_clip(args.checkpoint)

@@ -7,11 +7,13 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
-from laps.bench.options import BACKBONES, METRICS, PEERS, VARIANTS, BenchOptions
-from laps.cli import add_command
+from laps.bench.options import BACKBONES, DEFAULT_VARIANTS, METRICS, PEERS, BenchOptions
+from laps.cli.common import add_command, add_device_flag
 from laps.errors import ConfigError
+from laps.variants import VARIANTS
 
 EXAMPLES = """examples:
   laps bench model --quick --output bench.json
@@ -23,7 +25,7 @@ EXAMPLES = """examples:
 """
 
 
-def _names(choices: tuple[str, ...] | None = None):
+def _names(choices: Collection[str] | None = None):
     """argparse type: a comma-separated list, each item checked against ``choices``."""
 
     def parse(text: str) -> list[str]:
@@ -62,8 +64,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("what", choices=("model", "data", "all"), help="which benchmark to run")
     p.add_argument("--backbones", type=_names(), default=",".join(BACKBONES),
                    help="comma-separated timm backbones (default: %(default)s)")
-    p.add_argument("--variants", type=_names(VARIANTS + ("plain_shift",)), default=",".join(VARIANTS),
-                   help="comma-separated temporal variants (default: %(default)s)")
+    p.add_argument("--variants", type=_names(VARIANTS), default=",".join(DEFAULT_VARIANTS),
+                   help=f"comma-separated temporal variants, of {', '.join(VARIANTS)} (default: %(default)s)")
     p.add_argument("--num-frames", type=_counts("frame counts", "8 or 8,16,32,64"), default="8",
                help="frames per clip, or a sweep like 8,16,32,64")
     p.add_argument("--img-size", type=int, default=224)
@@ -72,8 +74,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", type=_names(METRICS), default=",".join(METRICS), help="subset of %(default)s")
     p.add_argument("--peers", type=_names(tuple(PEERS)), default=[],
                    help=f"Hugging Face peers measured with LAPS-ViT-B/16 ({', '.join(PEERS)}; needs transformers)")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda (bf16 autocast) or auto: cuda when torch sees a GPU, else cpu (default: auto)")
+    add_device_flag(p)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--workers", type=_counts("worker counts", "1 or 1,2,4"), default=None,
                    help="data: loader worker counts to sweep, e.g. 1,2,4 (default: 1 and every core)")
@@ -87,20 +88,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_bench)
 
 
-def _device(name: str) -> str:
-    """``--device``: ``auto`` is cuda when torch sees a GPU, else cpu; a cuda device torch can't see is refused."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    return name
-
-
 def _options(args: argparse.Namespace) -> BenchOptions:
+    from laps.infer.device import resolve_device
+
     chosen = {"variants": args.variants, "metrics": args.metrics, "peers": args.peers,
-              "device": _device(args.device), "compile": args.compile, "cuda_graphs": args.cuda_graphs}
+              "device": str(resolve_device(args.device)), "compile": args.compile, "cuda_graphs": args.cuda_graphs}
     if args.quick:
         return BenchOptions.quick(**chosen)
     return BenchOptions(backbones=args.backbones, frames=args.num_frames, img_size=args.img_size,
@@ -128,7 +120,7 @@ def _data(args: argparse.Namespace) -> dict:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from laps.engine.runtime import threads
+    from laps.infer.runtime import threads
 
     results = {}
     with threads(args.threads):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from laps.cli import add_command, counted, workers
+from laps.cli.common import add_command, counted, workers
 from laps.data.annotations import FORMATS, default_root, find_file, load_annotations
 from laps.data.prepare import PREPARE_FORMATS
 from laps.data.resize import KEYFRAME_INTERVAL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from laps.cli import add_command
+from laps.cli.common import add_command
 
 DEMO_EXAMPLES = """examples:
   laps demo                      # base2d vs laps on the synthetic dataset, report in runs/demo/report.md

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from laps.cli import CHECKPOINT_HELP, add_command, workers
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, pinned_threads, workers
 from laps.cli.zero_shot_flags import add_zero_shot_flags, load_classifier
 
 EVAL_EXAMPLES = """examples:
@@ -28,10 +28,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=workers, default="auto",
                    help="loader processes, or 'auto': this process's CPU cores (default: auto)")
-    p.add_argument("--device", default="auto")
+    add_device_flag(p)
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
     add_zero_shot_flags(p)
-    p.set_defaults(func=run_eval)
+    p.set_defaults(func=pinned_threads(run_eval))
 
 
 def _eval_output(args: argparse.Namespace) -> Path:

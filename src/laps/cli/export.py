@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from laps.cli import CHECKPOINT_HELP, add_command
+from laps.cli.common import CHECKPOINT_HELP, add_command
 
 EXPORT_EXAMPLES = """examples:
   laps export --checkpoint runs/demo/laps --output laps.onnx
@@ -24,7 +24,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from laps.cli import print_json
+    from laps.cli.common import print_json
     from laps.export import check_export, export
     from laps.serve.inference import load_model
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
-from laps.cli import CHECKPOINT_HELP, add_command, workers
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, pinned_threads, workers
 
 EXAMPLES = """examples:
   laps features --checkpoint runs/mine --output feats/ videos/                  # one (D,) vector per video
@@ -46,10 +47,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", default="0/1", metavar="I/N", help="take every N-th video from the I-th (zero-based), "
                    "e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT (default 0/1: all)")
     p.add_argument("--retry-failed", action="store_true", help="try again the videos the index has as failed")
+    p.add_argument("--overwrite", action="store_true", help="when --output holds features of other settings, "
+                   "remove them (the files its index lists, the index) first")
     p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass, across videos (default 8)")
     p.add_argument("--workers", type=workers, default="auto",
                    help="decoding processes, or 'auto': this process's CPU cores (default: auto)")
-    p.add_argument("--device", default="auto")
+    add_device_flag(p)
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
     image = p.add_argument_group("an image model (--model)")
     image.add_argument("--temporal", default=None, help="base2d (frames independently, default), or a laps "
@@ -60,45 +63,44 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     image.add_argument("--img-size", type=int, default=None, help="crop size (default: the model's)")
     image.add_argument("--random-weights", action="store_true", help="random weights instead of the pretrained ones "
                        "(to try the pipeline without a download)")
-    p.set_defaults(func=run_features)
-
-
-def _device(name: str) -> str:
-    """``--device``; under torchrun on GPUs, ``auto`` is this process's GPU (``LOCAL_RANK``)."""
-    import torch
-
-    if name == "auto" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    return name
+    p.set_defaults(func=pinned_threads(run_features))
+    # "--shard -1/2" is a value to refuse in words, not an unknown option
+    p._negative_number_matcher = re.compile(r"^-\d+(/\d*)?$|^-\d*\.\d+$")
 
 
 def _image_model(args: argparse.Namespace):
     """The timm image model of ``--model``, fed as its weights were trained (timm's ``pretrained_cfg``)."""
     import laps
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
 
     kwargs = {"img_size": args.img_size} if args.img_size else {}
     model = laps.create_model(args.model, temporal=args.temporal or "base2d", num_frames=args.num_frames or 8,
                               pretrained=not args.random_weights, **kwargs)
     model.video_cfg = model.video_cfg.updated(sampling_rate=args.sampling_rate)
-    return model.eval().to(resolve_device(_device(args.device)))
+    return model.eval().to(resolve_device(args.device))
+
+
+def _is_open_clip(checkpoint: str) -> bool:
+    from laps.openvocab import is_open_clip_id
+
+    return is_open_clip_id(checkpoint)
 
 
 def _joint_model(args: argparse.Namespace):
     """The model of ``--space joint``: a zero-shot model of ``--checkpoint OPENCLIP_ID`` (its features do not
     depend on the class names, so it names one), or a laps checkpoint whose head is a text head."""
-    from laps.engine.builders import resolve_device
     from laps.errors import ConfigError
-    from laps.openvocab import is_open_clip_id, zero_shot
+    from laps.infer.device import resolve_device
+    from laps.openvocab import zero_shot
     from laps.serve.inference import load_model
 
     if args.model or not args.checkpoint:
         raise ConfigError("--space joint takes --checkpoint OPENCLIP_ID (hf-hub:ORG/REPO, local-dir:PATH) or a laps "
                           "model with a text head, not --model")
-    if is_open_clip_id(args.checkpoint):
+    if _is_open_clip(args.checkpoint):
         model = zero_shot(args.checkpoint, ["a video"], temporal=args.temporal or "laps", num_frames=args.num_frames or 8)
-        return model.to(resolve_device(_device(args.device)))
-    model = load_model(args.checkpoint, _device(args.device))
+        return model.to(resolve_device(args.device))
+    model = load_model(args.checkpoint, args.device)
     if model.video_cfg.head != "text":
         raise ConfigError(f"{args.checkpoint} has a linear head, not a text head: its features are not in a joint "
                           "image-text space; give an open_clip model or a zero-shot laps model")
@@ -109,28 +111,47 @@ def _joint_model(args: argparse.Namespace):
 IMAGE_OPTIONS = ("temporal", "num_frames", "sampling_rate", "img_size", "random_weights")
 
 
-def run_features(args: argparse.Namespace) -> int:
+def check_flags(args: argparse.Namespace) -> tuple[int, int]:
+    """The checks of the flags alone, before any input is read or anything written -> the ``--shard``."""
     from laps.errors import ConfigError
-    from laps.serve.inference import load_model
-    from laps.serve.feature_inputs import list_inputs, parse_shard
-    from laps.serve.features import write_features
+    from laps.serve.feature_inputs import parse_shard
+    from laps.serve.features import check_window
 
-    if args.space == "joint":
-        model = _joint_model(args)
-        given = []
-    else:
-        given = [f"--{name.replace('_', '-')}" for name in IMAGE_OPTIONS if getattr(args, name) not in (None, False)]
-        model = None
-    if args.checkpoint and given:
+    given = [f"--{name.replace('_', '-')}" for name in IMAGE_OPTIONS if getattr(args, name) not in (None, False)]
+    if args.checkpoint and given and not (args.space == "joint" and _is_open_clip(args.checkpoint)):
         raise ConfigError(f"{', '.join(given)}: options of --model only; a checkpoint's own config says how "
                           "it is fed")
-    shard = parse_shard(args.shard)
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1 clip, got {args.batch_size}")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise ConfigError(f"--output {args.output} is a file; give a folder (a new one, or one laps features wrote)")
+    check_window(args.window, args.stride)
+    return parse_shard(args.shard)
+
+
+def summary(counts: dict[str, int], output: str) -> str:
+    """The closing line of a run: what it wrote, skipped and failed."""
+    line = (f"{counts['videos']} videos: {counts['ok']} written, {counts['skipped']} done before, "
+            f"{counts['failed']} failed -> {output}")
+    if counts["failed_before"]:
+        line += f"; {counts['failed_before']} failed in an earlier run, skipped (--retry-failed tries them again)"
+    return line
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from laps.serve.feature_inputs import launch_share, list_inputs
+    from laps.serve.features import write_features
+    from laps.serve.inference import load_model
+
+    shard = check_flags(args)
     inputs = list_inputs(args.inputs, args.data_root)
-    if model is None:
-        model = _image_model(args) if args.model else load_model(args.checkpoint, _device(args.device))
+    if args.space == "joint":
+        model = _joint_model(args)
+    else:
+        model = _image_model(args) if args.model else load_model(args.checkpoint, args.device)
     counts = write_features(model, inputs, args.output, views=args.views, window=args.window, stride=args.stride,
                             dtype=args.dtype, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
-                            shard=shard, retry_failed=args.retry_failed)
-    print(f"{counts['videos']} videos: {counts['ok']} written, {counts['skipped']} done before, "
-          f"{counts['failed']} failed -> {args.output}", file=sys.stderr)
-    return 1 if counts["failed"] else 0
+                            shard=shard, retry_failed=args.retry_failed, overwrite=args.overwrite)
+    print(summary(counts, args.output), file=sys.stderr)
+    # under torchrun a failed video is a record, not a failed process: torchrun would take exit 1 for a crash
+    return 1 if counts["failed"] and launch_share()[1] == 1 else 0

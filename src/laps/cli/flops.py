@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from laps.cli import add_command
+from laps.cli.common import add_command
 from laps.variants import VARIANTS
 
 FLOPS_EXAMPLES = """examples:
@@ -29,8 +29,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run_flops(args: argparse.Namespace) -> int:
     from laps.analysis.flops import model_cost
-    from laps.cli import print_json
-
+    from laps.cli.common import print_json
     from laps.engine.builders import model_kwargs
     from laps.engine.config import ModelConfig, load_config
     from laps.errors import ConfigError

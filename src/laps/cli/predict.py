@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from laps.cli import CHECKPOINT_HELP, add_command, counted
+from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, counted, pinned_threads
 from laps.cli.zero_shot_flags import add_zero_shot_flags, load_classifier
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
 
@@ -34,7 +34,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default=None, metavar="FILE.jsonl",
                    help="write one JSON line per video as it is classified, into FILE.jsonl.partial, renamed to "
                         "FILE.jsonl once every video is done (with --timeline: the output folder)")
-    p.add_argument("--device", default="auto")
+    add_device_flag(p)
     timeline = p.add_argument_group("timeline of one long video or stream (--timeline)")
     timeline.add_argument("--timeline", action="store_true",
                           help="label one video (a path, a URL PyAV opens, or - for stdin) over time: writes "
@@ -44,18 +44,22 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                           help="true segments (CSV with header start,end,label): drawn in the PNG with the boundary error")
     timeline.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
     add_zero_shot_flags(p)
-    p.set_defaults(func=run_predict)
+    p.set_defaults(func=pinned_threads(run_predict))
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from laps.serve.inference import expand_videos, format_prediction, iter_predictions
+    from laps.data.inputs import expand_videos
+    from laps.errors import ConfigError
+    from laps.serve.inference import format_prediction, iter_predictions
 
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1 (the classes to print for each video), got {args.top_k}")
+    paths = None if args.timeline else expand_videos(args.videos)  # judged before the model loads
     model = load_classifier(args)
     if args.timeline:
         return run_timeline(args, model)
-    paths = expand_videos(args.videos)
     results, errors = [], 0
     with PredictionLog(args.output) as log:
         for item in tqdm(iter_predictions(model, paths, args.views, args.top_k), total=len(paths), unit="video",
@@ -74,11 +78,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_timeline(args: argparse.Namespace, model) -> int:
-    from laps.serve.timeline_plot import truth_summary
+    from laps.errors import ConfigError
     from laps.serve.inference import model_timeline
     from laps.serve.segmenting import read_truth
     from laps.serve.timeline import open_stream, segments, write_timeline
-    from laps.errors import ConfigError
+    from laps.serve.timeline_plot import truth_summary
 
     if len(args.videos) != 1 or not args.output:
         raise ConfigError("--timeline takes one video (a path, a URL or -) and --output DIR")

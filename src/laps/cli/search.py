@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from laps.cli import add_command
+from laps.cli.common import add_command
 
 EXAMPLES = """examples:
   laps features --checkpoint local-dir:clip_b16 --space joint --output feats/ videos/

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from laps.cli import add_command
+from laps.cli.common import add_command
 
 TRAIN_EXAMPLES = """examples:
   laps train --list-configs                                  # the shipped recipes, one line each
@@ -59,10 +59,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.list_configs:
         return list_configs()
     from laps.engine.config import load_config, parse_overrides
-    from laps.engine.trainer import train
 
     flags = {key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items()}
-    config = load_config(args.config, {**flags, **parse_overrides(args.overrides)})
+    config = load_config(args.config, {**flags, **parse_overrides(args.overrides)})  # refused before torch loads
+    from laps.engine.trainer import train
+
     summary = train(config, resume=args.resume, overwrite=args.overwrite)
     if summary:
         print(json.dumps(summary, indent=2))

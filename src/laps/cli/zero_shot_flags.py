@@ -55,7 +55,7 @@ def load_classifier(args: argparse.Namespace):
             raise ConfigError("--templates, --temporal and --num-frames build a zero-shot model: add --labels, "
                               "or drop them for a trained --checkpoint")
         return load_model(args.checkpoint, args.device)
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
     from laps.openvocab import read_templates, zero_shot
 
     templates = read_templates(args.templates) if args.templates else None

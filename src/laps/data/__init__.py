@@ -15,7 +15,7 @@ _EXPORTS = {
     "video_info": "decoding",
     "dense_indices": "sampling", "parse_views": "sampling", "segment_indices": "sampling",
     "make_synthetic": "synthetic", "synthetic_clip": "synthetic",
-    "NORMS": "transforms", "TestTransform": "transforms", "TrainTransform": "transforms",
+    "TestTransform": "transforms", "TrainTransform": "transforms",
 }
 __all__ = sorted([*_EXPORTS, "SYNTHETIC_CLASSES"])
 

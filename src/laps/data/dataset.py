@@ -25,9 +25,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from laps.data.annotations import VideoRecord, resolve_path
 from laps.data.cores import cores_per_process
 from laps.data.decoding import BACKENDS, open_video
-from laps.data.sampling import SAMPLINGS, parse_views, sample_indices
+from laps.data.sampling import parse_views, sample_indices
 from laps.data.transforms import Norm, Normalize, TestTransform, TrainTransform
+from laps.data.workers import LoaderWorkers
 from laps.errors import ConfigError, DataError, VideoDecodeError
+from laps.models.feed import FALLBACK
+from laps.samplings import check_sampling
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +53,12 @@ class VideoDataset(Dataset):
         scale_range: training short-side jitter range (pixels, >= img_size); default
             :func:`~laps.data.transforms.default_scale_range` of ``img_size``.
         flip: random horizontal flip in training (turn off for direction-sensitive classes).
-        norm: "imagenet", "half", "visformer" or (mean, std).
+        norm: a preset of :func:`~laps.models.feed.norm_presets` or (mean, std).
         max_retries: replacement draws for a broken file before giving up.
         backend: video decoder, see :data:`laps.data.decoding.BACKENDS`.
         randaugment: add RandAugment (same ops for every frame) in training.
-        interpolation: resize interpolation, e.g. "bilinear" or "bicubic" (see
-            :func:`~laps.data.transforms.interpolation_mode`).
+        interpolation: resize interpolation (see :func:`~laps.data.transforms.interpolation_mode`);
+            a model's is its :func:`~laps.models.feed.resolve_feed`'s.
         seed: training augmentation seed; with :meth:`set_epoch`, an item's random draws depend
             only on ``(seed, epoch, index)``.
     """
@@ -78,12 +81,11 @@ class VideoDataset(Dataset):
         backend: str = "pyav",
         randaugment: bool = False,
         seed: int = 0,
-        interpolation: str = "bilinear",
+        interpolation: str = FALLBACK.interpolation,
     ) -> None:
         if not records:
             raise DataError("the dataset has no videos; check the annotation file")
-        if sampling not in SAMPLINGS:
-            raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        check_sampling(sampling)
         if backend not in BACKENDS:
             raise ConfigError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.records = list(records)
@@ -209,6 +211,7 @@ def build_loader(
     num_replicas: int = 1,
     rank: int = 0,
     seed: int = 0,
+    timeout: float = 0,
 ) -> DataLoader:
     """DataLoader over a :class:`VideoDataset`, sharded with a :class:`DistributedSampler`.
 
@@ -217,7 +220,9 @@ def build_loader(
     ``num_replicas``/``rank`` shard the data over processes (1/0: everything). ``num_workers``:
     see :func:`resolve_num_workers`; the workers persist across epochs and keep batches
     prefetched. Call :func:`set_epoch` before every epoch: it reshuffles and selects the epoch's
-    augmentations. Memory is pinned only when CUDA is available.
+    augmentations. Memory is pinned only when CUDA is available. With workers, ``timeout`` (seconds,
+    0: none) is the longest wait for a batch before the loader raises, and the loader's
+    ``worker_init_fn`` is a :class:`~laps.data.workers.LoaderWorkers`, which can print their stacks.
     """
     workers = resolve_num_workers(num_workers, batch_size)
     sampler = _EpochSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed,
@@ -230,6 +235,8 @@ def build_loader(
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
         drop_last=train,
+        timeout=timeout if workers else 0,
+        worker_init_fn=LoaderWorkers(workers) if workers else None,
     )
 
 

@@ -27,6 +27,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from laps.data.mp4_boxes import cut_index
+from laps.data.reformat import to_rgb
 from laps.errors import ConfigError, VideoDecodeError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -87,11 +89,13 @@ def av_reason(err: av.error.FFmpegError) -> str:
 
 def open_container(source, name: str | os.PathLike | None = None):
     """``av.open(source)`` (a path, a URL PyAV can read, or a binary file object) -> the container;
-    what PyAV cannot open raises :class:`BrokenVideoError` naming ``name`` (default: ``source``)."""
+    what PyAV cannot open raises :class:`BrokenVideoError` naming ``name`` (default: ``source``), an
+    mp4 cut before its index included (:func:`~laps.data.mp4_boxes.cut_index`)."""
     try:
         return av.open(source if not isinstance(source, os.PathLike) else str(source))
     except av.error.InvalidDataError:
-        raise BrokenVideoError(name or source, "not a video: FFmpeg recognises no video format in it") from None
+        reason = cut_index(source) or "not a video: FFmpeg recognises no video format in it"
+        raise BrokenVideoError(name or source, reason) from None
     except av.error.FFmpegError as err:
         raise BrokenVideoError(name or source, f"not a video PyAV can open (FFmpeg says: {av_reason(err)})") from None
     except OSError as err:
@@ -122,7 +126,7 @@ def truncation(stream, packets: int) -> str | None:
     return f"truncated: the index lists {indexed} frames, the file holds {packets}" if packets < indexed else None
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     """Raise the precise reason a path cannot be a video file (before any decoder sees it)."""
     if not path.exists():
         raise BrokenVideoError(path, "file not found")
@@ -152,7 +156,7 @@ class PyAVReader:
 
     def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None) -> None:
         self.path = Path(path)
-        _check_file(self.path)
+        check_file(self.path)
         self._container = open_container(self.path)
         try:
             self._open_stream(start, end)
@@ -257,7 +261,7 @@ class PyAVReader:
                 for frame in packet.decode():
                     stamp = frame.pts if frame.pts is not None else frame.dts
                     if stamp in wanted_set:
-                        frames[stamp] = frame.to_ndarray(format="rgb24")
+                        frames[stamp] = to_rgb(frame)
                     if stamp is not None and stamp >= last:
                         return frames
         except av.error.FFmpegError as err:

@@ -9,6 +9,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from laps.data.reformat import reformat
+
 
 def write_video(
     path: str | os.PathLike,
@@ -49,7 +51,7 @@ def write_video(
         if time_base is not None:
             stream.codec_context.time_base = time_base
         for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame = reformat(av.VideoFrame.from_ndarray(image, format="rgb24"), "yuv420p")
             if time_base is not None:
                 frame.pts, frame.time_base = round(pts_seconds[i] * 1000), time_base
             container.mux(stream.encode(frame))

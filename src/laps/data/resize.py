@@ -57,13 +57,15 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
     :func:`encoder_options`."""
     import av  # here, not at the top: the command line reads this module's defaults without PyAV
 
+    from laps.data.decoding import check_file, open_container, video_stream
+    from laps.data.reformat import reformat
+
     dst = Path(dst)
     part = dst.with_name(dst.name + ".part")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(src)) as source:
-        if not source.streams.video:
-            raise DataError(f"{src}: no video stream")
-        stream = source.streams.video[0]
+    check_file(Path(src))  # what is no video is named as `laps data check` names it
+    with open_container(Path(src)) as source:
+        stream = video_stream(source, src)
         stream.thread_type = "AUTO"
         width, height = resized_shape(stream.codec_context.width, stream.codec_context.height, short_side)
         rate = Fraction(stream.average_rate or stream.guessed_rate or 30).limit_denominator(1001)
@@ -74,7 +76,7 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
             out.codec_context.thread_count, out.codec_context.thread_type = 1, "NONE"
             out.codec_context.time_base = 1 / rate
             for index, frame in enumerate(source.decode(stream)):
-                frame = frame.reformat(width=width, height=height, format="yuv420p")
+                frame = reformat(frame, "yuv420p", width, height)
                 frame.pts, frame.time_base = index, 1 / rate  # constant frame rate
                 target.mux(out.encode(frame))
             target.mux(out.encode())
@@ -82,12 +84,19 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
 
 
 def _convert(job: tuple[str, str, int, int, bool]) -> tuple[str, str | None]:
+    """Resize one video -> (its source, None, or the reason it could not be resized in words)."""
     import av
+
+    from laps.data.decoding import BrokenVideoError, av_reason
 
     src, dst, short_side, keyframe_interval, fast_decode = job
     try:
         resize_video(src, dst, short_side, keyframe_interval, fast_decode=fast_decode)
-    except (av.error.FFmpegError, DataError, OSError, ValueError) as err:
+    except BrokenVideoError as err:
+        return src, err.reason
+    except av.error.FFmpegError as err:
+        return src, f"corrupt video data ({av_reason(err)})"
+    except (DataError, OSError, ValueError) as err:
         return src, f"{type(err).__name__}: {err}"
     return src, None
 

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from laps.errors import ConfigError, DataError
-
-SAMPLINGS = ("dense", "segment")
+from laps.samplings import check_sampling
 
 
 def _check(num_video_frames: int, num_frames: int, clip_index: int, num_clips: int) -> None:
@@ -88,11 +87,9 @@ def sample_indices(
 ) -> np.ndarray:
     """Dispatch on ``sampling`` ("dense" or "segment"; ``rate`` is unused by "segment") -> ``(num_frames,)``."""
     kwargs = dict(train=train, rng=rng, clip_index=clip_index, num_clips=num_clips)
-    if sampling == "dense":
+    if check_sampling(sampling) == "dense":
         return dense_indices(num_video_frames, num_frames, rate, **kwargs)
-    if sampling == "segment":
-        return segment_indices(num_video_frames, num_frames, **kwargs)
-    raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+    return segment_indices(num_video_frames, num_frames, **kwargs)
 
 
 def parse_views(spec: str | Sequence[int]) -> tuple[int, int]:

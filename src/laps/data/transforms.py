@@ -10,7 +10,7 @@ clip's own generator and applied to all of its frames. Train: short-side scale j
 random crop, done as one crop-and-resize of the original frames (the same pixels, less
 work); optional horizontal flip and RandAugment. Test: short-side resize, then 1 centre
 crop or 3 crops along the long side -> ``(crops, T, C, H, W)``. Both resize with the
-``interpolation`` of the backbone's weights (timm's ``pretrained_cfg``; bilinear by default).
+``interpolation`` of the model's feed (:func:`laps.models.feed.resolve_feed`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from laps.errors import ConfigError
-from laps.models.pretrained import NORMS
+from laps.models.feed import FALLBACK, norm_presets
 
 Norm = str | tuple[Sequence[float], Sequence[float]]
 
@@ -31,15 +31,16 @@ Norm = str | tuple[Sequence[float], Sequence[float]]
 def norm_stats(norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
     """A preset name or (mean, std) -> mean, std tensors of shape (C, 1, 1)."""
     if isinstance(norm, str):
-        if norm not in NORMS:
-            raise ConfigError(f"unknown normalisation {norm!r}; choose one of {', '.join(NORMS)} or give (mean, std)")
-        norm = NORMS[norm]
+        presets = norm_presets()
+        if norm not in presets:
+            raise ConfigError(f"unknown normalisation {norm!r}; choose one of {', '.join(presets)} or give (mean, std)")
+        norm = presets[norm]
     mean, std = (torch.tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in norm)
     return mean, std
 
 
 def interpolation_mode(name: str) -> v2.InterpolationMode:
-    """A resize interpolation by name (timm's ``pretrained_cfg["interpolation"]``: ``"bicubic"``, ...)."""
+    """A resize interpolation by name, as a feed gives it (:class:`~laps.models.feed.Feed`)."""
     try:
         return v2.InterpolationMode(name)
     except ValueError:
@@ -90,7 +91,7 @@ class TrainTransform:
         *,
         flip: bool = True,
         randaugment: bool = False,
-        interpolation: str = "bilinear",
+        interpolation: str = FALLBACK.interpolation,
     ) -> None:
         scale_range = scale_range or default_scale_range(img_size)
         low, high = scale_range
@@ -134,7 +135,7 @@ class TestTransform:
     __test__ = False  # not a pytest test class
 
     def __init__(self, img_size: int = 224, num_crops: int = 1, *, short_side: int | None = None,
-                 interpolation: str = "bilinear") -> None:
+                 interpolation: str = FALLBACK.interpolation) -> None:
         if num_crops not in (1, 3):
             raise ConfigError(f"test crops must be 1 or 3, got {num_crops}")
         self.img_size, self.num_crops = img_size, num_crops

@@ -1,1 +1,1 @@
-"""Training, evaluation and inference."""
+"""Training: config and recipes, the loop, checkpoints and run directories, and sharing a run."""

@@ -12,22 +12,11 @@ from torch import nn
 
 from laps.data import VideoDataset, load_annotations, load_classes
 from laps.data.annotations import Annotations, find_file
-from laps.data.transforms import Norm
 from laps.engine.config import Config, ModelConfig, scale_range, trained_blocks
 from laps.errors import ConfigError
 from laps.models import VideoClassifier, create_model
-from laps.models.pretrained import interpolation, normalization
-from laps.models.registry import family_of
-
-
-def resolve_device(name: str) -> torch.device:
-    """``runtime.device`` or a command's ``--device``: ``auto`` is cuda when torch sees a GPU, else cpu;
-    a cuda device (``cuda``, ``cuda:N``) where torch sees none is refused in one line."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name} was asked for but torch sees no CUDA device; use cpu (or auto)")
-    return torch.device(name)
+from laps.models.feed import Feed, norm_presets, resolve_feed
+from laps.models.pretrained import weights_cfg
 
 
 def model_kwargs(m: ModelConfig) -> dict:
@@ -41,30 +30,26 @@ def model_kwargs(m: ModelConfig) -> dict:
     return kwargs
 
 
-def _open_clip_feed(config: Config) -> dict:
+def config_feed(config: Config) -> Feed:
+    """How the model of ``config`` is fed in training, evaluation and its checkpoints
+    (:func:`~laps.models.feed.resolve_feed`): the config's ``data.norm`` (``auto``: not given),
+    ``data.sampling``, ``data.sampling_rate``, ``model.img_size`` and ``model.num_frames``, then the
+    ``pretrained_cfg`` of the backbone's timm weights (their mean, std and interpolation)."""
+    d, m = config.data, config.model
+    mean, std = norm_presets()[d.norm] if d.norm != "auto" else (None, None)
+    return resolve_feed(pretrained_cfg=_weights_cfg(m), mean=mean, std=std, input_size=m.img_size,
+                        sampling=d.sampling, num_frames=m.num_frames, sampling_rate=d.sampling_rate)
+
+
+def _weights_cfg(m: ModelConfig):
+    """How the backbone's weights were trained: timm's ``pretrained_cfg`` of them, or with
+    ``model.head_init: text`` open_clip's preprocessing of the model (its mean, std, interpolation)."""
+    if m.head_init != "text":
+        return weights_cfg(m.backbone)
     from laps.openvocab import feed_of, read_config, resolve_id
 
-    return feed_of(read_config(resolve_id(config.model.backbone)))
-
-
-def resolve_norm(config: Config) -> Norm:
-    """``data.norm``, with ``auto`` turned into the (mean, std) of the backbone's timm weights (with
-    ``model.head_init: text``, open_clip's preprocessing of the model)."""
-    if config.data.norm != "auto":
-        return config.data.norm
-    if config.model.head_init == "text":
-        feed = _open_clip_feed(config)
-        return tuple(feed["mean"]), tuple(feed["std"])
-    return normalization(config.model.backbone)
-
-
-def resolve_interpolation(config: Config) -> str:
-    """The resize interpolation of the backbone's timm weights (their ``pretrained_cfg``: bicubic for
-    most ViTs, CLIP and EVA; with ``model.head_init: text``, open_clip's), which training and evaluation
-    resize frames with."""
-    if config.model.head_init == "text":
-        return _open_clip_feed(config)["interpolation"]
-    return interpolation(config.model.backbone)
+    feed = feed_of(read_config(resolve_id(m.backbone)))
+    return {"mean": feed["mean"], "std": feed["std"], "interpolation": feed["interpolation"]}
 
 
 def build_model(config: Config, num_classes: int, pretrained: bool = True,
@@ -135,11 +120,11 @@ def class_names(config: Config, annotations: Annotations) -> list[str]:
 
 
 def build_dataset(config: Config, annotations: Annotations, root: str, train: bool, views: str = "1x1") -> VideoDataset:
-    d, m = config.data, config.model
+    feed = config_feed(config)
     return VideoDataset(
-        annotations, root, m.num_frames, d.sampling_rate, train=train, img_size=m.img_size,
-        sampling=d.sampling, views=views, scale_range=scale_range(config), flip=d.flip, norm=resolve_norm(config),
-        interpolation=resolve_interpolation(config), seed=config.runtime.seed,
+        annotations, root, feed.num_frames, feed.sampling_rate, train=train, img_size=feed.input_size,
+        sampling=feed.sampling, views=views, scale_range=scale_range(config), flip=config.data.flip, norm=feed.norm,
+        interpolation=feed.interpolation, seed=config.runtime.seed,
     )
 
 
@@ -148,18 +133,16 @@ def freeze(model: VideoClassifier, train: str) -> None:
 
     ``all``: every parameter. ``head``: the classifier (``backbone.get_classifier()``), a linear
     probe on frozen features. ``last:N``: the last N blocks and everything after them (final norm,
-    pooling, head). Blocks are the parameters the backbone family's ``block_pattern`` names, counted
-    in timm's layer order (``group_matcher``, the order layer decay uses): ViT and Eva have ``depth``
-    blocks; Visformer's conv blocks of ``stage1`` and attention blocks of ``stage2`` and ``stage3``
-    count in turn (15 for visformer_small), and a stage's first block includes the patch embedding in
-    front of it, as in timm's grouping.
+    pooling, head). Blocks are the parameters the model's family record names (its ``block_pattern``),
+    counted in timm's layer order (``group_matcher``, the order layer decay uses); a block may include
+    the parts timm groups with it (a stage's patch embedding in front of its first block).
     """
     count = trained_blocks(train)
     if count is None:
         return
     backbone = model.backbone
     layer_of = group_parameters(backbone, backbone.group_matcher(coarse=False), reverse=True)  # name -> layer
-    pattern = family_of(backbone).block_pattern
+    pattern = model.family.block_pattern
     blocks = sorted({layer for name, layer in layer_of.items() if pattern.match(name)})
     if count > len(blocks):
         raise ConfigError(f"optim.train={train} asks for more blocks than {type(backbone).__name__} has "

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from laps.atomic import atomic_path
-from laps.data.transforms import norm_stats
-from laps.engine.builders import resolve_interpolation, resolve_norm
-from laps.engine.config import Config
 from laps.errors import CheckpointError
 from laps.integrity import BYTES_KEY, DIGEST_KEY, content_digest, damaged, safe_torch_load, verify
-from laps.models import VideoClassifier
-from laps.models import sharing
+from laps.models import VideoClassifier, sharing
+from laps.models.feed import Feed
 from laps.models.video_config import VideoConfig
 
 logger = logging.getLogger(__name__)
@@ -41,28 +39,38 @@ BEST, LAST, STATE, PREVIOUS_STATE = sharing.WEIGHTS_NAME, "last.safetensors", "s
 MODEL_CONFIG, CONFIG = sharing.CONFIG_NAME, "config.yaml"
 
 
-def model_config(model: VideoClassifier, config: Config, classes: list[str]) -> VideoConfig:
-    """The ``config.json`` of a model trained with ``config``: its classes, and the normalisation,
-    interpolation and frame sampling it was trained with."""
-    mean, std = (tuple(v.flatten().tolist()) for v in norm_stats(resolve_norm(config)))
-    return sharing.model_config(model, classes, mean=mean, std=std, interpolation=resolve_interpolation(config),
-                                sampling_rate=config.data.sampling_rate, sampling=config.data.sampling)
+def model_config(model: VideoClassifier, feed: Feed, classes: list[str]) -> VideoConfig:
+    """The ``config.json`` of a model trained on clips of ``feed`` (the run's
+    :func:`~laps.engine.builders.config_feed`): its classes, and the normalisation, interpolation and
+    frame sampling it was trained with. A run builds it once; writing a checkpoint looks nothing up."""
+    return sharing.model_config(model, classes, mean=feed.mean, std=feed.std, interpolation=feed.interpolation,
+                                sampling_rate=feed.sampling_rate, sampling=feed.sampling)
 
 
-def write_model_config(run_dir: str | Path, model: VideoClassifier, config: Config, classes: list[str]) -> None:
-    """Write the run's ``config.json`` (see :func:`model_config`)."""
-    sharing.write_config(run_dir, model_config(model, config, classes))
+def write_model_config(run_dir: str | Path, video_cfg: VideoConfig) -> None:
+    """Write the run's ``config.json`` (a :func:`model_config`)."""
+    sharing.write_config(run_dir, video_cfg)
 
 
-def save_weights(model: VideoClassifier, path: str | Path, config: Config, classes: list[str],
+def save_weights(model: VideoClassifier, path: str | Path, video_cfg: VideoConfig,
                  state: dict[str, torch.Tensor] | None = None) -> None:
     """Write the weights as safetensors in timm's image-model format (a timm image model loads them
-    as they are), with the run's ``config.json`` in the metadata: a lone weights file is a model.
-    ``state``: the model's full ``state_dict()`` to write instead of its own tensors (those of a
-    sharded model are shards)."""
+    as they are), with the run's ``config.json`` (``video_cfg``, a :func:`model_config`) in the
+    metadata: a lone weights file is a model. ``state``: the model's full ``state_dict()`` to write
+    instead of its own tensors (those of a sharded model are shards)."""
     backbone = None if state is None else {k.removeprefix("backbone."): v for k, v in state.items()
                                            if k.startswith("backbone.")}
-    sharing.save_weights(model, path, model_config(model, config, classes), backbone)
+    sharing.save_weights(model, path, video_cfg, backbone)
+
+
+def save_epoch_weights(model: VideoClassifier, run_dir: Path, video_cfg: VideoConfig,
+                       state: dict[str, torch.Tensor] | None, improved: bool) -> None:
+    """An epoch's weights: written once as ``last.safetensors`` (:func:`save_weights`) and, when the
+    epoch ``improved`` on the best, copied byte for byte to the best weights (``model.safetensors``)."""
+    save_weights(model, run_dir / LAST, video_cfg, state)
+    if improved:
+        with atomic_path(run_dir / BEST) as tmp:
+            shutil.copyfile(run_dir / LAST, tmp)
 
 
 def save_state(state: dict[str, Any], path: str | Path, previous: str | Path | None = None) -> None:

@@ -27,17 +27,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from laps.atomic import write_text_atomic
-from laps.data.sampling import SAMPLINGS
-from laps.data.transforms import NORMS, default_scale_range
 from laps.engine.recipes import resolve_config
 from laps.errors import ConfigError
+from laps.infer.device import DEFAULT_DEVICE, check_device
+from laps.samplings import DEFAULT_SAMPLING_RATE, check_sampling
 from laps.variants import VARIANTS
 
-#: the optimisers, LR schedules, AMP modes and devices the trainer implements
+#: the optimisers, LR schedules and AMP modes the trainer implements
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
 #: how ``torchrun`` processes share the model: replicated (DDP) or sharded (FSDP2)
 STRATEGIES = ("ddp", "fsdp")
 #: what ``optim.train`` accepts besides ``last:N``
@@ -94,7 +93,7 @@ class DataConfig:
     format: str = "auto"
     classes: str = ""  # classes.json; default: <root>/classes.json if present
     sampling: str = "dense"
-    sampling_rate: int = 8
+    sampling_rate: int = DEFAULT_SAMPLING_RATE
     scale_min: int | None = None  # training short-side jitter; None: 8/7 of model.img_size (256 for 224)
     scale_max: int | None = None  # None: 10/7 of model.img_size (320 for 224)
     flip: bool = True
@@ -102,13 +101,19 @@ class DataConfig:
     num_workers: int | str = "auto"  # "auto": the cores of this process, shared by the node's processes
     val_views: str = "1x1"
     max_broken_share: float = 0.05  # unreadable / missing videos a split may hold before the run stops
+    loader_timeout: float = 600.0  # seconds the loader's workers may take for one batch before the run stops; 0: no limit
 
     def __post_init__(self) -> None:
-        _choose("data", self, sampling=SAMPLINGS, norm=("auto", *NORMS))
+        check_sampling(self.sampling)
+        if self.norm != "auto":  # the presets live with the models (torch, timm): read only when named
+            from laps.models.feed import norm_presets
+
+            _choose("data", self, norm=("auto", *norm_presets()))
         _at_least("data", self, 1, "sampling_rate")
         workers = self.num_workers
         if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
             raise ConfigError(f"data.num_workers={workers!r} must be 'auto' or an integer >= 0")
+        _at_least("data", self, 0, "loader_timeout")
         if not 0 <= self.max_broken_share <= 1:
             raise ConfigError(f"data.max_broken_share={self.max_broken_share} is a share of the split: 0 to 1")
 
@@ -151,7 +156,7 @@ class OptimConfig:
 class RuntimeConfig:
     output: str = "runs/train"
     seed: int = 0
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     threads: int | str = "auto"  # torch CPU threads; "auto": this process's cores, shared by the node's processes
     amp: str = "none"
     strategy: str = "ddp"  # under torchrun: "ddp" a full copy per process, "fsdp" sharded (FSDP2)
@@ -161,7 +166,8 @@ class RuntimeConfig:
     log_every_s: float = 30.0  # seconds between progress lines when stderr is not a terminal (a log file)
 
     def __post_init__(self) -> None:
-        _choose("runtime", self, amp=AMP_MODES, device=DEVICES, strategy=STRATEGIES)
+        _choose("runtime", self, amp=AMP_MODES, strategy=STRATEGIES)
+        check_device(self.device)
         if self.strategy == "fsdp" and self.amp == "fp16":
             raise ConfigError("runtime.strategy=fsdp trains in runtime.amp=bf16 or none, not fp16 (its loss scaler "
                               "does not take sharded gradients); use runtime.amp=bf16")
@@ -206,6 +212,8 @@ def trained_blocks(train: str) -> int | None:
 def scale_range(config: Config) -> tuple[int, int]:
     """The training short-side jitter: ``data.scale_min/max``, each defaulting to its end of
     :func:`~laps.data.transforms.default_scale_range` of ``model.img_size``."""
+    from laps.data.transforms import default_scale_range
+
     low, high = default_scale_range(config.model.img_size)
     d = config.data
     return (low if d.scale_min is None else d.scale_min), (high if d.scale_max is None else d.scale_max)

@@ -26,10 +26,10 @@ from laps.data.annotations import resolve_path
 from laps.data.dataset import VideoDataset
 from laps.engine import checkpoint as ckpt
 from laps.engine.config import Config
-from laps.engine.distributed import all_reduce_sum, all_reduce_tensor, is_main_process
 from laps.engine.preemption import StopSignals
 from laps.engine.run_dir import BROKEN
 from laps.errors import DataError, TooManyBrokenFiles, TrainingDiverged
+from laps.infer.distributed import all_reduce_sum, all_reduce_tensor, is_main_process
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from laps.engine.builders import set_train_mode
-from laps.engine.distributed import all_reduce_tensor
+from laps.infer.distributed import all_reduce_tensor
 
 
 def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

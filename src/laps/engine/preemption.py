@@ -7,6 +7,10 @@ evaluation batch), writes a checkpoint of the exact position in the epoch, and r
 :class:`~laps.errors.Preempted`, which ``laps train`` turns into exit code
 :data:`~laps.errors.Preempted.exit_code` (75). ``--resume`` then continues from that step.
 
+While the main process waits for a batch from the data loader (:meth:`StopSignals.interrupting`),
+a stop signal ends the wait at once instead: the handler raises :class:`StopWhileWaiting`, since a
+loader whose workers are stuck would never give the next step.
+
 Handlers are process-wide, so they are installed only for the length of the ``with`` block, from
 the main thread, and the previous ones are put back afterwards. DataLoader worker processes
 started inside the block inherit them, so a signal sent to the whole process group does not kill a
@@ -18,12 +22,22 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 logger = logging.getLogger(__name__)
 
 #: the signals that ask a run to checkpoint and stop
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+class StopWhileWaiting(Exception):
+    """A stop signal arrived while the main process waited for a batch (``signum``: which)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class StopSignals:
@@ -33,6 +47,7 @@ class StopSignals:
         self.signals = signals
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+        self._waiting = False
 
     @property
     def name(self) -> str:
@@ -42,8 +57,21 @@ class StopSignals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
-            logger.warning("received %s: writing a checkpoint at the next step, then stopping",
-                           signal.Signals(signum).name)
+            if not self._waiting:
+                logger.warning("received %s: writing a checkpoint at the next step, then stopping",
+                               signal.Signals(signum).name)
+        if self._waiting:
+            self._waiting = False
+            raise StopWhileWaiting(signum)
+
+    @contextmanager
+    def interrupting(self) -> Iterator[None]:
+        """A block that waits (for a batch): a stop signal inside it raises :class:`StopWhileWaiting`."""
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():

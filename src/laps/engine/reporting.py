@@ -1,10 +1,7 @@
-"""What a training run reports: progress while it runs, one metrics row per epoch (metrics.jsonl,
-TensorBoard, a log line), and the summary at its end (summary.json, training_curves.png).
-
-Progress goes to stderr as a tqdm bar when stderr is a terminal (or a notebook). When it is not
-(SLURM, ``nohup``, CI, ``| tee``), a bar's carriage-return updates would fill the log, so progress
-is a plain log line every ``runtime.log_every_s`` seconds instead, through the ``laps`` logger
-(which ``laps`` commands print to stderr).
+"""What a training run reports: an epoch's running sums, rates and progress bar
+(:class:`EpochMeter`; off a terminal a log line every ``runtime.log_every_s`` seconds, see
+:func:`laps.infer.progress.progress`), one metrics row per epoch (metrics.jsonl, TensorBoard, a log
+line), and the summary at its end (summary.json, training_curves.png).
 """
 
 from __future__ import annotations
@@ -12,15 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from laps.analysis.flops import count_flops
 from laps.analysis.plots import plot_training_curves
@@ -30,10 +25,15 @@ from laps.engine.builders import build_model
 from laps.engine.config import Config
 from laps.engine.run_dir import CURVES, METRICS, SUMMARY
 from laps.errors import CheckpointError
+from laps.infer.distributed import all_reduce_sum
+from laps.infer.progress import progress
 
 logger = logging.getLogger(__name__)
 
 TENSORBOARD = "tensorboard"
+
+#: the per-epoch sums of the training metrics that are added over processes
+SUM_KEYS = ("loss", "correct", "count")
 
 #: share of an epoch's time spent waiting for the next batch above which training is input-bound
 INPUT_BOUND_SHARE = 0.2
@@ -43,43 +43,64 @@ INPUT_BOUND_MIN_STEPS = 20
 INPUT_BOUND_MIN_WAIT_S = 2.0
 
 
-def interactive() -> bool:
-    """Whether progress bars can redraw in place: stderr is a terminal, or this is a notebook."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+def new_sums() -> dict[str, float]:
+    """An epoch's metric sums before its first batch (``skipped``: optimizer steps skipped)."""
+    return {**dict.fromkeys(SUM_KEYS, 0.0), "skipped": 0}
 
 
-class LogProgress:
-    """Iterate ``iterable`` like tqdm, but report as a plain log line every ``every_s`` seconds:
-    ``epoch 2/10: batch 120/500 (24%), loss=1.234, ...`` with the latest :meth:`set_postfix`."""
+class EpochMeter:
+    """One epoch of training as it goes: iterating it iterates ``batches`` (``total`` of them, from
+    batch ``start`` on) behind a progress bar (:func:`~laps.infer.progress.progress`), timing the
+    waits for each batch; it keeps
+    this process's :attr:`sums` (loss, correct and count of the batches with a finite loss, skipped
+    steps), the sums of all processes ``carried`` over a resume in the middle of the epoch, and the
+    clips all ``world`` processes have seen."""
 
-    def __init__(self, iterable: Iterable, desc: str, total: int, initial: int = 0, every_s: float = 30.0) -> None:
-        self.iterable, self.desc, self.total, self.done, self.every_s = iterable, desc, total, initial, every_s
-        self.postfix: dict[str, Any] = {}
-        self.last_line = time.perf_counter()
-
-    def set_postfix(self, refresh: bool = False, **values: Any) -> None:
-        self.postfix = values
+    def __init__(self, batches: Iterable, total: int, desc: str, start: int, world: int, enabled: bool,
+                 every_s: float, carried: dict[str, float] | None = None) -> None:
+        self.bar = progress(batches, desc, total, initial=start, enabled=enabled, every_s=every_s)
+        self.sums, self.carried = new_sums(), dict(carried or new_sums())
+        self.world, self.clips, self.waited, self.began = world, 0, 0.0, time.perf_counter()
 
     def __iter__(self) -> Iterator:
-        for item in self.iterable:
+        asked = time.perf_counter()
+        for item in self.bar:
+            self.waited += time.perf_counter() - asked
             yield item
-            self.done += 1
-            now = time.perf_counter()
-            if now - self.last_line >= self.every_s and self.done < self.total:
-                self.last_line = now
-                values = "".join(f", {key}={value}" for key, value in self.postfix.items())
-                logger.info("%s: batch %d/%d (%.0f%%)%s", self.desc, self.done, self.total,
-                            100 * self.done / max(self.total, 1), values)
+            asked = time.perf_counter()
 
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
 
-def progress(iterable: Iterable, desc: str, total: int, *, enabled: bool, initial: int = 0,
-             every_s: float = 30.0) -> tqdm | LogProgress:
-    """A tqdm bar over ``iterable`` on a terminal, else a :class:`LogProgress` (both take
-    ``set_postfix``); ``enabled=False`` reports nothing."""
-    if enabled and not interactive():
-        return LogProgress(iterable, desc, total, initial, every_s)
-    return tqdm(iterable, desc=desc, total=total, initial=initial, leave=False, disable=not enabled,
-                dynamic_ncols=True)
+    def add(self, loss: float, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count a batch: its mean ``loss`` (left out of the sums when not finite), ``logits (B, K)``
+        and ``labels (B,)``."""
+        if math.isfinite(loss):
+            self.sums["loss"] += loss * labels.shape[0]
+            self.sums["correct"] += float((logits.argmax(-1) == labels).sum())
+            self.sums["count"] += labels.shape[0]
+        self.clips += labels.shape[0] * self.world
+
+    def show(self, lr: float) -> None:
+        """The running loss, accuracy, clips per second and data-wait share on the bar (tqdm keeps its own rate)."""
+        elapsed, seen = self.elapsed, max(self.sums["count"], 1)  # 0 while every loss so far was non-finite
+        self.bar.set_postfix(loss=f"{self.sums['loss'] / seen:.3f}", acc=f"{self.sums['correct'] / seen:.3f}",
+                             clips_s=f"{self.clips / elapsed:.1f}", data=f"{self.waited / elapsed:.0%}",
+                             lr=f"{lr:.2e}", refresh=False)
+
+    def totals(self) -> dict[str, float]:
+        """The epoch's sums over all processes (a collective), plus those carried over a resume, which
+        every process holds. ``skipped`` is the same on every process (a non-finite gradient is
+        non-finite everywhere after the all-reduce), so it is not added up."""
+        summed = dict(zip(SUM_KEYS, all_reduce_sum([self.sums[k] for k in SUM_KEYS])))
+        return {**{k: summed[k] + self.carried[k] for k in SUM_KEYS},
+                "skipped": self.sums["skipped"] + self.carried["skipped"]}
+
+    def rates(self) -> dict[str, float]:
+        """``train_clips_per_s`` and ``data_wait_share`` of the epoch so far."""
+        elapsed = self.elapsed
+        return {"train_clips_per_s": self.clips / elapsed, "data_wait_share": self.waited / elapsed}
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """A training run's output directory: never clobbered, never written by two processes.
 
-- A directory that holds another run (a training state, weights or metrics) is refused unless the
-  run is resumed (``--resume``) or replaced (``--overwrite``, which removes the files laps wrote
+- A directory that holds another run (a training state, weights or metrics rows) is refused unless
+  the run is resumed (``--resume``) or replaced (``--overwrite``, which removes the files laps wrote
   there and nothing else).
+- A run stopped before it finished its first epoch (Ctrl-C) leaves no training state and no metrics
+  rows: running the same command again starts it over, and so does ``--resume`` (with a warning).
+  ``--resume`` on a directory that holds no run at all is refused, and creates nothing.
 - :class:`RunLock` holds an exclusive lock on ``DIR/.lock`` while a run writes to ``DIR``: a second
   ``laps train`` pointed at the same directory refuses to start instead of interleaving its
   checkpoints with the first one's. It is a POSIX record lock (``lockf``), owned by the process
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from laps.engine import checkpoint as ckpt
-from laps.errors import OutputInUse
+from laps.errors import CheckpointError, OutputInUse
 
 try:
     import fcntl
@@ -39,13 +42,40 @@ RUN_MARKERS = (ckpt.STATE, ckpt.PREVIOUS_STATE, ckpt.BEST, ckpt.LAST, METRICS, S
 RUN_FILES = (*RUN_MARKERS, FLOPS, CURVES, BROKEN, ckpt.CONFIG, ckpt.MODEL_CONFIG)
 
 
+def _holds(path: Path) -> bool:
+    """Whether ``path`` marks a run: it exists, and, the metrics, holds a row (a run stopped in its
+    first epoch leaves an empty metrics.jsonl)."""
+    return path.exists() and (path.name != METRICS or path.stat().st_size > 0)
+
+
+def can_resume(out: Path) -> bool:
+    """For ``--resume``: whether ``out`` holds a training state to continue (True), or only what a
+    run stopped before the end of its first epoch left there (False: the caller starts it over).
+    :class:`CheckpointError` where ``out`` holds no run at all; nothing is created."""
+    if any((out / name).is_file() for name in (ckpt.STATE, ckpt.PREVIOUS_STATE)):
+        return True
+    if not any((out / name).exists() for name in RUN_FILES):
+        what = "holds no run" if out.is_dir() else "does not exist"
+        raise CheckpointError(f"--resume: {out} {what}; start without --resume")
+    logger.warning("%s holds no training state (its run stopped before the end of its first epoch): "
+                   "starting the run over", out)
+    return False
+
+
+def run_mode(out: Path, resume: bool, overwrite: bool) -> tuple[bool, bool]:
+    """(resume, overwrite) of a run asked for with these flags: a ``--resume`` of a run that never
+    finished an epoch (:func:`can_resume`) starts it over, replacing what it left."""
+    return (False, True) if resume and not can_resume(out) else (resume, overwrite)
+
+
 def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
     """Check that a new run may write to ``out`` (refuse another run's directory unless resuming or
-    overwriting); with ``overwrite``, remove the previous run's files."""
-    present = [name for name in RUN_MARKERS if (out / name).exists()]
-    if not present or resume:
+    overwriting); remove the files of a previous run with ``overwrite``, and those a run left
+    before it finished an epoch."""
+    if resume:
         return
-    if not overwrite:
+    present = [name for name in RUN_MARKERS if _holds(out / name)]
+    if present and not overwrite:
         raise OutputInUse(
             f"output directory {out} holds another run ({', '.join(present)}); continue it with --resume, "
             "replace it with --overwrite, or pick another --output"

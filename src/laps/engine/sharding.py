@@ -20,16 +20,20 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
-                                                     set_model_state_dict, set_optimizer_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
-from laps.engine.distributed import is_main_process, world_size
 from laps.errors import ConfigError
-from laps.models.registry import family_of
+from laps.infer.distributed import is_main_process, world_size
 from laps.models.video import load_weights_into
 
 #: gather to full tensors on rank 0's CPU (the other ranks get an empty state)
@@ -39,9 +43,8 @@ FROM_FULL = StateDictOptions(full_state_dict=True)
 
 
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:
-    """The blocks of ``model.backbone`` in order, those its family's ``block_pattern`` names:
-    ``blocks.i`` (ViT, Eva) or ``stageN.i`` (Visformer)."""
-    pattern = family_of(model.backbone).block_pattern
+    """The blocks of ``model.backbone`` in order, those its family's ``block_pattern`` names."""
+    pattern = model.family.block_pattern
     return [module for name, module in model.backbone.named_modules() if pattern.fullmatch(name + ".")]
 
 
@@ -109,9 +112,18 @@ def load_full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer
         optimizer.load_state_dict(state)
 
 
-def check_resumable(state: dict[str, Any], sharded: bool, source: str) -> None:
-    """Refuse a training state written by a sharded run to a replicated one, and the other way
-    round: their optimizer states are keyed differently (by parameter name, by position)."""
-    if state.get("sharded", False) != sharded:
-        written = "sharded (runtime.strategy=fsdp under torchrun)" if not sharded else "replicated (ddp or one process)"
-        raise ConfigError(f"{source} was written by a {written} run; resume it with the runtime.strategy it started with")
+def check_resumable(state: dict[str, Any], sharded: bool, source: str, strategy: str = "ddp") -> None:
+    """Refuse a training state written by a sharded run to a replicated one (this run's
+    ``strategy`` says which is missing: fsdp, or torchrun), and the other way round: their
+    optimizer states are keyed differently (by parameter name, by position)."""
+    if state.get("sharded", False) == sharded:
+        return
+    if sharded:
+        raise ConfigError(f"{source} was written by a replicated (ddp or one process) run; resume it with the "
+                          "runtime.strategy it started with")
+    if strategy == "fsdp":  # asked for, but this process is not one of several
+        raise ConfigError(f"{source} was written by a sharded run (runtime.strategy=fsdp under torchrun), and this "
+                          "run is one process: resume it under torchrun, e.g. torchrun --nproc_per_node N -m laps "
+                          "train ... --resume")
+    raise ConfigError(f"{source} was written by a sharded (runtime.strategy=fsdp under torchrun) run; resume it "
+                      "with the runtime.strategy it started with")

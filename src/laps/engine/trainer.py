@@ -42,40 +42,51 @@ from laps.analysis.flops import count_params
 from laps.data import build_loader, set_epoch
 from laps.data.dataset import VideoDataset
 from laps.engine import checkpoint as ckpt
-from laps.engine.builders import (build_dataset, build_model, build_optimizer, class_names, freeze, read_split,
-                                  resolve_device, set_train_mode)
+from laps.engine.builders import (
+    build_dataset,
+    build_model,
+    build_optimizer,
+    class_names,
+    config_feed,
+    freeze,
+    read_split,
+    set_train_mode,
+)
 from laps.engine.config import Config, save_config
-from laps.engine.distributed import all_reduce_sum, cleanup, init_distributed, is_main_process, rank, world_size
-from laps.engine.evaluate import autocast, evaluate
 from laps.engine.guards import Guards
+from laps.engine.loader_wait import batches, loader_limit
 from laps.engine.precise_bn import recompute_bn_stats
-from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, InputBoundCheck, Reporter, gflops_per_view, progress
-from laps.engine.run_dir import FLOPS, RunLock, claim_output
-from laps.engine.runtime import resolve_threads, seeded, threads
-from laps.engine.sharding import (check_resumable, full_optimizer_state, full_state, load_full_optimizer_state,
-                                  load_full_state, local, shard, training_module)
+from laps.engine.reporting import INPUT_BOUND_MIN_STEPS, Best, EpochMeter, InputBoundCheck, Reporter, gflops_per_view
+from laps.engine.run_dir import FLOPS, RunLock, claim_output, run_mode
+from laps.engine.runtime import resolve_threads
+from laps.engine.sharding import (
+    check_resumable,
+    full_optimizer_state,
+    full_state,
+    load_full_optimizer_state,
+    load_full_state,
+    local,
+    shard,
+    training_module,
+)
 from laps.engine.steps import build_scheduler, mix_batch, step_seed
 from laps.errors import ConfigError, Preempted
+from laps.infer.device import resolve_device
+from laps.infer.distributed import cleanup, init_distributed, is_main_process, rank, world_size
+from laps.infer.evaluate import evaluate
+from laps.infer.predict import autocast
+from laps.infer.runtime import seeded, threads
 
 __all__ = ["Trainer", "train"]
 
 logger = logging.getLogger(__name__)
 
-#: the per-epoch sums of the training metrics that are added over processes
-SUM_KEYS = ("loss", "correct", "count")
-
-
-def new_sums() -> dict[str, float]:
-    """An epoch's metric sums before its first batch (``skipped``: optimizer steps skipped)."""
-    return {**dict.fromkeys(SUM_KEYS, 0.0), "skipped": 0}
-
-
 class Trainer:
     """One training run, configured by a :class:`Config`; call :meth:`fit`."""
 
     def __init__(self, config: Config, resume: bool = False, overwrite: bool = False) -> None:
-        self.resume, self.overwrite = resume, overwrite
         self.out = Path(config.runtime.output)
+        self.resume, self.overwrite = resume, overwrite = run_mode(self.out, resume, overwrite)
         threads = resolve_threads(config.runtime.threads, self.out / ckpt.CONFIG if resume else None)
         c = self.config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, threads=threads))
         self.device = resolve_device(c.runtime.device)
@@ -89,8 +100,7 @@ class Trainer:
         self.report = Reporter(self.out, c.optim.epochs, enabled=is_main_process())
         self.wall = 0.0  # training seconds of the finished epochs, over resumes
         self.epoch_began = 0.0  # time.perf_counter() at the start of the current epoch
-        self.sums = new_sums()  # this process's metric sums of the current epoch
-        self.carried = new_sums()  # the current epoch's sums over all processes before a resume
+        self.meter: EpochMeter | None = None  # the current epoch's sums, rates and progress
         self.input_bound = InputBoundCheck(enabled=is_main_process())
 
         self.classes, self.train_set, self.val_set = self._datasets()
@@ -101,13 +111,14 @@ class Trainer:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} must be divisible by the {world_size()} processes")
         if len(self.train_set) < c.optim.batch_size:
             raise ConfigError(f"optim.batch_size={c.optim.batch_size} is larger than the {len(self.train_set)} training videos")
-        self.train_loader = build_loader(self.train_set, per_rank, train=True, num_workers=c.data.num_workers,
-                                         num_replicas=world_size(), rank=rank(), seed=c.runtime.seed)
-        self.val_loader = build_loader(self.val_set, per_rank, train=False, num_workers=c.data.num_workers,
-                                       num_replicas=world_size(), rank=rank()) if self.val_set is not None else None
+        split = {"num_workers": c.data.num_workers, "num_replicas": world_size(), "rank": rank(),
+                 "timeout": c.data.loader_timeout}
+        self.train_loader = build_loader(self.train_set, per_rank, train=True, seed=c.runtime.seed, **split)
+        self.val_loader = build_loader(self.val_set, per_rank, train=False, **split) if self.val_set is not None else None
 
         with seeded(c.runtime.seed, self.device):
             self.model = build_model(c, self.num_classes, pretrained=not resume, classes=self.classes).to(self.device)
+        self.video_cfg = ckpt.model_config(self.model, config_feed(c), self.classes)  # what its checkpoints say
         freeze(self.model, c.optim.train)
         self.params = count_params(self.model)
         self.sharded = self.distributed and c.runtime.strategy == "fsdp"
@@ -150,7 +161,8 @@ class Trainer:
         :class:`TrainingDiverged` and :class:`TooManyBrokenFiles` when the run cannot go on."""
         c = self.config
         lock = RunLock(self.out) if is_main_process() else nullcontext()
-        with seeded(c.runtime.seed, self.device), threads(c.runtime.threads), self.guards, lock:
+        with (seeded(c.runtime.seed, self.device), threads(c.runtime.threads), self.guards, lock,
+              loader_limit(self.train_loader, self.val_loader)):
             if is_main_process():
                 claim_output(self.out, self.resume, self.overwrite)
             start_epoch, start_step, carried = self._restore() if self.resume else (0, 0, None)
@@ -187,58 +199,56 @@ class Trainer:
         c = self.config
         set_epoch(self.train_loader, epoch, start_batch=start)
         set_train_mode(self.net)
-        self.sums, self.carried = new_sums(), dict(carried or new_sums())
-        total = len(self.train_loader)
-        bar = progress(self.train_loader, f"epoch {epoch + 1}/{c.optim.epochs}", total, initial=start,
-                       enabled=c.runtime.progress and is_main_process(), every_s=c.runtime.log_every_s)
-        clips_seen, waited, began = 0, 0.0, time.perf_counter()
+        waits = batches(self.train_loader, self.guards.stop, lambda at: self._stop_waiting(epoch, at), start)
+        meter = self.meter = EpochMeter(waits, len(self.train_loader), f"epoch {epoch + 1}/{c.optim.epochs}", start,
+                                        world_size(), enabled=c.runtime.progress and is_main_process(),
+                                        every_s=c.runtime.log_every_s, carried=carried)
         self.optimizer.zero_grad(set_to_none=True)
-        step, asked = start - 1, time.perf_counter()
-        for step, (clips, labels) in enumerate(bar, start):
-            waited += time.perf_counter() - asked
-            torch.manual_seed(step_seed(c.runtime.seed, epoch, step))  # dropout and drop-path
-            mix_generator = torch.Generator().manual_seed(step_seed(c.runtime.seed, epoch, step, 1))
-            clips = self.train_set.normalize(clips.to(self.device, non_blocking=True))  # uint8 until here
-            labels = labels.to(self.device, non_blocking=True)
-            mixed, targets = mix_batch(clips, labels, self.num_classes, mix_generator, mixup=c.optim.mixup,
-                                       cutmix=c.optim.cutmix, label_smoothing=c.optim.label_smoothing)
-            with autocast(self.device, c.runtime.amp):
-                logits = self.net(mixed)
-            loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
-            # always backward, also for a non-finite loss: every process must join the gradient
-            # all-reduce (DDP) or reduce-scatter (FSDP, also on the accumulation steps: gradients
-            # stay sharded), and the non-finite gradient then skips the step on all of them
-            self.scaler.scale(loss / c.optim.accum_steps).backward()
-            loss_value = float(loss.detach())
-            if math.isfinite(loss_value):
-                self.sums["loss"] += loss_value * labels.shape[0]
-                self.sums["correct"] += float((logits.argmax(-1) == labels).sum())
-                self.sums["count"] += labels.shape[0]
+        step = start - 1
+        for step, (clips, labels) in enumerate(meter, start):
+            logits, labels, loss = self._forward_backward(epoch, step, clips, labels)
+            meter.add(loss, logits, labels)  # float(loss) waited for the device
             if (step + 1) % c.optim.accum_steps == 0:
-                stepped = self._optimizer_step()
-                self.sums["skipped"] += not stepped
-                if self.guards.after_step(epoch, step, stepped, self.train_set, last=step + 1 == total):
-                    self._preempt(epoch, step + 1)
-            clips_seen += labels.shape[0] * world_size()
-            elapsed = time.perf_counter() - began  # float(loss) above waited for the device
-            seen = max(self.sums["count"], 1)  # 0 while every batch so far had a non-finite loss
-            bar.set_postfix(loss=f"{self.sums['loss'] / seen:.3f}", acc=f"{self.sums['correct'] / seen:.3f}",
-                            clips_s=f"{clips_seen / elapsed:.1f}", data=f"{waited / elapsed:.0%}",
-                            lr=f"{self._lr():.2e}", refresh=False)  # tqdm's own rate
+                self._step(epoch, step)
+            meter.show(self._lr())
             if step + 1 == INPUT_BOUND_MIN_STEPS:
-                self.input_bound.check(epoch, waited, elapsed, self.train_loader.num_workers)
-            asked = time.perf_counter()
-        elapsed = time.perf_counter() - began
+                self.input_bound.check(epoch, meter.waited, meter.elapsed, self.train_loader.num_workers)
         if step + 1 < INPUT_BOUND_MIN_STEPS:
-            self.input_bound.check(epoch, waited, elapsed, self.train_loader.num_workers)
+            self.input_bound.check(epoch, meter.waited, meter.elapsed, self.train_loader.num_workers)
         set_epoch(self.train_loader, epoch)  # precise BN reads the epoch from its first batch
-        totals = self._epoch_totals()
+        totals = meter.totals()
         count = totals["count"]
         return {
             "train_loss": totals["loss"] / count if count else math.nan, "train_top1": totals["correct"] / max(count, 1),
-            "lr": self._lr(), "train_clips_per_s": clips_seen / elapsed, "data_wait_share": waited / elapsed,
-            "broken_files": self.train_set.broken, "skipped_steps": totals["skipped"],
+            "lr": self._lr(), **meter.rates(), "broken_files": self.train_set.broken,
+            "skipped_steps": totals["skipped"],
         }
+
+    def _forward_backward(self, epoch: int, step: int, clips: torch.Tensor,
+                          labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """uint8 ``clips (B, T, C, H, W)``: mixed, forward, backward -> ``(logits (B, K), labels (B,), loss)``."""
+        c = self.config
+        torch.manual_seed(step_seed(c.runtime.seed, epoch, step))  # dropout and drop-path
+        mix_generator = torch.Generator().manual_seed(step_seed(c.runtime.seed, epoch, step, 1))
+        clips = self.train_set.normalize(clips.to(self.device, non_blocking=True))  # uint8 until here
+        labels = labels.to(self.device, non_blocking=True)
+        mixed, targets = mix_batch(clips, labels, self.num_classes, mix_generator, mixup=c.optim.mixup,
+                                   cutmix=c.optim.cutmix, label_smoothing=c.optim.label_smoothing)
+        with autocast(self.device, c.runtime.amp):
+            logits = self.net(mixed)
+        loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
+        # always backward, also for a non-finite loss: every process must join the gradient
+        # all-reduce (DDP) or reduce-scatter (FSDP, also on the accumulation steps: gradients
+        # stay sharded), and the non-finite gradient then skips the step on all of them
+        self.scaler.scale(loss / c.optim.accum_steps).backward()
+        return logits, labels, float(loss.detach())
+
+    def _step(self, epoch: int, step: int) -> None:
+        """The optimizer step after batch ``step`` (counted when skipped), then the guards' checks."""
+        stepped = self._optimizer_step()
+        self.meter.sums["skipped"] += not stepped
+        if self.guards.after_step(epoch, step, stepped, self.train_set, last=step + 1 == len(self.train_loader)):
+            self._preempt(epoch, step + 1)
 
     def _optimizer_step(self) -> bool:
         """Clip, step (unless a gradient is NaN or Inf), schedule -> whether the weights were updated."""
@@ -272,13 +282,6 @@ class Trainer:
                 "val_mean_class_acc": result["mean_class_acc"]}
 
     # ------------------------------------------------------------------ helpers of the loop
-    def _epoch_totals(self) -> dict[str, float]:
-        """The current epoch's sums over all processes (a collective), plus those carried over a
-        resume, which every process holds. ``skipped`` is the same on every process (a non-finite
-        gradient is non-finite everywhere after the all-reduce), so it is not added up."""
-        summed = dict(zip(SUM_KEYS, all_reduce_sum([self.sums[k] for k in SUM_KEYS])))
-        return {**{k: summed[k] + self.carried[k] for k in SUM_KEYS}, "skipped": self.sums["skipped"] + self.carried["skipped"]}
-
     def _precise_bn(self) -> None:
         """Recompute BatchNorm statistics (``optim.precise_bn_iters`` training batches) of the
         model and, with EMA, of the EMA model: both are evaluated or saved."""
@@ -310,7 +313,7 @@ class Trainer:
         """Load the newest good training state -> (epoch, step to start at, the epoch's metric sums
         so far when it stopped mid-epoch)."""
         state, source = ckpt.load_resume_state(self.out), str(self.out / ckpt.STATE)
-        check_resumable(state, self.sharded, source)
+        check_resumable(state, self.sharded, source, self.config.runtime.strategy)
         load_full_state(self.model, state["model"], source)
         load_full_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -333,14 +336,13 @@ class Trainer:
         weights = gathered.get("ema", gathered["model"])
         self.guards.check_finite(gathered["model"], weights)
         self.report.epoch_row(row)
-        for path in [ckpt.LAST, ckpt.BEST] if improved else [ckpt.LAST]:
-            ckpt.save_weights(self.eval_model, self.out / path, self.config, self.classes, weights)
+        ckpt.save_epoch_weights(self.eval_model, self.out, self.video_cfg, weights, improved)
         ckpt.save_state(self._state(epoch, self.wall, gathered), self.out / ckpt.STATE, self.out / ckpt.PREVIOUS_STATE)
 
     def _preempt(self, epoch: int, step: int) -> None:
         """Write a checkpoint that resumes at batch ``step`` of ``epoch`` (with the epoch's metric
         sums so far, over all processes), then raise :class:`Preempted`."""
-        totals, gathered = self._epoch_totals(), self._gather()
+        totals, gathered = self.meter.totals(), self._gather()
         path = self.out / ckpt.STATE
         if is_main_process():
             self.guards.check_finite(gathered["model"], gathered.get("ema", gathered["model"]))
@@ -353,6 +355,13 @@ class Trainer:
                         f"{len(self.train_loader)}; the checkpoint is {path}: run the same command with --resume "
                         "to continue from there")
 
+    def _stop_waiting(self, epoch: int, step: int) -> None:
+        """A stop signal during the wait for batch ``step``: checkpoint there (alone, after a step) or keep the last."""
+        if not self.distributed and step % self.config.optim.accum_steps == 0:
+            self._preempt(epoch, step)
+        raise Preempted(f"stopped by {self.guards.stop.name} waiting for batch {step + 1} of epoch {epoch + 1}; the "
+                        f"checkpoint {self.out / ckpt.STATE} is kept: run the same command with --resume to continue")
+
     # ------------------------------------------------------------------ the run directory
     def _prepare_output(self, start_epoch: int) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -360,7 +369,7 @@ class Trainer:
             (self.out / FLOPS).unlink(missing_ok=True)
         self.report.open(start_epoch)
         save_config(self.config, self.out / ckpt.CONFIG)
-        ckpt.write_model_config(self.out, self.model, self.config, self.classes)
+        ckpt.write_model_config(self.out, self.video_cfg)
 
     def _finish(self) -> dict[str, Any]:
         rows = self.report.rows()

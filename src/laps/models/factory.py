@@ -6,12 +6,11 @@ import fnmatch
 from pathlib import Path
 
 import timm
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from laps.errors import UnsupportedBackboneError
-from laps.models.pretrained import check_hub_weights, load_pretrained_file, normalization, weights_name
-from laps.models.pretrained import interpolation as weights_interpolation
+from laps.models.feed import Feed, resolve_feed
+from laps.models.pretrained import check_hub_weights, load_pretrained_file, weights_cfg, weights_name
 from laps.models.registry import family_models, family_of, refusal, refused_models
 from laps.models.video import VideoClassifier
 from laps.models.video_config import VideoConfig
@@ -19,18 +18,23 @@ from laps.models.video_config import VideoConfig
 
 def list_models(pattern: str = "*") -> list[str]:
     """timm backbones laps converts, filtered by a glob ``pattern``: every model of the families of
-    :mod:`laps.models.registry` (the ViT family: ViT, DeiT, CLIP, SigLIP, DINOv2, MAE, AIMv2, TIPSv2,
-    BEiT3, flexivit; the Eva family: EVA02, DINOv3, Perception Encoder, rope ViTs; Visformer), less
-    the models they refuse."""
+    :mod:`laps.models.registry`, less the models they refuse."""
     refused = refused_models()
     return sorted(n for n in family_models() if fnmatch.fnmatch(n, pattern) and n not in refused)
 
 
-def image_size(model_2d: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
+def image_size(model_2d: nn.Module, img_size: int | tuple[int, int] | None = None) -> int | None:
     """The input size (width) of a timm image model: ``img_size`` if it was built with one, else the
-    size its family says it takes, else (a model built for any size) its ``pretrained_cfg``'s."""
-    size = img_size or family_of(model_2d).input_size(model_2d) or model_2d.pretrained_cfg["input_size"]
-    return int(size if isinstance(size, int) else size[-1])
+    size its family says it takes; ``None`` for a model built for any size (its feed decides)."""
+    size = img_size or family_of(model_2d).input_size(model_2d)
+    return None if size is None else int(size if isinstance(size, int) else size[-1])
+
+
+def _video_config(backbone: str | None, model_2d: nn.Module, feed: Feed, temporal: str, levels, fold_div: int,
+                  timm_kwargs: dict) -> VideoConfig:
+    return VideoConfig(backbone=backbone, temporal=temporal, num_frames=feed.num_frames,
+                       num_classes=model_2d.num_classes, img_size=feed.input_size, mean=feed.mean, std=feed.std,
+                       interpolation=feed.interpolation, levels=levels, fold_div=fold_div, timm_kwargs=timm_kwargs)
 
 
 def lapsify(
@@ -44,15 +48,12 @@ def lapsify(
 
     The returned :class:`VideoClassifier` takes ``(B, T, C, H, W)`` clips with ``T = num_frames``
     and shares every parameter with ``model_2d`` (its ``backbone``). Its ``video_cfg`` is fed as
-    ``model_2d.pretrained_cfg`` says; it names no backbone (laps cannot tell the timm arguments
-    ``model_2d`` was built with), so build a model with :func:`create_model` to save it.
+    ``model_2d.pretrained_cfg`` says (:func:`~laps.models.feed.resolve_feed`); it names no backbone
+    (laps cannot tell the timm arguments ``model_2d`` was built with), so build a model with
+    :func:`create_model` to save it.
     """
-    cfg = model_2d.pretrained_cfg
-    video_cfg = VideoConfig(backbone=None, temporal=temporal, num_frames=num_frames, num_classes=model_2d.num_classes,
-                            img_size=image_size(model_2d), mean=cfg.get("mean", IMAGENET_DEFAULT_MEAN),
-                            std=cfg.get("std", IMAGENET_DEFAULT_STD),
-                            interpolation=cfg.get("interpolation") or "bicubic", levels=levels, fold_div=fold_div)
-    return VideoClassifier(model_2d, video_cfg)
+    feed = resolve_feed(model_2d, input_size=image_size(model_2d), num_frames=num_frames)
+    return VideoClassifier(model_2d, _video_config(None, model_2d, feed, temporal, levels, fold_div, {}))
 
 
 def create_model(
@@ -68,7 +69,7 @@ def create_model(
     """Build a video classifier over a timm backbone.
 
     Args:
-        backbone: a timm model name, e.g. ``"vit_base_patch16_224"`` or ``"visformer_small"``.
+        backbone: a timm model name of :func:`list_models` (optionally ``name.tag``).
         temporal: ``base2d | joint | plain_shift | ps | la | laps``.
         num_frames: clip length T (the level schedule is derived for it); change it later with
             :meth:`VideoClassifier.set_num_frames`.
@@ -80,7 +81,7 @@ def create_model(
         **timm_kwargs: passed to ``timm.create_model`` (``img_size``, ``drop_path_rate``, ...).
 
     The model's ``video_cfg`` records these arguments, and feeds it as the backbone's timm
-    weights were fed (their normalisation and resize interpolation).
+    weights were fed (:func:`~laps.models.feed.resolve_feed` of their ``pretrained_cfg``).
     """
     reason = refusal(backbone)
     if reason:
@@ -92,12 +93,9 @@ def create_model(
     model = timm.create_model(name, pretrained=pretrained is True, **timm_kwargs, **sized)
     if pretrained not in (True, False, None, ""):
         load_pretrained_file(model, pretrained)
-    mean, std = normalization(backbone)
-    video_cfg = VideoConfig(backbone=backbone, temporal=temporal, num_frames=num_frames, num_classes=model.num_classes,
-                            img_size=image_size(model, timm_kwargs.get("img_size")), mean=mean, std=std,
-                            interpolation=weights_interpolation(backbone), levels=levels, fold_div=fold_div,
-                            timm_kwargs=timm_kwargs)
-    return VideoClassifier(model, video_cfg)
+    feed = resolve_feed(pretrained_cfg=weights_cfg(backbone) or getattr(model, "pretrained_cfg", None),
+                        input_size=image_size(model, timm_kwargs.get("img_size")), num_frames=num_frames)
+    return VideoClassifier(model, _video_config(backbone, model, feed, temporal, levels, fold_div, timm_kwargs))
 
 
 def model_from_config(video_cfg: VideoConfig) -> VideoClassifier:

@@ -39,6 +39,9 @@ class Family:
         block_pattern: matches the parameter names of the blocks ``optim.train: last:N`` counts (in
             timm's layer order, the order layer decay uses).
         refused: models of :attr:`timm_modules` that do not convert, with the reason.
+        norms: the family's normalisation presets by name, ``(mean, std)`` (``data.norm`` takes the names).
+        load_npz: ``load_npz(model, path)`` loads a big_vision ``.npz`` checkpoint into the model in
+            place; ``None`` when the family has no such checkpoints.
     """
 
     name: str
@@ -49,6 +52,8 @@ class Family:
     input_size: Callable[[nn.Module], tuple[int, int] | None]
     block_pattern: re.Pattern[str]
     refused: Mapping[str, str] = field(default_factory=dict)
+    norms: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
+    load_npz: Callable[[nn.Module, str], None] | None = None
 
     def matches(self, model: nn.Module) -> bool:
         """Whether ``model`` (a timm image model, converted or not) belongs to this family."""

@@ -1,5 +1,5 @@
 """2D image weights for a timm backbone: which hub weights ``pretrained=True`` means, their
-normalisation, a fast and clear failure without network, and local .safetensors / .pth / .npz files.
+``pretrained_cfg`` (how they were trained), a fast and clear failure without network, and local .safetensors / .pth / .npz files.
 
 ``pretrained=True`` loads timm's hub weights: for the paper's backbones the weights the paper
 starts from (:data:`PAPER_WEIGHTS`), else timm's default tag. A local file goes through its family's
@@ -15,26 +15,18 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
-from laps.integrity import load_error
 from laps.errors import CheckpointError
+from laps.integrity import load_error
 from laps.models.registry import family_of
-
 
 #: backbone -> the timm weights the paper fine-tunes from (``pretrained=True`` with the bare name)
 PAPER_WEIGHTS = {
     "visformer_small": "visformer_small.in1k",
     "vit_base_patch16_224": "vit_base_patch16_224.augreg_in21k",
     "vit_large_patch16_224": "vit_large_patch16_224.augreg_in21k",
-}
-#: normalisation presets by name: (mean, std) of 0-1 RGB
-NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "imagenet": (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)),
-    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    "visformer": ((0.486, 0.457, 0.407), (0.229, 0.224, 0.225)),
 }
 #: seconds to wait for the hub before saying it cannot be reached
 HUB_TIMEOUT = 3.0
@@ -51,21 +43,10 @@ def weights_name(backbone: str) -> str:
     return f"{backbone}.{cfg.tag}" if cfg is not None and cfg.tag else backbone
 
 
-def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the weights of :func:`weights_name` were trained with (timm's ``pretrained_cfg``);
-    ImageNet's when timm knows no weights for the backbone."""
-    cfg = get_pretrained_cfg(weights_name(backbone))
-    if cfg is None:
-        return tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)
-    return tuple(cfg.mean), tuple(cfg.std)
-
-
-def interpolation(backbone: str) -> str:
-    """The resize interpolation (``"bicubic"``, ``"bilinear"``, ...) the weights of
-    :func:`weights_name` were trained with (timm's ``pretrained_cfg``); ``"bicubic"``, timm's
-    default, when timm knows no weights for the backbone."""
-    cfg = get_pretrained_cfg(weights_name(backbone))
-    return cfg.interpolation if cfg is not None and cfg.interpolation else "bicubic"
+def weights_cfg(backbone: str):
+    """timm's ``pretrained_cfg`` of the weights :func:`weights_name` names (how they were trained:
+    mean, std, interpolation, input size); ``None`` when timm knows no weights for the backbone."""
+    return get_pretrained_cfg(weights_name(backbone))
 
 
 def _hub_unreachable(endpoint: str) -> str | None:
@@ -153,15 +134,17 @@ def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> d
 
 def load_pretrained_file(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a local 2D checkpoint (``.safetensors``, ``.pth``/``.pt``/``.bin``, or a big_vision
-    ``.npz`` for models with timm's ``load_pretrained``, the ViTs) into the timm image ``model`` in place
+    ``.npz`` for a family whose record has ``load_npz``) into the timm image ``model`` in place
     and return it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"pretrained checkpoint {path} does not exist; pass an existing file or pretrained=True")
     if path.suffix == ".npz":
-        if not hasattr(model, "load_pretrained"):
-            raise CheckpointError(f".npz checkpoints are big_vision ViT weights; {type(model).__name__} cannot load {path}")
-        model.load_pretrained(str(path))
+        family = family_of(model)
+        if family.load_npz is None:
+            raise CheckpointError(f".npz checkpoints are big_vision weights, which the {family.name} family has none "
+                                  f"of; {type(model).__name__} cannot load {path}")
+        family.load_npz(model, str(path))
         return model
     adapted = adapt_state_dict(_read(path), model)
     model.load_state_dict(adapted, strict=False)

@@ -1,7 +1,9 @@
 """The backbone families laps converts, and the lookups that read their records.
 
 Adding a family is adding its module (a :class:`~laps.models.family.Family` named ``FAMILY``) and its
-entry in :data:`FAMILIES`.
+entry in :data:`FAMILIES`, or, outside laps, :func:`register_family`. Nothing else in laps names a
+family: the factory, the video model, the loader, the feed's presets, training's partial freezing and
+FSDP's blocks all read the record.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from laps.errors import UnsupportedBackboneError
 from laps.models import eva, visformer, vit
 from laps.models.family import Family
 
-FAMILIES: tuple[Family, ...] = (vit.FAMILY, eva.FAMILY, visformer.FAMILY)
+#: the families, in the order a model is matched against them (a registered one first)
+FAMILIES: list[Family] = [vit.FAMILY, eva.FAMILY, visformer.FAMILY]
 
 _RELPOS = ("a relative position bias between the tokens of one image, which has no meaning between the tokens "
            "of two frames")
@@ -29,6 +32,15 @@ REFUSED_MODULES = {
     "naflexvit": "variable-resolution patch sequences with per-image masks", "levit": "attention with a "
     "learned relative position bias", "cait": "class-attention layers outside the blocks",
 }
+
+
+def register_family(family: Family) -> Family:
+    """Add ``family`` to :data:`FAMILIES`, matched before the others (so a family of a subclass of
+    another family's model type wins) -> ``family``. A second family of the same name is refused."""
+    if any(known.name == family.name for known in FAMILIES):
+        raise ValueError(f"a family named {family.name!r} is already registered")
+    FAMILIES.insert(0, family)
+    return family
 
 
 def _names() -> str:

@@ -4,11 +4,16 @@ A :class:`TemporalAttention` takes over the ``qkv``/``proj`` (and norm) submodul
 attention module under the same attribute names, so the model's ``state_dict`` keys do not
 change and no parameter is added. It attends over the frame groups of its level and applies
 the model's shift to the attention output before the projection.
+
+A variant (:data:`laps.variants.VARIANTS`) names an attention kind and a shift kind; what each kind
+does is its entry in :data:`ATTENTION_KINDS` or :data:`SHIFT_KINDS`, and nothing else here names a kind.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -39,15 +44,8 @@ def default_levels(num_frames: int, num_blocks: int) -> list[int]:
     return [1 + i % top for i in range(num_blocks)]
 
 
-def block_levels(
-    temporal: str, num_frames: int, num_blocks: int, levels: list[int | None] | None
-) -> list[int | None]:
-    """Level of every attention block for a variant: ``None`` = per-frame, :data:`ops.JOINT` = joint."""
-    attention, _ = check_variant(temporal)
-    if attention == "frame":
-        return [None] * num_blocks
-    if attention == "joint":
-        return [ops.JOINT] * num_blocks
+def leap_levels(num_frames: int, num_blocks: int, levels: list[int | None] | None) -> list[int | None]:
+    """The leap level of every block: ``levels`` checked (``None``/0 per-frame), else :func:`default_levels`."""
     if levels is None:
         return list(default_levels(num_frames, num_blocks))
     if len(levels) != num_blocks:
@@ -59,6 +57,43 @@ def block_levels(
         if level not in (None, ops.PER_FRAME) and (not isinstance(level, int) or level < 1):
             raise ConfigError(f"level {level!r} is invalid; levels must be >= 1, or None/0")
     return [None if level in (None, ops.PER_FRAME) else level for level in levels]
+
+
+#: a block schedule: ``(num_frames, num_blocks, levels)`` -> the level of every attention block
+#: (``None`` per-frame, :data:`ops.JOINT` joint, ``l >= 1`` leap pairs at level ``l``)
+Schedule = Callable[[int, int, "list[int | None] | None"], "list[int | None]"]
+
+
+@dataclass(frozen=True)
+class ShiftKind:
+    """How a shift moves channels over time: ``fold(num_heads, head_dim, fold_div)`` channels each
+    way, counted in each head (``across_heads=False``) or along all heads' channels at once."""
+
+    fold: Callable[[int, int, int], int]
+    across_heads: bool = False
+
+
+#: attention kind -> its block schedule
+ATTENTION_KINDS: dict[str, Schedule] = {
+    "frame": lambda num_frames, num_blocks, levels: [None] * num_blocks,  # per-frame 2D attention
+    "joint": lambda num_frames, num_blocks, levels: [ops.JOINT] * num_blocks,  # all frames of a clip together
+    "leap": leap_levels,  # Leap Attention, one leap level per block
+}
+#: shift kind -> how it moves channels
+SHIFT_KINDS: dict[str, ShiftKind] = {
+    "none": ShiftKind(lambda heads, head_dim, fold_div: 0),
+    "periodic": ShiftKind(lambda heads, head_dim, fold_div: ops.shift_fold(head_dim, fold_div)),  # Periodic Shift
+    "plain": ShiftKind(lambda heads, head_dim, fold_div: ops.shift_fold(heads * head_dim, fold_div),
+                       across_heads=True),  # TSM-style
+}
+
+
+def block_levels(
+    temporal: str, num_frames: int, num_blocks: int, levels: list[int | None] | None
+) -> list[int | None]:
+    """Level of every attention block for a variant: ``None`` = per-frame, :data:`ops.JOINT` = joint."""
+    attention, _ = check_variant(temporal)
+    return ATTENTION_KINDS[attention](num_frames, num_blocks, levels)
 
 
 class TemporalAttention(nn.Module):
@@ -87,17 +122,14 @@ class TemporalAttention(nn.Module):
 
     def __init__(self, num_heads: int, head_dim: int, shift: str, fold_div: int) -> None:
         super().__init__()
-        if shift not in ops.SHIFTS:
-            raise ConfigError(f"unknown shift {shift!r}; choose one of {ops.SHIFTS}")
+        if shift not in SHIFT_KINDS:
+            raise ConfigError(f"unknown shift {shift!r}; choose one of {', '.join(SHIFT_KINDS)}")
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.shift = shift
         self.fold_div = fold_div
-        self.fold = 0
-        if shift == "periodic":
-            self.fold = ops.shift_fold(head_dim, fold_div)
-        elif shift == "plain":
-            self.fold = ops.shift_fold(num_heads * head_dim, fold_div)
+        self.across_heads = SHIFT_KINDS[shift].across_heads
+        self.fold = SHIFT_KINDS[shift].fold(num_heads, head_dim, fold_div)
         self.set_frames(1, None)
 
     def set_frames(self, num_frames: int, level: int | None) -> None:
@@ -124,7 +156,7 @@ class TemporalAttention(nn.Module):
         ``(B*T, heads*d, N)`` if ``channels_first``."""
         out = ops.attend_groups(q, k, v, self.num_frames, self.groups, self.layout, dropout_p)
         out = out.transpose(1, 2)  # (B*T, N, h, d)
-        if self.shift == "plain":
+        if self.across_heads:
             out = out.flatten(2)
         memory_order = (0, *range(2, out.dim()), 1) if channels_first else None
         back = ops.Reorder(self.num_frames, self.order, to_groups=False, fold=self.fold, memory_order=memory_order)

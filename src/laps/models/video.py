@@ -21,12 +21,6 @@ from laps.models.video_config import VideoConfig
 _PREFIX = "backbone."
 
 
-def convert_backbone(model: nn.Module, shift: str, fold_div: int) -> list[TemporalAttention]:
-    """Swap every attention module of a supported timm model for its temporal version (its family's
-    ``convert``); raises :class:`~laps.errors.UnsupportedBackboneError` for a model of no family."""
-    return family_of(model).convert(model, shift, fold_div)
-
-
 class VideoClassifier(nn.Module):
     """A video classifier made of an (already converted or convertible) timm image backbone.
 
@@ -41,7 +35,8 @@ class VideoClassifier(nn.Module):
     :meth:`set_num_frames` changes it.
 
     Args:
-        backbone: a timm VisionTransformer-family or Visformer model (converted in place).
+        backbone: a timm image model of a family of :mod:`laps.models.registry` (converted in place
+            by its family's ``convert``; :attr:`family` is that record from then on).
         video_cfg: its config; ``temporal`` is one of ``base2d, joint, plain_shift, ps, la, laps``;
             ``levels`` is the leap level per attention block (``None``/0 = per-frame; default: cycle
             ``1..log2 T``; only used by ``la``/``laps``); ``fold_div``: channels shifted each way =
@@ -55,7 +50,8 @@ class VideoClassifier(nn.Module):
         self.video_cfg = video_cfg
         if video_cfg.head == "text" and not isinstance(backbone.get_classifier(), TextHead):
             install_text_head(backbone, video_cfg.projection, video_cfg.num_classes)
-        if not convert_backbone(backbone, shift, video_cfg.fold_div):
+        self.family = family_of(backbone)
+        if not self.family.convert(backbone, shift, video_cfg.fold_div):
             raise UnsupportedBackboneError(f"{type(backbone).__name__} has no attention block to convert")
         self.in_chans = next(m for m in backbone.modules() if isinstance(m, nn.Conv2d)).in_channels
         self.set_num_frames(video_cfg.num_frames)
@@ -126,7 +122,7 @@ class VideoClassifier(nn.Module):
     def check_frame_size(self, clips: torch.Tensor) -> None:
         """Refuse ``(..., H, W)`` clips whose frame size the backbone was not built for (timm's
         ``img_size``), in one line that names the fix, instead of timm's assertion deep in the model."""
-        size = family_of(self.backbone).input_size(self.backbone)
+        size = self.family.input_size(self.backbone)
         height, width = clips.shape[-2:]
         if size is not None and (height, width) != tuple(size):
             fix = f"img_size={height}" if height == width else f"img_size=({height}, {width})"
@@ -138,11 +134,11 @@ class VideoClassifier(nn.Module):
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the activations of each backbone block in the backward pass instead of keeping
-        them (activation checkpointing, through timm's own ``set_grad_checkpointing``: the blocks of a
-        ViT or Eva model, the stages of a Visformer). Forward outputs and gradients stay the same; it
-        saves most of the activation memory at the cost of a second forward pass through the blocks.
-        BatchNorm layers inside a checkpointed part (Visformer's) update their running statistics in
-        the recomputation too."""
+        them (activation checkpointing, through timm's own ``set_grad_checkpointing``, at the
+        granularity the timm model chose: blocks or stages). Forward outputs and gradients stay the
+        same; it saves most of the activation memory at the cost of a second forward pass through the
+        blocks. BatchNorm layers inside a checkpointed part update their running statistics in the
+        recomputation too."""
         self.backbone.set_grad_checkpointing(enable)
 
     def forward_frames(self, clips: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from laps.errors import CheckpointError, ConfigError
+from laps.samplings import check_sampling
 from laps.version import __version__
 
-SAMPLINGS = ("dense", "segment")
 HEADS = ("linear", "text")
 #: the key of ``config.json`` that names the laps version that wrote it (not part of the identity)
 VERSION_KEY = "laps_version"
@@ -66,8 +66,7 @@ class VideoConfig:
             raise ConfigError(f"{len(self.classes)} class names for a model with {self.num_classes} classes")
         if len(self.mean) != len(self.std):
             raise ConfigError(f"mean has {len(self.mean)} values but std has {len(self.std)}; give one per channel")
-        if self.sampling not in SAMPLINGS:
-            raise ConfigError(f"unknown sampling {self.sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        check_sampling(self.sampling)
         if self.head not in HEADS:
             raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
         if (self.head == "text") != (self.projection is not None):

@@ -80,4 +80,5 @@ FAMILY = Family(
     filter_checkpoint=filter_checkpoint,
     input_size=input_size,
     block_pattern=re.compile(r"^stage\d+\.\d+\."),  # stage1's conv blocks, then stage2's and stage3's attention blocks
+    norms={"visformer": ((0.486, 0.457, 0.407), (0.229, 0.224, 0.225))},  # the Visformer paper's statistics
 )

@@ -84,6 +84,7 @@ FAMILY = Family(
     filter_checkpoint=checkpoint_filter_fn,
     input_size=patch_embed_size,
     block_pattern=re.compile(r"^blocks\.\d+\."),
+    load_npz=lambda model, path: model.load_pretrained(path),  # big_vision weights (timm's _load_weights)
     refused={
         "vit_small_patch16_18x2_224": _PARALLEL, "vit_base_patch16_18x2_224": _PARALLEL,
         "vit_base_patch16_xp_224": _PARALLEL, "vit_large_patch14_xp_224": _PARALLEL,

@@ -1,6 +1,7 @@
 """Using a trained model: inference (eval, predict), timelines of long videos and their segments,
-video features for a dataset, and publishing a run to the Hugging Face Hub.
+and video features for a dataset.
 
-Part of the training toolkit (``pip install 'laps[train]'``). It builds on :mod:`laps.engine`'s
-evaluation and configuration, and nothing under :mod:`laps.engine` imports it.
+Part of the training toolkit (``pip install 'laps[train]'``). It builds on :mod:`laps.infer` (the
+device, prediction and evaluation) and :mod:`laps.data`; it imports nothing from :mod:`laps.engine`
+(training), and nothing under :mod:`laps.engine` imports it.
 """

@@ -10,7 +10,8 @@ file system): a record is appended as one whole line, flushed and synced, under 
 ``flock`` of ``.index.lock`` beside it, taken for that append only. A record that replaces an
 earlier one of the same video (a failed video tried again) rewrites the index atomically under the
 same lock. Each video belongs to one process, so no two processes ever write records of the same
-video. A reader keeps the last record of each video and skips a torn line (a process killed while
+video (:mod:`laps.serve.feature_folder` refuses a run whose videos another live run holds). The
+last process to leave the folder removes ``.index.lock``. A reader keeps the last record of each video and skips a torn line (a process killed while
 appending), which the next append first ends with a newline.
 """
 
@@ -31,15 +32,35 @@ INDEX_NAME, LOCK_NAME = "index.jsonl", ".index.lock"
 
 @contextmanager
 def index_lock(folder: str | Path) -> Iterator[Path]:
-    """Hold the exclusive lock of ``folder``'s index -> the index's path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_NAME, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield folder / INDEX_NAME
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """Hold the exclusive lock of ``folder``'s index -> the index's path. The lock file may be
+    removed by its holder (:func:`drop_lock`), so a lock taken on a file no longer at its path is
+    let go and taken again on the file there now."""
+    lock = Path(folder) / LOCK_NAME
+    while True:
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if _same_file(handle, lock):
+                    yield lock.with_name(INDEX_NAME)
+                    return
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def drop_lock(folder: str | Path) -> None:
+    """Remove ``folder``'s lock file; only while holding :func:`index_lock`, by the last process
+    leaving the folder (a clean run leaves no lock file behind)."""
+    (Path(folder) / LOCK_NAME).unlink(missing_ok=True)
+
+
+def _same_file(handle, path: Path) -> bool:
+    """Whether the open ``handle`` is still the file at ``path`` (not removed meanwhile)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
 def read_index(folder: str | Path) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 An input is a video file, a folder (every video under it, sorted, recursively) or a list file (any
 annotation format laps reads, see :mod:`laps.data.annotations`, or plain lines of paths, labels
-optional; paths relative to ``data_root``, by default the list's folder). A video's features go to
+optional; paths relative to ``data_root``, by default the list's folder), judged as ``laps predict``
+judges its inputs (:func:`laps.data.inputs.judge_input`): a missing path, a folder with no video, a
+still image are refused before anything is written. A video's features go to
 its path relative to the input it came through, with the suffix ``.npy``: ``clips/a/x.mp4`` found in
 the folder ``clips`` becomes ``a/x.npy``, a file given by itself its own name. Two videos that would
 share a name are refused before anything runs.
@@ -19,8 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from laps.data.annotations import (VIDEO_SUFFIXES, default_root, detect_format, find_videos, load_annotations,
-                                   read_paths, resolve_path)
+from laps.data.annotations import default_root, detect_format, load_annotations, read_paths, resolve_path
+from laps.data.inputs import folder_videos, judge_input
 from laps.errors import ConfigError
 
 
@@ -58,13 +60,15 @@ def list_inputs(inputs: list[str], data_root: str | None = None) -> list[Feature
     of them would write the same ``.npy``."""
     found: list[FeatureInput] = []
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found.extend(FeatureInput(str(p), npy_name(p.relative_to(path).as_posix())) for p in find_videos(path))
-        elif path.is_file() and path.suffix.lower() not in VIDEO_SUFFIXES:
-            found.extend(_list_records(path, data_root))
-        else:  # a video, or a missing file that gets a failed record
-            found.append(FeatureInput(item, npy_name(path.name)))
+        kind = judge_input(item, lists=True)
+        if kind == "folder":
+            found.extend(FeatureInput(str(p), npy_name(p.relative_to(item).as_posix())) for p in folder_videos(item))
+        elif kind == "list":
+            found.extend(_list_records(Path(item), data_root))
+        else:
+            found.append(FeatureInput(item, npy_name(Path(item).name)))
+    if not found:
+        raise ConfigError(f"{', '.join(inputs)}: no video listed; give video files, folders of videos or lists of them")
     owners: dict[str, str] = {}
     unique: dict[str, FeatureInput] = {}
     for entry in found:

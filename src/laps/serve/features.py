@@ -29,13 +29,15 @@ from laps.atomic import atomic_path
 from laps.data.annotations import VideoRecord
 from laps.data.dataset import resolve_num_workers
 from laps.data.transforms import Normalize
-from laps.engine.evaluate import autocast
-from laps.serve.inference import clip_dataset
-from laps.serve.timeline import open_stream, stream_windows
 from laps.errors import ConfigError, LapsError, VideoDecodeError
+from laps.infer.predict import autocast
 from laps.models import VideoClassifier
+from laps.models.feed import resolve_feed
+from laps.serve.feature_folder import folder_settings, writing
 from laps.serve.feature_index import append_record, is_done, read_index, record, replace_record
 from laps.serve.feature_inputs import FeatureInput, launch_share, npy_name, share
+from laps.serve.inference import clip_dataset
+from laps.serve.timeline import open_stream, stream_windows
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +48,14 @@ Item = tuple[int, bool, str | None, torch.Tensor | None]
 
 
 class FeatureClips(IterableDataset):
-    """The clips of ``inputs`` as ``model`` is fed (its ``video_cfg``): per
+    """The clips of ``inputs`` as ``model`` is fed (:func:`~laps.models.feed.resolve_feed`): per
     video its test ``views`` (clip mode) or its windows (window mode, ``window`` set), as
     :data:`Item` tuples; a video that cannot be read gives one item with the reason."""
 
     def __init__(self, model: VideoClassifier, inputs: list[FeatureInput], views: str = "1x3",
                  window: float | None = None, stride: float | None = None) -> None:
         self.inputs, self.window, self.stride = inputs, window, stride
-        self.feed = model.video_cfg
+        self.feed = resolve_feed(model)
         records = [VideoRecord(os.path.abspath(entry.video), 0, entry.start, entry.end) for entry in inputs]
         self.dataset = clip_dataset(model, records, ".", views, max_retries=0) if window is None and inputs else None
 
@@ -63,7 +65,7 @@ class FeatureClips(IterableDataset):
             yield from self.dataset.test_views(index)
             return
         with open_stream(self.inputs[index].video) as container:
-            for _, clip in stream_windows(container, num_frames=self.feed.num_frames, img_size=self.feed.img_size,
+            for _, clip in stream_windows(container, num_frames=self.feed.num_frames, img_size=self.feed.input_size,
                                           window=self.window, stride=self.stride, interpolation=self.feed.interpolation):
                 yield clip
 
@@ -102,21 +104,32 @@ def feature_loader(model: VideoClassifier, inputs: list[FeatureInput], *, views:
                       pin_memory=torch.cuda.is_available())
 
 
+def check_window(window: float | None, stride: float | None) -> float | None:
+    """The stride of window mode (``window`` when not given); a :class:`ConfigError` for a window or
+    stride that is not > 0, or a stride without a window."""
+    if window is None:
+        if stride is not None:
+            raise ConfigError(f"--stride {stride:g} without --window: the stride is of window mode; give --window "
+                              "too, or leave --stride out for clip mode")
+        return None
+    stride = window if stride is None else stride
+    if window <= 0 or stride <= 0:
+        raise ConfigError(f"window mode needs --window and --stride > 0 seconds, got {window:g} and {stride:g}")
+    return stride
+
+
 def iter_features(model: VideoClassifier, inputs: list[FeatureInput], *, views: str = "1x3",
                   window: float | None = None, stride: float | None = None, batch_size: int = 8,
                   num_workers: int | str = 0, amp: str = "none") -> Iterator[tuple[int, np.ndarray | str]]:
     """``(position in inputs, float32 features or the reason the video failed)`` for every input, in
     order: ``(D,)`` per video in clip mode, ``(n, D)`` in window mode (see the module's docstring;
     ``stride`` defaults to ``window``)."""
-    stride = stride if stride is not None or window is None else window
-    if window is not None and (window <= 0 or stride <= 0):
-        raise ConfigError(f"window mode needs --window and --stride > 0 seconds, got {window} and {stride}")
+    stride = check_window(window, stride)
     if not inputs:
         return
-    feed = model.video_cfg
     loader = feature_loader(model, inputs, views=views, window=window, stride=stride, batch_size=batch_size,
                             num_workers=num_workers)
-    normalize, device = Normalize((feed.mean, feed.std)), next(model.parameters()).device
+    normalize, device = Normalize(resolve_feed(model).norm), next(model.parameters()).device
     model.eval()
     rows: dict[int, list[torch.Tensor]] = {}
     finished: dict[int, np.ndarray | str] = {}
@@ -168,24 +181,44 @@ def extract_features(model: VideoClassifier, videos: Iterable[str | os.PathLike]
 def write_features(model: VideoClassifier, inputs: list[FeatureInput], output: str | os.PathLike, *,
                    views: str = "1x3", window: float | None = None, stride: float | None = None,
                    dtype: str = "float32", batch_size: int = 8, num_workers: int | str = "auto", amp: str = "none",
-                   shard: tuple[int, int] = (0, 1), retry_failed: bool = False, progress: bool = True) -> dict[str, int]:
+                   shard: tuple[int, int] = (0, 1), retry_failed: bool = False, overwrite: bool = False,
+                   progress: bool = True) -> dict[str, int]:
     """Extract this process's share of ``inputs`` (:func:`laps.serve.feature_inputs.share` of
     ``shard`` and the ``torchrun`` rank) into ``output``: one ``.npy`` per video (``dtype``), written
-    atomically, and its record in ``output/index.jsonl`` (:mod:`laps.serve.feature_index`). Videos
-    the index has as done (ok with their file, or failed unless ``retry_failed``) are skipped
-    without a read or a write. Returns ``{"videos", "skipped", "ok", "failed"}`` of this process."""
+    atomically, and its record in ``output/index.jsonl`` (:mod:`laps.serve.feature_index`). The
+    folder is held for the run (:func:`laps.serve.feature_folder.writing`): refused when it holds
+    features of other settings (unless ``overwrite``) or another live run holds some of the same
+    videos. Videos the index has as done (ok with their file, or failed unless ``retry_failed``)
+    are skipped without a read or a write. Returns this process's counts ``{"videos", "skipped"
+    (ok before), "failed_before" (skipped), "ok", "failed"}``."""
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    stride = check_window(window, stride)
     output = Path(output)
     rank, world = launch_share()
-    mine = share(inputs, shard, rank, world)
+    settings = folder_settings(model, views=views, window=window, stride=stride, dtype=dtype)
+    with writing(output, settings, [entry.video for entry in inputs], (shard[0] + shard[1] * rank, shard[1] * world),
+                 overwrite):
+        return _extract(model, share(inputs, shard, rank, world), output, desc=_describe(shard, rank, world),
+                        views=views, window=window, stride=stride, dtype=dtype, batch_size=batch_size,
+                        num_workers=num_workers, amp=amp, retry_failed=retry_failed, progress=progress)
+
+
+def _describe(shard: tuple[int, int], rank: int, world: int) -> str:
+    return "features" if world == 1 and shard == (0, 1) else f"features {shard[0]}/{shard[1]} rank {rank}"
+
+
+def _extract(model: VideoClassifier, mine: list[FeatureInput], output: Path, *, desc: str, dtype: str,
+             retry_failed: bool, progress: bool, **options) -> dict[str, int]:
+    """:func:`write_features` of the videos ``mine`` into a folder held for it."""
     known = read_index(output)
     todo = [entry for entry in mine if not is_done(known.get(entry.video), output, retry_failed)]
-    counts = {"videos": len(mine), "skipped": len(mine) - len(todo), "ok": 0, "failed": 0}
-    desc = "features" if world == 1 and shard == (0, 1) else f"features {shard[0]}/{shard[1]} rank {rank}"
+    left = {entry.video for entry in todo}
+    failed_before = sum(known[entry.video]["status"] == "failed" for entry in mine if entry.video not in left)
+    counts = {"videos": len(mine), "skipped": len(mine) - len(todo) - failed_before, "failed_before": failed_before,
+              "ok": 0, "failed": 0}
     with tqdm(total=len(todo), unit="video", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        for position, result in iter_features(model, todo, views=views, window=window, stride=stride,
-                                              batch_size=batch_size, num_workers=num_workers, amp=amp):
+        for position, result in iter_features(model, todo, **options):
             entry = todo[position]
             if isinstance(result, str):
                 done = record(entry.video, error=result)

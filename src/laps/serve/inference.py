@@ -15,37 +15,33 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from laps.data import VideoDataset, VideoRecord, load_annotations
-from laps.data.annotations import VIDEO_SUFFIXES, find_videos
-from laps.data.decoding import BrokenVideoError
 from laps.data.dataset import resolve_num_workers
+from laps.data.decoding import BrokenVideoError
 from laps.data.transforms import Normalize
-from laps.engine.config import DataConfig
-from laps.engine.evaluate import evaluate, predict_views, write_eval_outputs
-from laps.serve.timeline import Timeline, slide
-from laps.errors import DataError, LapsError
+from laps.errors import LapsError
+from laps.infer.device import DEFAULT_DEVICE
+from laps.infer.evaluate import evaluate, write_eval_outputs
+from laps.infer.predict import predict_views
 from laps.models import VideoClassifier
+from laps.models.feed import resolve_feed
+from laps.serve.timeline import Timeline, slide
 
 
-def load_model(checkpoint: str | Path, device: str = "auto") -> VideoClassifier:
+def load_model(checkpoint: str | Path, device: str = DEFAULT_DEVICE) -> VideoClassifier:
     """The model of any ``--checkpoint`` form (:func:`laps.from_pretrained`), in eval mode on ``device``."""
-    from laps.engine.builders import resolve_device
+    from laps.infer.device import resolve_device
     from laps.models.loading import from_pretrained
 
     return from_pretrained(checkpoint).to(resolve_device(device))
 
 
-def sampling_rate(model: VideoClassifier) -> int:
-    """The frame step of ``model``'s clips: its ``video_cfg``'s, else ``data.sampling_rate``'s default."""
-    return model.video_cfg.sampling_rate or DataConfig.sampling_rate
-
-
 def clip_dataset(model: VideoClassifier, records: list[VideoRecord], root: str | Path, views: str,
                  max_retries: int = 10) -> VideoDataset:
-    """Test-time clips of ``records`` as ``model`` is fed (its ``video_cfg``, :func:`sampling_rate`)."""
-    feed = model.video_cfg
-    return VideoDataset(records, str(root), feed.num_frames, sampling_rate(model), train=False, img_size=feed.img_size,
-                        sampling=feed.sampling, views=views, norm=(feed.mean, feed.std),
-                        interpolation=feed.interpolation, max_retries=max_retries)
+    """Test-time clips of ``records`` as ``model`` is fed (:func:`~laps.models.feed.resolve_feed`)."""
+    feed = resolve_feed(model)
+    return VideoDataset(records, str(root), feed.num_frames, feed.sampling_rate, train=False, img_size=feed.input_size,
+                        sampling=feed.sampling, views=views, norm=feed.norm, interpolation=feed.interpolation,
+                        max_retries=max_retries)
 
 
 def evaluate_checkpoint(model: VideoClassifier, list_path: str | Path, root: str | Path, out_dir: str | Path,
@@ -65,10 +61,10 @@ def model_timeline(model: VideoClassifier, container, window: float, stride: flo
                    progress: bool = True) -> Timeline:
     """:func:`~laps.serve.timeline.slide` ``model`` over the video of an open PyAV ``container``,
     its windows resized, cropped and normalised as the model is fed."""
-    feed = model.video_cfg
-    normalize = Normalize((feed.mean, feed.std))
+    feed = resolve_feed(model)
+    normalize = Normalize(feed.norm)
     device = next(model.parameters()).device
-    return slide(model, container, feed.class_names, num_frames=feed.num_frames, img_size=feed.img_size,
+    return slide(model, container, model.video_cfg.class_names, num_frames=feed.num_frames, img_size=feed.input_size,
                  interpolation=feed.interpolation, normalize=lambda clips: normalize(clips.to(device)),
                  window=window, stride=stride, batch_size=batch_size, progress=progress)
 
@@ -78,21 +74,6 @@ def format_prediction(item: dict[str, Any], top_k: int | None = None) -> str:
     if "error" in item:
         return f"{item['path']}: ERROR {item['error']}"
     return f"{item['path']}: " + ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in item["top"][:top_k])
-
-
-def expand_videos(inputs: list[str]) -> list[str]:
-    """Files as given; folders expanded to the videos under them (sorted). A folder with no video
-    file under it raises :class:`DataError`."""
-    paths = []
-    for item in inputs:
-        if os.path.isdir(item):
-            found = [str(p) for p in find_videos(item)]
-            if not found:
-                raise DataError(f"{item}: a folder with no video file in it (looked for {', '.join(VIDEO_SUFFIXES)})")
-            paths.extend(found)
-        else:
-            paths.append(item)
-    return paths
 
 
 def iter_predictions(model: VideoClassifier, paths: list[str], views: str = "1x3", top_k: int = 5,

@@ -33,10 +33,20 @@ from tqdm import tqdm
 
 from laps.atomic import atomic_path, write_text_atomic
 from laps.data.decoding import BrokenVideoError, av_reason, open_container, truncation, video_stream
+from laps.data.mp4_boxes import StreamHead, index_after_frames
+from laps.data.reformat import to_rgb
 from laps.data.transforms import TestTransform
-from laps.serve.segmenting import (BACKGROUND_SCORE, SMOOTH, SWITCH, boundary_errors, segments_from_states,
-                                   smooth_scores, viterbi)
 from laps.errors import ConfigError, VideoDecodeError
+from laps.models.feed import FALLBACK
+from laps.serve.segmenting import (
+    BACKGROUND_SCORE,
+    SMOOTH,
+    SWITCH,
+    boundary_errors,
+    segments_from_states,
+    smooth_scores,
+    viterbi,
+)
 
 #: thumbnails kept for the picture (halved by dropping every other when full)
 THUMBNAILS = 24
@@ -70,11 +80,18 @@ class Timeline:
 
 def open_stream(source: str):
     """The open PyAV container of a path, a URL PyAV can read, or ``-`` for standard input; what is
-    not a video (:func:`~laps.data.decoding.video_stream`) raises :class:`BrokenVideoError`."""
+    not a video (:func:`~laps.data.decoding.video_stream`) raises :class:`BrokenVideoError`, and so
+    does an mp4 piped with its index after its frames, which no stream can go back to."""
     stdin = source == "-"
-    container = open_container(sys.stdin.buffer if stdin else source, "standard input" if stdin else source)
+    name = "standard input" if stdin else source
+    piped = StreamHead(sys.stdin.buffer, name) if stdin and not sys.stdin.buffer.seekable() else None
+    container = open_container(piped or (sys.stdin.buffer if stdin else source), name)
     try:
-        video_stream(container, container.name)
+        video_stream(container, name)
+        if piped is not None and index_after_frames(bytes(piped.head)):
+            raise BrokenVideoError(name, "an mp4 whose index (moov box) comes after its frames, so it cannot "
+                                                   "be read from a pipe: pass the file's path, or re-encode it with "
+                                                   "ffmpeg -movflags +faststart")
     except BrokenVideoError:
         container.close()
         raise
@@ -92,7 +109,7 @@ def _frames(container) -> Iterator[tuple[float, np.ndarray]]:
             packets += packet.size > 0
             for frame in packet.decode():
                 if frame.time is not None:
-                    yield float(frame.time), frame.to_ndarray(format="rgb24")
+                    yield float(frame.time), to_rgb(frame)
     except av.error.FFmpegError as err:
         raise BrokenVideoError(container.name, f"corrupt video data after some frames ({av_reason(err)})") from None
     if reason := truncation(stream, packets):
@@ -140,7 +157,7 @@ def sliding_windows(frames: Iterable[tuple[float, np.ndarray]], *, num_frames: i
         yield first.start, torch.stack(crops)
 
 
-def frame_crop(img_size: int, interpolation: str = "bilinear") -> Callable[[np.ndarray], torch.Tensor]:
+def frame_crop(img_size: int, interpolation: str = FALLBACK.interpolation) -> Callable[[np.ndarray], torch.Tensor]:
     """One frame ``(H, W, 3)`` -> its evaluation crop ``(C, img_size, img_size)`` uint8 (short-side
     resize with ``interpolation``, one centre crop)."""
     transform = TestTransform(img_size, interpolation=interpolation)
@@ -148,7 +165,7 @@ def frame_crop(img_size: int, interpolation: str = "bilinear") -> Callable[[np.n
 
 
 def stream_windows(container, *, num_frames: int, img_size: int, window: float, stride: float,
-                   interpolation: str = "bilinear") -> Iterator[tuple[float, torch.Tensor]]:
+                   interpolation: str = FALLBACK.interpolation) -> Iterator[tuple[float, torch.Tensor]]:
     """:func:`sliding_windows` of the video of an open PyAV ``container``, cropped as :func:`slide` crops."""
     return sliding_windows(_frames(container), num_frames=num_frames, window=window, stride=stride,
                            crop=frame_crop(img_size, interpolation))
@@ -156,7 +173,7 @@ def stream_windows(container, *, num_frames: int, img_size: int, window: float, 
 
 def slide(model: nn.Module, container, classes: list[str], *, num_frames: int, img_size: int,
           normalize: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float, batch_size: int = 8,
-          progress: bool = True, interpolation: str = "bilinear") -> Timeline:
+          progress: bool = True, interpolation: str = FALLBACK.interpolation) -> Timeline:
     """Slide ``window``-second clips every ``stride`` seconds over the video of ``container``
     (an open PyAV container, its windows as :func:`sliding_windows` takes them) and score each with
     ``model`` ``(B, T, C, H, W) -> logits``; frames are resized with ``interpolation``."""

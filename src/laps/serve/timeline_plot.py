@@ -40,19 +40,31 @@ def truth_summary(found: Sequence[dict[str, Any]], truth: Sequence[dict[str, Any
     return text
 
 
+def _strip_height(thumbnails: Sequence[tuple[float, np.ndarray]]) -> float:
+    """Inches of the thumbnail strip: as tall as the strip is when it fills the plot's width (about
+    10.5 of the figure's 12 inches), so that no blank lies above or below it."""
+    if not thumbnails:
+        return 0.3
+    height, width = thumbnails[0][1].shape[0], sum(image.shape[1] for _, image in thumbnails)
+    return float(np.clip(10.5 * height / width, 0.3, 1.6))
+
+
 def plot_timeline(starts: np.ndarray, ends: np.ndarray, raw: np.ndarray, smoothed: np.ndarray, classes: Sequence[str],
                   found: Sequence[dict[str, Any]], duration: float, thumbnails: Sequence[tuple[float, np.ndarray]],
                   path: str | Path, background: float, truth: Sequence[dict[str, Any]] | None = None,
-                  top_k: int = 3) -> None:
+                  top_k: int = 3, dpi: int = 80) -> None:
     """Save the PNG: a strip of ``thumbnails`` ``[(time, uint8 (h, w, 3))]``; the ``smoothed``
     ``(W, K)`` scores of the ``top_k`` classes (plus every class a segment carries) over the window
     centres, with the ``raw`` ``(W, K)`` scores faint and the ``background`` level dashed; the
     ``found`` segments as a band of colours; and, given ``truth``, the true segments on a band of
-    their own with the boundary error in the title."""
+    their own with the boundary error in the title; ``dpi`` pixels an inch (the figure is 12 inches
+    wide)."""
     colours = _colours(classes)
     bands = 2 if truth else 1
-    figure = new_figure((12, 4.6 + 0.5 * bands))
-    axes = figure.subplots(2 + bands, 1, sharex=False, gridspec_kw={"height_ratios": [1.1, 2.2] + [0.35] * bands})
+    strip_height = _strip_height(thumbnails)
+    figure = new_figure((12, strip_height + 3.4 + 0.5 * bands))
+    axes = figure.subplots(2 + bands, 1, sharex=False,
+                           gridspec_kw={"height_ratios": [strip_height, 2.2] + [0.35] * bands})
     strip, curves, bands_axes = axes[0], axes[1], axes[2:]
     if thumbnails:
         strip.imshow(np.concatenate([image for _, image in thumbnails], axis=1))
@@ -79,4 +91,4 @@ def plot_timeline(starts: np.ndarray, ends: np.ndarray, raw: np.ndarray, smoothe
         ax.tick_params(labelbottom=False)
     axes[-1].set_xlabel("time (s)")
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=dpi)

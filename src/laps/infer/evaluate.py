@@ -1,12 +1,12 @@
-"""Multi-view evaluation: softmax averaged over the views of each video, then accuracy metrics."""
+"""Multi-view evaluation: softmax averaged over the views of each video (:func:`laps.infer.predict.predict_views`),
+gathered over ranks, then accuracy metrics and the eval outputs (eval.json, confusion matrix, predictions)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,31 +15,9 @@ import torch.distributed as dist
 from torch import nn
 
 from laps.atomic import atomic_path, write_text_atomic
-from laps.engine.distributed import collective_device, is_main_process
-from laps.engine.reporting import progress as progress_bar
-
-
-def autocast(device: torch.device, amp: str):
-    """Autocast context for ``amp`` in {none, bf16, fp16} on ``device``."""
-    if amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-@torch.no_grad()
-def predict_views(model: nn.Module, views: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
-                  amp: str = "none", chunk: int = 16) -> torch.Tensor:
-    """Class probabilities ``(B, K)`` of uint8 ``views (B, V, T, C, H, W)``, normalised on the
-    model's device by ``normalize`` (a dataset's): softmax per view, averaged."""
-    batch, num_views = views.shape[:2]
-    flat = views.flatten(0, 1)
-    device = next(model.parameters()).device
-    probs = []
-    for start in range(0, flat.shape[0], chunk):
-        with autocast(device, amp):
-            logits = model(normalize(flat[start : start + chunk].to(device, non_blocking=True)))
-        probs.append(logits.float().softmax(-1))
-    return torch.cat(probs).unflatten(0, (batch, num_views)).mean(1)
+from laps.infer.distributed import collective_device, is_main_process
+from laps.infer.predict import predict_views
+from laps.infer.progress import progress as progress_bar
 
 
 def _gather(tensor: torch.Tensor) -> torch.Tensor:
