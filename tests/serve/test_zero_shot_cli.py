@@ -71,9 +71,11 @@ def test_eval_labels_reports_top1_without_training(clip_folder, tmp_path, capsys
 
 
 def test_labels_without_text_tower_and_flags_without_labels_are_refused(tmp_path, capsys):
-    assert main(["predict", "--checkpoint", "vit_base_patch14_dinov2", "--labels", "a,b", "x.mp4"]) == 2
+    video = str(tmp_path / "x.mp4")
+    still_video(video, (10, 20, 30))  # predict judges its inputs before the model
+    assert main(["predict", "--checkpoint", "vit_base_patch14_dinov2", "--labels", "a,b", video]) == 2
     assert "no text tower" in capsys.readouterr().err
-    assert main(["predict", "--checkpoint", str(tmp_path), "--temporal", "la", "x.mp4"]) == 2
+    assert main(["predict", "--checkpoint", str(tmp_path), "--temporal", "la", video]) == 2
     assert "add --labels" in capsys.readouterr().err
 
 
