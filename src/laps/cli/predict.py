@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, counted, pinned_threads
-from laps.cli.zero_shot_flags import add_zero_shot_flags, load_classifier
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
+from laps.cli.zero_shot_flags import add_zero_shot_flags, load_classifier
 
 PREDICT_EXAMPLES = """examples:
   laps predict --checkpoint runs/demo/laps video1.mp4 video2.mp4

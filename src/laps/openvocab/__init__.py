@@ -7,8 +7,18 @@ timm model through timm's own checkpoint filter, embeds the class prompts with o
 with a :class:`~laps.models.text_head.TextHead`; no text tower is kept.
 """
 
-from laps.openvocab.bridge import (OpenClip, feed_of, is_open_clip_id, load_open_clip, read_config, relabel, resolve_id,
-                                   text_embeddings, text_head_model, zero_shot)
+from laps.openvocab.bridge import (
+                                   OpenClip,
+                                   feed_of,
+                                   is_open_clip_id,
+                                   load_open_clip,
+                                   read_config,
+                                   relabel,
+                                   resolve_id,
+                                   text_embeddings,
+                                   text_head_model,
+                                   zero_shot,
+)
 from laps.openvocab.templates import VIDEO_TEMPLATES, read_templates
 
 __all__ = ["VIDEO_TEMPLATES", "OpenClip", "feed_of", "is_open_clip_id", "load_open_clip", "read_config", "read_templates",
