@@ -47,6 +47,8 @@ SKIPPED = {
     "--checkpoint someone/": "a model on the Hugging Face Hub (network)",
     "--model vit_base_patch16_clip_quickgelu_224.openai": "CLIP weights from the timm hub (network)",
     "local-dir:clip_b16": "an open_clip model folder fetched from the Hub (network)",
+    "hf-hub:": "weights from the Hugging Face Hub (network)",
+    "ucf101_clip_b16_laps_text": "the recipe starts from CLIP weights on the Hub (network)",
     "--peers timesformer,videomae": "Hugging Face transformers, the [peers] extra (installed from the network)",
     "laps bench model": "ViT-B and Visformer-S at 224 px, five variants each, for speed: a GPU's work",
     "memory_table.py --check-real": "the GPU memory table of ViT-B/L models (benchmarks/, a GPU's work)",
