@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from torch.utils.data import DataLoader
 
-from laps.data.workers import LoaderWorkers
+from laps.data.workers import LoaderWorkers, iterate
 from laps.engine.preemption import StopSignals, StopWhileWaiting
 from laps.errors import LoaderStalled
 
@@ -27,7 +27,7 @@ TIMED_OUT = "DataLoader timed out"
 def batches(loader: DataLoader, stop: StopSignals, on_stop: Callable[[int], None], start: int = 0) -> Iterator:
     """The batches of ``loader``; a stop signal during the wait for batch ``k`` (counted from
     ``start``) calls ``on_stop(k)``, which raises."""
-    iterator, index = iter(loader), start
+    iterator, index = iterate(loader), start
     while True:
         try:
             with stop.interrupting():

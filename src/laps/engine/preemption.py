@@ -12,9 +12,9 @@ a stop signal ends the wait at once instead: the handler raises :class:`StopWhil
 loader whose workers are stuck would never give the next step.
 
 Handlers are process-wide, so they are installed only for the length of the ``with`` block, from
-the main thread, and the previous ones are put back afterwards. DataLoader worker processes
-started inside the block inherit them, so a signal sent to the whole process group does not kill a
-worker before the main process has written its checkpoint.
+the main thread, and the previous ones are put back afterwards. A signal sent to the whole process
+group reaches the DataLoader workers too: they leave it to the main process, and live until it ends
+them (:mod:`laps.data.workers`).
 """
 
 from __future__ import annotations
