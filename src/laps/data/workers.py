@@ -61,9 +61,15 @@ class LoaderWorkers:
             time.sleep(wait)
         return asked
 
-    def end(self) -> None:
-        """End every worker now (the loader is not used again)."""
+    def end(self, wait: float = 2.0) -> None:
+        """End every worker now (the loader is not used again), and wait up to ``wait`` seconds for
+        them to be gone: a worker that outlived this process's exit would print a traceback for
+        each batch it was handing over."""
+        pids = [pid for pid in self.pids.tolist() if pid]
         self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while any(map(_running, pids)) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _signal(self, signum: int) -> int:
         """Send ``signum`` to every started worker -> how many there were."""
@@ -72,6 +78,14 @@ class LoaderWorkers:
             with contextlib.suppress(ProcessLookupError):  # a worker that has ended
                 os.kill(pid, signum)
         return len(pids)
+
+
+def _running(pid: int) -> bool:
+    """Whether child process ``pid`` has not exited (it is left to be reaped by its owner)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+    except ChildProcessError:  # not a child of this process, or reaped
+        return False
 
 
 def iterate(loader: DataLoader) -> Iterator:
