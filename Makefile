@@ -9,7 +9,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[train,test]"
+	$(PY) -m pip install --quiet -e ".[train,test,zeroshot]"
 	touch $(STAMP)
 
 install: $(STAMP)

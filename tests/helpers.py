@@ -95,3 +95,44 @@ def fill_hub_cache(cache, repo_id, folder):
     snapshot.mkdir(parents=True)
     for path in folder.iterdir():
         (snapshot / path.name).write_bytes(path.read_bytes())
+
+
+#: tiny open_clip configs: CLIP's own ViT with QuickGELU, and SigLIP's form (a timm trunk with
+#: attention pooling and no projection, a text tower without causal mask, a logit bias); their text
+#: sides use open_clip's SimpleTokenizer, whose vocabulary ships with open_clip (SigLIP's own
+#: tokenizer would come from the Hub)
+TINY_OPEN_CLIP = {"embed_dim": 32, "quick_gelu": True,
+                  "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+                  "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+TINY_SIGLIP = {"embed_dim": 64, "init_logit_bias": -10, "custom_text": True,
+               "vision_cfg": {"image_size": 160, "timm_model_name": "test_vit", "timm_model_pretrained": False,
+                              "timm_pool": "map", "timm_proj": "none"},
+               "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
+                            "no_causal_mask": True, "proj_bias": True, "pool_type": "last",
+                            "norm_kwargs": {"eps": 1e-6}}}
+HALF = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+
+
+def save_open_clip(model_cfg: dict, folder, preprocess_cfg: dict | None = None, seed: int = 0):
+    """Build an open_clip model of ``model_cfg`` with seeded random weights and save it as a local
+    folder (``open_clip_config.json`` + ``open_clip_model.safetensors``, ``local-dir:folder``); returns
+    the folder."""
+    import json
+    import logging
+    from pathlib import Path
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    torch.manual_seed(seed)
+    logging.disable(logging.WARNING)  # open_clip warns that the folder has no weights yet
+    try:
+        model = open_clip.create_model(f"local-dir:{folder}")
+    finally:
+        logging.disable(logging.NOTSET)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder

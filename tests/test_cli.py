@@ -9,7 +9,7 @@ from laps.cli import build_parser
 from laps.cli.common import CHECKPOINT_HELP
 
 #: modules too heavy to start before argparse has read the command line
-HEAVY = ("torch", "timm", "av", "matplotlib", "fvcore", "tensorboard")
+HEAVY = ("torch", "timm", "av", "matplotlib", "fvcore", "tensorboard", "open_clip")
 
 def _commands(parser):
     action = next(a for a in parser._actions if a.dest == "command")

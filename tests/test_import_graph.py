@@ -79,7 +79,7 @@ def test_the_laps_import_graph_has_no_cycle():
 #: the floors of the house, from the ground up: a package imports only its own floor and the ones below
 FLOORS = (
     ("laps.version", "laps.errors", "laps.variants", "laps.samplings", "laps.atomic", "laps.integrity", "laps.frame_order",
-     "laps.ops", "laps.models", "laps.export"),     # the model library
+     "laps.ops", "laps.models", "laps.export", "laps.openvocab"),     # the model library
     ("laps.data", "laps.analysis"),                 # the toolkit's ground floor
     ("laps.infer",),                                # running a model: device, prediction, evaluation
     ("laps.engine", "laps.serve"),                  # training; using a trained model (neither imports the other)

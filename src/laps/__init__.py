@@ -13,6 +13,7 @@ _EXPORTS = {
     "checkpoint_filter_fn": "laps.models.video", "create_model": "laps.models.factory",
     "lapsify": "laps.models.factory", "list_models": "laps.models.factory",
     "from_pretrained": "laps.models.loading", "push_to_hub": "laps.models.sharing",
+    "zero_shot": "laps.openvocab",  # needs open_clip (pip install 'laps[zeroshot]')
     "extract_features": "laps.serve.features",  # the training toolkit's (pip install 'laps[train]')
 }
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -19,7 +19,7 @@ CONFIGS = list(shipped_recipes().values())
 #: recipe -> (timm tag, LR, layer decay, drop path, epochs, warm-up, clips per optimizer step,
 #: optim.train, where the comment says the values come from)
 FOUNDATION = {
-    "k400_clip_b16_laps": ("vit_base_patch16_clip_224.openai", 6e-4 * 256 / 2048, 0.6, 0.1, 30, 6, 256, "all", "FT-CLIP"),
+    "k400_clip_b16_laps": ("vit_base_patch16_clip_quickgelu_224.openai", 6e-4 * 256 / 2048, 0.6, 0.1, 30, 6, 256, "all", "FT-CLIP"),
     "k400_siglip2_b16_laps": ("vit_base_patch16_siglip_224.v2_webli", 6e-4 * 256 / 2048, 0.6, 0.1, 30, 6, 256, "all",
                               "our estimate"),
     "k400_dinov3_b16_laps": ("vit_base_patch16_dinov3.lvd1689m", 1e-4, 0.75, 0.1, 30, 5, 256, "all", "our estimate"),
@@ -49,6 +49,8 @@ def _distinct_models(paths):
     chosen = {}
     for path in paths:
         model = _recipe(path).model
+        if model.head_init == "text":  # its architecture comes from the Hub: tests/engine/test_head_init_text.py
+            continue
         chosen.setdefault(repr(dataclasses.replace(model, img_size=1, drop_path=0.0)), path)
     return list(chosen.values())
 
@@ -57,7 +59,11 @@ def _distinct_models(paths):
 def test_recipe_loads_and_names_a_known_backbone(path):
     config = _load(path)  # the overrides touch the model's size and the data, not the output
     assert config.runtime.output == f"runs/{path.stem}" or path.stem in ("demo", "scratch_small")
-    architecture = config.model.backbone.split(".")[0]  # without a pretrained tag
+    backbone = config.model.backbone
+    if config.model.head_init == "text":  # an open_clip model on the Hub, in timm's organisation
+        assert backbone.startswith("hf-hub:timm/")
+        backbone = backbone.removeprefix("hf-hub:timm/")
+    architecture = backbone.split(".")[0]  # without a pretrained tag
     assert laps.list_models(architecture) == [architecture]
 
 
@@ -131,3 +137,13 @@ def test_the_foundation_recipes_normalise_as_their_weights_were_trained():
     clip = _recipe(CONFIGS[0].parent / "k400_clip_b16_laps.yaml")
     cfg = get_pretrained_cfg("vit_base_patch16_clip_224.openai")
     assert config_feed(clip).norm == (tuple(cfg.mean), tuple(cfg.std)) and cfg.mean[0] == pytest.approx(0.4815, abs=1e-4)
+
+
+def test_the_text_head_recipe_is_the_clip_recipe_started_from_its_zero_shot_head():
+    from laps.openvocab.bridge import natively_quickgelu
+
+    folder = CONFIGS[0].parent
+    text, clip = (_recipe(folder / f"ucf101_clip_b16_laps{suffix}.yaml") for suffix in ("_text", ""))
+    assert (text.model.head_init, text.model.pretrained, clip.model.pretrained) == ("text", "", "timm")
+    assert natively_quickgelu(text.model.backbone) and "quickgelu" in clip.model.backbone
+    assert text.optim == clip.optim and text.data == clip.data

@@ -19,7 +19,7 @@ WRITTEN = {
     "laps_version": "0.1.0", "backbone": "vit_tiny_patch16_224", "temporal": "laps", "num_frames": 4,
     "levels": [1], "fold_div": 4, "timm_kwargs": {"img_size": 32, "depth": 1}, "num_classes": 2, "img_size": 32,
     "classes": ["a", "b"], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic",
-    "sampling_rate": 4, "sampling": "dense",
+    "sampling_rate": 4, "sampling": "dense", "head": "linear", "projection": None,
 }
 
 
@@ -89,6 +89,8 @@ def test_a_config_json_as_written_is_read_with_every_value():
     ({"classes": ["a"]}, "1 class names for a model with 2 classes"),
     ({"sampling": "random"}, "unknown sampling 'random'"),
     ({"std": [0.5]}, "mean has 3 values but std has 1"),
+    ({"head": "mlp"}, "unknown head 'mlp'"),
+    ({"head": "text"}, "a text head needs its projection width"),
 ])
 def test_a_config_json_that_is_not_one_is_refused_naming_the_file(change, message):
     raw = {key: value for key, value in {**WRITTEN, **change}.items() if value is not None}

@@ -5,6 +5,9 @@
   empty and ``?source=`` gives a path on this machine or an http(s) URL. The answer is JSON from
   :func:`laps.app.analyse.analyse` with ``queued`` (seconds spent waiting for the model), or
   ``{"error": message}`` with status 400 (bad video), 413 (too large) or 500 (anything else).
+- ``GET /api/labels``: ``{"labels": [...], "editable": bool}``, the model's class names; ``POST
+  /api/labels`` with ``{"labels": "a, b, c"}`` makes a zero-shot model (``laps app --labels``) a
+  classifier of those names instead (``editable``), answering as ``GET``.
 
 Requests are served by threads, and one lock lets a single request use the model at a time: the
 others wait their turn (at most ``max_waiting`` of them; more get 503). An error in one request is
@@ -23,6 +26,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -48,8 +52,10 @@ class BadRequest(Exception):
 class App:
     """The model, the settings and the queue shared by every request."""
 
-    def __init__(self, model: VideoClassifier, settings: Settings, max_bytes: int, max_waiting: int = 16) -> None:
+    def __init__(self, model: VideoClassifier, settings: Settings, max_bytes: int, max_waiting: int = 16,
+                 relabel: Callable[[list[str]], None] | None = None) -> None:
         self.model, self.settings, self.max_bytes, self.max_waiting = model, settings, max_bytes, max_waiting
+        self.relabel = relabel  # a zero-shot model's: new class names -> its head, in place
         self.model_lock = threading.Lock()
         self.waiting = 0
         self.count_lock = threading.Lock()
@@ -69,6 +75,19 @@ class App:
             with self.count_lock:
                 self.waiting -= 1
         return {**result, "queued": round(queued, 3)}
+
+    def labels(self, text: str | None = None) -> dict[str, Any]:
+        """The class names, after making them those of ``text`` (comma-separated) if given."""
+        if text is not None:
+            if self.relabel is None:
+                raise BadRequest(HTTPStatus.BAD_REQUEST, "this model's classes are fixed; start laps app with --labels "
+                                 "and an open_clip model to change them")
+            names = [name.strip() for name in str(text).split(",") if name.strip()]
+            if len(names) < 2:
+                raise BadRequest(HTTPStatus.BAD_REQUEST, "give at least two class names, separated by commas")
+            with self.model_lock:
+                self.relabel(names)
+        return {"labels": self.model.video_cfg.class_names, "editable": self.relabel is not None}
 
 
 def _too_large(name: str, limit: int) -> BadRequest:
@@ -115,6 +134,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), "application/json")
 
     def do_GET(self) -> None:
+        if urllib.parse.urlsplit(self.path).path == "/api/labels":
+            self._json(HTTPStatus.OK, self.app.labels())
+            return
         if urllib.parse.urlsplit(self.path).path != "/":
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no page at {self.path}; the page is at /"})
             return
@@ -124,6 +146,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
+        if url.path == "/api/labels":
+            self._post_labels(length)
+            return
         if url.path != "/api/predict":
             self._drain(length)
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no API at {url.path}; POST videos to /api/predict"})
@@ -141,6 +166,15 @@ class Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"the server failed on this video: {err!r}"})
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _post_labels(self, length: int) -> None:
+        try:
+            body = json.loads(self.rfile.read(min(length, 1 << 16)) or b"{}")
+            self._json(HTTPStatus.OK, self.app.labels(body.get("labels", "") if isinstance(body, dict) else ""))
+        except BadRequest as err:
+            self._json(err.status, {"error": str(err)})
+        except (LapsError, ValueError) as err:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
 
     def _drain(self, length: int) -> None:
         """Read and drop the body, so that the client, still sending, gets the answer."""

@@ -27,7 +27,7 @@ from laps.version import __version__
 
 #: modules that each add their commands with ``add_parsers(subparsers)``, in the order ``laps --help`` lists them
 COMMAND_MODULES = ("laps.cli.demo", "laps.cli.train", "laps.cli.eval", "laps.cli.predict", "laps.cli.export",
-                   "laps.cli.flops", "laps.cli.features", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
+                   "laps.cli.flops", "laps.cli.features", "laps.cli.search", "laps.cli.data", "laps.cli.bench", "laps.cli.app")
 
 #: modules of the training toolkit (``pip install 'laps[train]'``) that the core install lacks
 TOOLKIT_MODULES = ("av", "fvcore", "tensorboard", "matplotlib", "omegaconf", "tqdm", "yaml", "numpy")

@@ -6,11 +6,13 @@ import argparse
 from pathlib import Path
 
 from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, pinned_threads, workers
+from laps.cli.zero_shot_flags import add_zero_shot_flags, load_classifier
 
 EVAL_EXAMPLES = """examples:
   laps eval --checkpoint runs/demo/laps --data-root runs/demo/data --list val.txt --views 10x3 --output runs/demo/laps/eval
   laps eval --checkpoint runs/mine/last.safetensors --data-root data/k400 --list val.csv --views 1x3
   laps eval --checkpoint someone/laps-k400 --data-root data/k400 --list val.csv --output eval_k400
+  laps eval --checkpoint local-dir:clip_b16 --labels classes.txt --data-root data/ucf101 --list test.txt --output zs  # zero-shot
 """
 
 
@@ -28,6 +30,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="loader processes, or 'auto': this process's CPU cores (default: auto)")
     add_device_flag(p)
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
+    add_zero_shot_flags(p)
     p.set_defaults(func=pinned_threads(run_eval))
 
 
@@ -45,10 +48,10 @@ def _eval_output(args: argparse.Namespace) -> Path:
 
 def run_eval(args: argparse.Namespace) -> int:
     from laps.data.annotations import find_file
-    from laps.serve.inference import evaluate_checkpoint, load_model
+    from laps.serve.inference import evaluate_checkpoint
 
     listing = find_file(args.list, args.data_root, "--list")
-    model = load_model(args.checkpoint, args.device)
+    model = load_classifier(args)
     out = _eval_output(args)
     root = args.data_root or str(listing.parent)
     summary = evaluate_checkpoint(model, listing, root, out, args.views, args.format, args.batch_size,

@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   laps features --checkpoint runs/mine --output feats/ --window 2 --stride 1 videos/   # (n, D): a row per window
   laps features --model vit_base_patch16_clip_224.openai --output feats/ videos/ # an image model, frame by frame
   laps features --checkpoint someone/laps-k400 --output feats/ --dtype float16 list.txt
+  laps features --checkpoint local-dir:clip_b16 --space joint --output feats/ videos/  # for laps search
   torchrun --nproc_per_node 8 -m laps features --checkpoint runs/mine --output feats/ videos/
   laps features --checkpoint runs/mine --output feats/ --shard $SLURM_ARRAY_TASK_ID/16 videos/
 """
@@ -40,6 +41,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=float, default=None, help="window mode: seconds between window starts "
                    "(default: --window)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16"))
+    p.add_argument("--space", default=None, choices=("joint",),
+                   help="joint: unit image embeddings that compare with text embeddings (laps search), of "
+                        "--checkpoint OPENCLIP_ID (with --temporal and --num-frames) or of a laps model with a text head")
     p.add_argument("--shard", default="0/1", metavar="I/N", help="take every N-th video from the I-th (zero-based), "
                    "e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT (default 0/1: all)")
     p.add_argument("--retry-failed", action="store_true", help="try again the videos the index has as failed")
@@ -76,6 +80,33 @@ def _image_model(args: argparse.Namespace):
     return model.eval().to(resolve_device(args.device))
 
 
+def _is_open_clip(checkpoint: str) -> bool:
+    from laps.openvocab import is_open_clip_id
+
+    return is_open_clip_id(checkpoint)
+
+
+def _joint_model(args: argparse.Namespace):
+    """The model of ``--space joint``: a zero-shot model of ``--checkpoint OPENCLIP_ID`` (its features do not
+    depend on the class names, so it names one), or a laps checkpoint whose head is a text head."""
+    from laps.errors import ConfigError
+    from laps.infer.device import resolve_device
+    from laps.openvocab import zero_shot
+    from laps.serve.inference import load_model
+
+    if args.model or not args.checkpoint:
+        raise ConfigError("--space joint takes --checkpoint OPENCLIP_ID (hf-hub:ORG/REPO, local-dir:PATH) or a laps "
+                          "model with a text head, not --model")
+    if _is_open_clip(args.checkpoint):
+        model = zero_shot(args.checkpoint, ["a video"], temporal=args.temporal or "laps", num_frames=args.num_frames or 8)
+        return model.to(resolve_device(args.device))
+    model = load_model(args.checkpoint, args.device)
+    if model.video_cfg.head != "text":
+        raise ConfigError(f"{args.checkpoint} has a linear head, not a text head: its features are not in a joint "
+                          "image-text space; give an open_clip model or a zero-shot laps model")
+    return model
+
+
 #: the options of an image model (--model); a checkpoint's config says all of it
 IMAGE_OPTIONS = ("temporal", "num_frames", "sampling_rate", "img_size", "random_weights")
 
@@ -87,7 +118,7 @@ def check_flags(args: argparse.Namespace) -> tuple[int, int]:
     from laps.serve.features import check_window
 
     given = [f"--{name.replace('_', '-')}" for name in IMAGE_OPTIONS if getattr(args, name) not in (None, False)]
-    if args.checkpoint and given:
+    if args.checkpoint and given and not (args.space == "joint" and _is_open_clip(args.checkpoint)):
         raise ConfigError(f"{', '.join(given)}: options of --model only; a checkpoint's own config says how "
                           "it is fed")
     if args.batch_size < 1:
@@ -114,7 +145,10 @@ def run_features(args: argparse.Namespace) -> int:
 
     shard = check_flags(args)
     inputs = list_inputs(args.inputs, args.data_root)
-    model = _image_model(args) if args.model else load_model(args.checkpoint, args.device)
+    if args.space == "joint":
+        model = _joint_model(args)
+    else:
+        model = _image_model(args) if args.model else load_model(args.checkpoint, args.device)
     counts = write_features(model, inputs, args.output, views=args.views, window=args.window, stride=args.stride,
                             dtype=args.dtype, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
                             shard=shard, retry_failed=args.retry_failed, overwrite=args.overwrite)

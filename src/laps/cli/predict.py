@@ -10,11 +10,13 @@ from pathlib import Path
 
 from laps.cli.common import CHECKPOINT_HELP, add_command, add_device_flag, counted, pinned_threads
 from laps.cli.timeline_flags import add_timeline_flags, check_timeline_flags
+from laps.cli.zero_shot_flags import add_zero_shot_flags, load_classifier
 
 PREDICT_EXAMPLES = """examples:
   laps predict --checkpoint runs/demo/laps video1.mp4 video2.mp4
   laps predict --checkpoint shared_model --json --top-k 3 my_videos/     # a save_pretrained folder
   laps predict --checkpoint someone/laps-k400 video1.mp4                 # a Hugging Face Hub id
+  laps predict --checkpoint hf-hub:timm/vit_base_patch16_clip_224.openai --labels "dancing,cooking" video1.mp4  # zero-shot
   laps predict --checkpoint runs/mine my_videos/ --output predictions.jsonl   # streamed, one line per video
   laps predict --checkpoint runs/mine long.mp4 --timeline --window 2 --stride 1 --output long_timeline/
   laps predict --checkpoint runs/mine long.mp4 --timeline --switch 8 --truth long_segments.csv --output long_timeline/
@@ -41,6 +43,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     timeline.add_argument("--truth", default=None, metavar="SEGMENTS.csv",
                           help="true segments (CSV with header start,end,label): drawn in the PNG with the boundary error")
     timeline.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+    add_zero_shot_flags(p)
     p.set_defaults(func=pinned_threads(run_predict))
 
 
@@ -49,12 +52,12 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from laps.data.inputs import expand_videos
     from laps.errors import ConfigError
-    from laps.serve.inference import format_prediction, iter_predictions, load_model
+    from laps.serve.inference import format_prediction, iter_predictions
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1 (the classes to print for each video), got {args.top_k}")
     paths = None if args.timeline else expand_videos(args.videos)  # judged before the model loads
-    model = load_model(args.checkpoint, args.device)
+    model = load_classifier(args)
     if args.timeline:
         return run_timeline(args, model)
     results, errors = [], 0

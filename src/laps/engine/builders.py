@@ -37,19 +37,56 @@ def config_feed(config: Config) -> Feed:
     ``pretrained_cfg`` of the backbone's timm weights (their mean, std and interpolation)."""
     d, m = config.data, config.model
     mean, std = norm_presets()[d.norm] if d.norm != "auto" else (None, None)
-    return resolve_feed(pretrained_cfg=weights_cfg(m.backbone), mean=mean, std=std, input_size=m.img_size,
+    return resolve_feed(pretrained_cfg=_weights_cfg(m), mean=mean, std=std, input_size=m.img_size,
                         sampling=d.sampling, num_frames=m.num_frames, sampling_rate=d.sampling_rate)
 
 
-def build_model(config: Config, num_classes: int, pretrained: bool = True) -> VideoClassifier:
+def _weights_cfg(m: ModelConfig):
+    """How the backbone's weights were trained: timm's ``pretrained_cfg`` of them, or with
+    ``model.head_init: text`` open_clip's preprocessing of the model (its mean, std, interpolation)."""
+    if m.head_init != "text":
+        return weights_cfg(m.backbone)
+    from laps.openvocab import feed_of, read_config, resolve_id
+
+    feed = feed_of(read_config(resolve_id(m.backbone)))
+    return {"mean": feed["mean"], "std": feed["std"], "interpolation": feed["interpolation"]}
+
+
+def build_model(config: Config, num_classes: int, pretrained: bool = True,
+                classes: list[str] | None = None) -> VideoClassifier:
     """The video model a config describes, with activation checkpointing when
     ``model.grad_checkpointing`` is on; ``pretrained=False`` skips 2D weights (e.g. when a laps
-    checkpoint will be loaded right after)."""
+    checkpoint will be loaded right after). With ``model.head_init: text``, the zero-shot model of
+    ``classes`` (:func:`laps.zero_shot`; architecture only when not ``pretrained``)."""
     m = config.model
+    if m.head_init == "text":
+        model = _text_head_model(m, num_classes, classes if pretrained else None)
+        model.set_grad_checkpointing(m.grad_checkpointing)
+        return model.train()
     weights = (True if m.pretrained == "timm" else m.pretrained or False) if pretrained else False
     model = create_model(m.backbone, temporal=m.temporal, num_frames=m.num_frames, num_classes=num_classes,
                          pretrained=weights, **model_kwargs(m))
     model.set_grad_checkpointing(m.grad_checkpointing)
+    return model
+
+
+def _text_head_model(m: ModelConfig, num_classes: int, classes: list[str] | None) -> VideoClassifier:
+    """``model.head_init: text``: the zero-shot model of ``classes`` over open_clip model ``model.backbone``
+    (its random-weight architecture when ``classes`` is None)."""
+    from laps.openvocab import read_templates, text_head_model, zero_shot
+
+    if m.pretrained:
+        raise ConfigError("model.head_init: text takes its weights from the open_clip model model.backbone; "
+                          "leave model.pretrained empty")
+    options = {"temporal": m.temporal, "num_frames": m.num_frames, "levels": m.levels, "fold_div": m.fold_div,
+               "drop_path_rate": m.drop_path}
+    if classes is None:
+        return text_head_model(m.backbone, num_classes, **options)
+    templates = read_templates(m.templates) if m.templates else None
+    model = zero_shot(m.backbone, classes, templates, **options)
+    if model.video_cfg.img_size != m.img_size:
+        raise ConfigError(f"model.img_size={m.img_size} but {m.backbone} takes {model.video_cfg.img_size}x"
+                          f"{model.video_cfg.img_size} frames; set model.img_size: {model.video_cfg.img_size}")
     return model
 
 

@@ -74,9 +74,13 @@ class ModelConfig:
     fold_div: int = 4
     drop_path: float = 0.0
     grad_checkpointing: bool = False  # recompute each block's activations in the backward pass: less memory, more time
+    # "text": the head starts as the zero-shot classifier of the dataset's class names; backbone is then an
+    # open_clip model (hf-hub:ORG/REPO, local-dir:PATH), fed as open_clip feeds it (needs laps[zeroshot])
+    head_init: str = ""
+    templates: str = ""  # head_init text: a prompt templates file, one per line with {} (default: video templates)
 
     def __post_init__(self) -> None:
-        _choose("model", self, temporal=VARIANTS)
+        _choose("model", self, temporal=VARIANTS, head_init=("", "text"))
         _at_least("model", self, 1, "num_frames", "img_size", "fold_div")
         _at_least("model", self, 0, "drop_path")
 

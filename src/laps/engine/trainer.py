@@ -117,7 +117,7 @@ class Trainer:
         self.val_loader = build_loader(self.val_set, per_rank, train=False, **split) if self.val_set is not None else None
 
         with seeded(c.runtime.seed, self.device):
-            self.model = build_model(c, self.num_classes, pretrained=not resume).to(self.device)
+            self.model = build_model(c, self.num_classes, pretrained=not resume, classes=self.classes).to(self.device)
         self.video_cfg = ckpt.model_config(self.model, config_feed(c), self.classes)  # what its checkpoints say
         freeze(self.model, c.optim.train)
         self.params = count_params(self.model)

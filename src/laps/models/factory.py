@@ -100,8 +100,14 @@ def create_model(
 
 def model_from_config(video_cfg: VideoConfig) -> VideoClassifier:
     """The model a saved ``video_cfg`` describes (``laps.from_pretrained``), its weights not loaded."""
+    return VideoClassifier(image_model(video_cfg), video_cfg)
+
+
+def image_model(video_cfg: VideoConfig) -> nn.Module:
+    """The timm image model of a ``video_cfg`` (random weights): with a text head, built with
+    ``num_classes=projection``, the head the :class:`TextHead` keeps as its projection."""
     reason = refusal(video_cfg.backbone)
     if reason:
         raise UnsupportedBackboneError(reason)
-    model = timm.create_model(video_cfg.backbone, num_classes=video_cfg.num_classes, **video_cfg.timm_kwargs)
-    return VideoClassifier(model, video_cfg)
+    num_classes = video_cfg.projection if video_cfg.head == "text" else video_cfg.num_classes
+    return timm.create_model(video_cfg.backbone, num_classes=num_classes, **video_cfg.timm_kwargs)

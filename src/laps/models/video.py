@@ -15,6 +15,7 @@ from torch import nn
 from laps.errors import CheckpointError, ConfigError, ShapeError, UnsupportedBackboneError
 from laps.models.registry import family_of
 from laps.models.temporal import TemporalAttention, block_levels, check_variant
+from laps.models.text_head import TextHead, install_text_head
 from laps.models.video_config import VideoConfig
 
 _PREFIX = "backbone."
@@ -47,6 +48,8 @@ class VideoClassifier(nn.Module):
         _, shift = check_variant(video_cfg.temporal)
         self.backbone = backbone
         self.video_cfg = video_cfg
+        if video_cfg.head == "text" and not isinstance(backbone.get_classifier(), TextHead):
+            install_text_head(backbone, video_cfg.projection, video_cfg.num_classes)
         self.family = family_of(backbone)
         if not self.family.convert(backbone, shift, video_cfg.fold_div):
             raise UnsupportedBackboneError(f"{type(backbone).__name__} has no attention block to convert")
@@ -72,7 +75,7 @@ class VideoClassifier(nn.Module):
 
     @property
     def num_classes(self) -> int:
-        return self.backbone.num_classes
+        return self.video_cfg.num_classes
 
     @property
     def attention_modules(self) -> list[TemporalAttention]:
@@ -145,16 +148,22 @@ class VideoClassifier(nn.Module):
         return self.backbone.forward_head(features).unflatten(0, (batch, num_frames))
 
     def forward_features(self, clips: torch.Tensor) -> torch.Tensor:
-        """Clip features ``(B, D)``: the backbone's pooled pre-logits averaged over frames."""
+        """Clip features ``(B, D)``: the backbone's pooled pre-logits averaged over frames; with a text
+        head, the frames' unit joint-space embeddings (:meth:`TextHead.embed`) averaged, comparable with
+        text embeddings (normalise them again to compare by cosine)."""
         batch, num_frames = clips.shape[:2]
         features = self.backbone.forward_features(self.frames(clips))
         pooled = self.backbone.forward_head(features, pre_logits=True)
+        classifier = self.backbone.get_classifier()
+        if isinstance(classifier, TextHead):
+            pooled = classifier.embed(pooled)
         return pooled.unflatten(0, (batch, num_frames)).mean(1)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
-        """Clip logits ``(B, K)`` of clip features ``(B, D)`` (:meth:`forward_features`): the backbone's
-        classifier is linear, so ``head(forward_features(x))`` is ``forward(x)``."""
-        return self.backbone.get_classifier()(features)
+        """Clip logits ``(B, K)`` of clip features ``(B, D)`` (:meth:`forward_features`): the classifier
+        (a text head's :meth:`TextHead.classify`) is linear, so ``head(forward_features(x))`` is ``forward(x)``."""
+        classifier = self.backbone.get_classifier()
+        return classifier.classify(features) if isinstance(classifier, TextHead) else classifier(features)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """Clip logits ``(B, K)`` = mean over T of the per-frame logits of ``(B, T, C, H, W)``."""

@@ -7,7 +7,9 @@ In the spirit of timm's ``pretrained_cfg``, one declared record says what a
   ``num_frames``, ``levels``, ``fold_div``, ``num_classes``;
 - how to feed it: clips of ``num_frames`` frames taken every ``sampling_rate`` frames
   (``sampling``: ``"dense"`` or ``"segment"``), resized with ``interpolation`` and cropped to
-  ``img_size``, normalised with ``mean`` and ``std``; ``classes`` name its outputs.
+  ``img_size``, normalised with ``mean`` and ``std``; ``classes`` name its outputs;
+- its head: ``"linear"`` (timm's classifier) or ``"text"`` (a :class:`~laps.models.text_head.TextHead`
+  made from class prompts, over an image model built with ``num_classes=projection``).
 
 ``create_model`` and ``lapsify`` build it, the model gets it at construction, ``save_pretrained``
 writes it (:meth:`VideoConfig.to_dict`) and ``laps.from_pretrained`` reads it back
@@ -24,6 +26,7 @@ from laps.errors import CheckpointError, ConfigError
 from laps.samplings import check_sampling
 from laps.version import __version__
 
+HEADS = ("linear", "text")
 #: the key of ``config.json`` that names the laps version that wrote it (not part of the identity)
 VERSION_KEY = "laps_version"
 
@@ -33,7 +36,7 @@ class VideoConfig:
     """What a video model is and how to feed it (see the module). ``backbone`` is ``None`` for a
     model :func:`~laps.models.factory.lapsify` built from a timm model laps cannot name: it runs,
     but cannot be saved to be rebuilt. ``classes=None`` names no classes (see :attr:`class_names`);
-    ``sampling_rate=None`` records no sampling rate."""
+    ``sampling_rate=None`` records no sampling rate. ``projection`` is set for a ``"text"`` head only."""
 
     backbone: str | None
     temporal: str
@@ -49,6 +52,8 @@ class VideoConfig:
     classes: tuple[str, ...] | None = None
     sampling_rate: int | None = None
     sampling: str = "dense"
+    head: str = "linear"
+    projection: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("mean", "std"):
@@ -62,6 +67,10 @@ class VideoConfig:
         if len(self.mean) != len(self.std):
             raise ConfigError(f"mean has {len(self.mean)} values but std has {len(self.std)}; give one per channel")
         check_sampling(self.sampling)
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if (self.head == "text") != (self.projection is not None):
+            raise ConfigError("a text head needs its projection width (0 for none), and only a text head has one")
 
     @property
     def class_names(self) -> list[str]:
