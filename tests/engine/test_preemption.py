@@ -37,10 +37,11 @@ def _rows(out):
     return [{k: v for k, v in r.items() if k not in ("wall_time_s", "train_clips_per_s", "data_wait_share")} for r in rows]
 
 
-def _run_and_signal(cmd, target_epoch, target_batch, signum, **popen):
-    """Run ``cmd`` (``popen``: more arguments of Popen); send ``signum`` once its progress lines show
-    ``target_batch`` of ``target_epoch`` -> (return code, stderr)."""
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+def _run_and_signal(cmd, target_epoch, target_batch, signum, group=False, **popen):
+    """Run ``cmd`` (``popen``: more arguments of Popen); send ``signum`` (to its whole process group
+    with ``group``) once its progress lines show ``target_batch`` of ``target_epoch`` -> (return code, stderr)."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=group,
+                            **popen)
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(4096), b"")))
     reader.start()
@@ -48,10 +49,11 @@ def _run_and_signal(cmd, target_epoch, target_batch, signum, **popen):
     while proc.poll() is None:
         for epoch, batch, _ in PROGRESS.findall(b"".join(chunks).decode(errors="replace")):
             if not sent and (int(epoch), int(batch)) >= (target_epoch, target_batch):
-                proc.send_signal(signum)
-                sent = True
+                os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
+                sent = time.monotonic()
         time.sleep(0.01)
     reader.join()
+    assert not sent or time.monotonic() - sent < 20, f"the run ended {time.monotonic() - sent:.0f} s after the signal"
     return proc.returncode, b"".join(chunks).decode(errors="replace")
 
 
@@ -85,6 +87,26 @@ def test_signals_checkpoint_mid_epoch_and_resume_equals_uninterrupted(tiny_data,
     for name in ("model.safetensors", "last.safetensors"):
         a, b = load_file(run / name), load_file(full / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("epoch, batch, signum", [(1, 3, signal.SIGTERM), (2, 5, signal.SIGTERM), (1, 6, signal.SIGUSR1)])
+def test_a_signal_to_the_whole_process_group_stops_the_run_with_a_resumable_checkpoint(tiny_data, tmp_path, epoch,
+                                                                                       batch, signum):
+    """A scheduler signals every process of a job, the loader workers too: they outlive the signal
+    until the main process has written its checkpoint, and the run resumes from it."""
+    run = tmp_path / "run"
+    code, err = _run_and_signal(_cmd(tiny_data, run, "data.num_workers=2"), epoch, batch, signum, group=True)
+    assert code == Preempted.exit_code and "Traceback" not in err and "killed by signal" not in err, err[-3000:]
+    found = STOPPED.search(err)
+    assert found and found.group(1) == signal.Signals(signum).name, err[-3000:]
+    state = ckpt.load_state(run / "state.pt")
+    assert state["resume_at"]["epoch"] == epoch - 1 and state["resume_at"]["step"] >= batch, err[-3000:]
+    resumed = subprocess.run(_cmd(tiny_data, run, "data.num_workers=2", "runtime.progress=false", "--resume"),
+                             env=ENV, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["epoch"] for row in _rows(run)] == [1, 2, 3]
 
 
 def test_stop_signals_are_caught_only_inside_the_block():

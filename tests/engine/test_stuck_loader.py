@@ -15,7 +15,7 @@ from tests.engine.test_preemption import ENV, FLAGS
 #: ``python SCRIPT MARKER laps-args...``: ``laps train`` whose loader workers hang in epoch 2,
 #: touching MARKER first
 SCRIPT = '''
-import sys, time
+import os, sys, time
 from pathlib import Path
 from torch.utils.data import get_worker_info
 from laps.cli import main
@@ -23,8 +23,9 @@ from laps.data.dataset import VideoDataset
 
 load = VideoDataset.__getitem__
 
-def stuck_in_epoch_two(self, key):
-    if get_worker_info() is not None and key[0] >= 1:
+def stuck_in_epoch_two(self, key):  # or, with STUCK=val, in the first validation
+    stuck = not self.train if os.environ.get("STUCK") == "val" else key[0] >= 1
+    if get_worker_info() is not None and stuck:
         Path(sys.argv[1]).touch()
         time.sleep(3600)
     return load(self, key)
@@ -35,13 +36,13 @@ sys.exit(main(sys.argv[2:]))
 TRAIN = [*FLAGS, "optim.epochs=2", "data.num_workers=2", "runtime.progress=false"]
 
 
-def _start(tmp_path, data, *extra):
+def _start(tmp_path, data, *extra, env=ENV):
     """The stuck run in a new process group -> (process, marker file, run directory)."""
     (tmp_path / "stuck.py").write_text(SCRIPT)
     marker, out = tmp_path / "stuck", tmp_path / "run"
     cmd = [sys.executable, str(tmp_path / "stuck.py"), str(marker), "train", "--data-root", str(data), "--output",
            str(out), *TRAIN, *extra]
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True), marker, out
 
 
@@ -95,3 +96,23 @@ def test_sigterm_while_the_loader_is_stuck_stops_the_run_within_seconds(tiny_dat
     assert ended < 15, f"the run ended {ended:.0f} s after SIGTERM"
     state = ckpt.load_state(out / ckpt.STATE)
     assert state["resume_at"]["epoch"] == 1 and state["resume_at"]["step"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_sigterm_while_the_validation_loader_is_stuck_stops_the_run_within_seconds(tiny_data, tmp_path):
+    proc, marker, out = _start(tmp_path, tiny_data, env={**ENV, "STUCK": "val"})
+    _when_stuck(proc, marker)
+    time.sleep(1)  # the main process is waiting for a validation batch
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    ended = time.monotonic() - sent
+    assert proc.returncode == Preempted.exit_code, err[-3000:]
+    assert "stopped by SIGTERM in epoch 1 after batch 10/10" in err and "Traceback" not in err, err[-3000:]
+    assert ended < 15, f"the run ended {ended:.0f} s after SIGTERM"
+    state = ckpt.load_state(out / ckpt.STATE)  # resumes with the validation of epoch 1
+    assert state["resume_at"]["epoch"] == 0 and state["resume_at"]["step"] == 10

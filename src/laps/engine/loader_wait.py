@@ -1,7 +1,8 @@
 """Waiting for the data loader: never forever, and never past a stop signal.
 
 - :func:`batches` yields a loader's batches; a stop signal that arrives while the main process
-  waits for one is handed to ``on_stop`` at once (:meth:`~laps.engine.preemption.StopSignals.interrupting`).
+  waits for one ends the workers and is handed to ``on_stop`` at once
+  (:meth:`~laps.engine.preemption.StopSignals.interrupting`).
 - :func:`loader_limit` ends a run whose loader gave no batch within its ``timeout``
   (``data.loader_timeout``) with :class:`~laps.errors.LoaderStalled`: the workers print every
   thread's stack to stderr (:class:`~laps.data.workers.LoaderWorkers`), then one line names the wait.
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 
 from torch.utils.data import DataLoader
 
-from laps.data.workers import LoaderWorkers
+from laps.data.workers import LoaderWorkers, iterate
 from laps.engine.preemption import StopSignals, StopWhileWaiting
 from laps.errors import LoaderStalled
 
@@ -26,19 +27,16 @@ TIMED_OUT = "DataLoader timed out"
 
 def batches(loader: DataLoader, stop: StopSignals, on_stop: Callable[[int], None], start: int = 0) -> Iterator:
     """The batches of ``loader``; a stop signal during the wait for batch ``k`` (counted from
-    ``start``) calls ``on_stop(k)``, which raises."""
-    iterator, index = iter(loader), start
+    ``start``) ends the loader's workers and calls ``on_stop(k)``, which raises."""
+    iterator, index = iterate(loader), start
     while True:
         try:
-            with stop.interrupting():
+            with stop.interrupting(lambda: end_workers([loader])):
                 batch = next(iterator)
         except StopIteration:
             return
         except StopWhileWaiting:
-            try:
-                on_stop(index)
-            finally:
-                end_workers([loader])
+            on_stop(index)
             raise
         yield batch
         index += 1

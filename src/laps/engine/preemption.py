@@ -8,13 +8,14 @@ evaluation batch), writes a checkpoint of the exact position in the epoch, and r
 :data:`~laps.errors.Preempted.exit_code` (75). ``--resume`` then continues from that step.
 
 While the main process waits for a batch from the data loader (:meth:`StopSignals.interrupting`),
-a stop signal ends the wait at once instead: the handler raises :class:`StopWhileWaiting`, since a
-loader whose workers are stuck would never give the next step.
+a stop signal ends the wait at once instead: the handler ends the wait's source (the loader's
+workers) and raises :class:`StopWhileWaiting`, since a loader whose workers are stuck would never
+give the next step.
 
 Handlers are process-wide, so they are installed only for the length of the ``with`` block, from
-the main thread, and the previous ones are put back afterwards. DataLoader worker processes
-started inside the block inherit them, so a signal sent to the whole process group does not kill a
-worker before the main process has written its checkpoint.
+the main thread, and the previous ones are put back afterwards. A signal sent to the whole process
+group reaches the DataLoader workers too: they leave it to the main process, and live until it ends
+them (:mod:`laps.data.workers`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -32,8 +33,9 @@ logger = logging.getLogger(__name__)
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
 
-class StopWhileWaiting(Exception):
-    """A stop signal arrived while the main process waited for a batch (``signum``: which)."""
+class StopWhileWaiting(BaseException):
+    """A stop signal arrived while the main process waited for a batch (``signum``: which); like
+    KeyboardInterrupt, not an :class:`Exception`, so that the loader's own error handling lets it by."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -47,7 +49,7 @@ class StopSignals:
         self.signals = signals
         self.received: int | None = None
         self._previous: dict[int, object] = {}
-        self._waiting = False
+        self._waiting: Callable[[], None] | None = None  # inside interrupting(): what ends the wait
 
     @property
     def name(self) -> str:
@@ -60,18 +62,21 @@ class StopSignals:
             if not self._waiting:
                 logger.warning("received %s: writing a checkpoint at the next step, then stopping",
                                signal.Signals(signum).name)
-        if self._waiting:
-            self._waiting = False
+        if self._waiting is not None:
+            end, self._waiting = self._waiting, None
+            end()
             raise StopWhileWaiting(signum)
 
     @contextmanager
-    def interrupting(self) -> Iterator[None]:
-        """A block that waits (for a batch): a stop signal inside it raises :class:`StopWhileWaiting`."""
-        self._waiting = True
+    def interrupting(self, end: Callable[[], None]) -> Iterator[None]:
+        """A block that waits (for a batch): a stop signal inside it calls ``end()`` (which ends
+        what it waits for: the loader's workers, before the wait lets go of a batch half
+        received), then raises :class:`StopWhileWaiting`."""
+        self._waiting = end
         try:
             yield
         finally:
-            self._waiting = False
+            self._waiting = None
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():

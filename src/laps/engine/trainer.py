@@ -274,7 +274,8 @@ class Trainer:
         c = self.config
         self._precise_bn()
         result = evaluate(self.eval_model, self.val_loader, self.num_classes, c.runtime.amp, c.runtime.progress,
-                          desc=f"val {epoch + 1}", should_stop=self.guards.stop_agreed)
+                          desc=f"val {epoch + 1}", should_stop=self.guards.stop_agreed,
+                          iterate=lambda loader: batches(loader, self.guards.stop, lambda _: self._stop_waiting(epoch)))
         if result is None:
             self._preempt(epoch, len(self.train_loader))
         self.guards.check_broken("val", self.val_set, self.guards.agreed([self.guards.too_many_broken(self.val_set)])[0] > 0)
@@ -292,8 +293,7 @@ class Trainer:
         for model in {id(m): m for m in (self.model, self.eval_model)}.values():
             recompute_bn_stats(model, self.train_loader, self.config.optim.precise_bn_iters, forward)
 
-    def _lr(self) -> float:
-        """The schedule's LR now: that of the groups without layer decay (the head's)."""
+    def _lr(self) -> float:  # the schedule's LR now: that of the groups without layer decay (the head's)
         return max(self.scheduler.get_last_lr())
 
     # ------------------------------------------------------------------ checkpoints
@@ -355,11 +355,12 @@ class Trainer:
                         f"{len(self.train_loader)}; the checkpoint is {path}: run the same command with --resume "
                         "to continue from there")
 
-    def _stop_waiting(self, epoch: int, step: int) -> None:
-        """A stop signal during the wait for batch ``step``: checkpoint there (alone, after a step) or keep the last."""
-        if not self.distributed and step % self.config.optim.accum_steps == 0:
-            self._preempt(epoch, step)
-        raise Preempted(f"stopped by {self.guards.stop.name} waiting for batch {step + 1} of epoch {epoch + 1}; the "
+    def _stop_waiting(self, epoch: int, step: int | None = None) -> None:
+        """A stop signal during the wait for batch ``step`` (None: for validation): checkpoint there or keep the last."""
+        if not self.distributed and (step is None or step % self.config.optim.accum_steps == 0):
+            self._preempt(epoch, len(self.train_loader) if step is None else step)
+        batch = "a validation batch" if step is None else f"batch {step + 1}"
+        raise Preempted(f"stopped by {self.guards.stop.name} waiting for {batch} of epoch {epoch + 1}; the "
                         f"checkpoint {self.out / ckpt.STATE} is kept: run the same command with --resume to continue")
 
     # ------------------------------------------------------------------ the run directory

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +36,20 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(model: nn.Module, loader, num_classes: int, amp: str = "none", progress: bool = True,
-             desc: str = "eval", should_stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+             desc: str = "eval", should_stop: Callable[[], bool] | None = None,
+             iterate: Callable[[Any], Iterable] = iter) -> dict[str, Any] | None:
     """Run ``model`` over a test-mode loader of ``(views (B,V,T,C,H,W), labels, indices)``.
 
     Returns metrics with fractions in [0, 1] plus ``probs (num_videos, K)``, ``labels`` and
     ``indices`` (dataset order), gathered over all ranks; duplicates from padded distributed
     samplers are dropped. ``should_stop`` is asked before every batch (on every rank); when it
-    says so, the evaluation ends early and returns None.
+    says so, the evaluation ends early and returns None. ``iterate(loader)`` gives its batches
+    (the trainer's ends the wait for one on a stop signal).
     """
     was_training = model.training
     model.eval()
     probs, labels, indices = [], [], []
-    for views, label, index in progress_bar(loader, desc, len(loader), enabled=progress and is_main_process()):
+    for views, label, index in progress_bar(iterate(loader), desc, len(loader), enabled=progress and is_main_process()):
         if should_stop is not None and should_stop():
             model.train(was_training)
             return None
