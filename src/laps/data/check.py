@@ -9,6 +9,7 @@ from contextlib import closing
 
 from laps.data.annotations import VideoRecord, resolve_path
 from laps.data.decoding import BrokenVideoError, open_video
+from laps.data.forked import worker_context
 from laps.errors import VideoDecodeError
 
 
@@ -36,6 +37,6 @@ def check_dataset(
     if workers == 1:
         reasons = list(map(_check_job, jobs))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=worker_context(workers)) as pool:
             reasons = list(pool.map(_check_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
     return [(job[0], reason) for job, reason in zip(jobs, reasons, strict=True) if reason is not None]

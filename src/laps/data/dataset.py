@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from laps.data.annotations import VideoRecord, resolve_path
 from laps.data.cores import cores_per_process
 from laps.data.decoding import BACKENDS, open_video
+from laps.data.forked import worker_context
 from laps.data.sampling import parse_views, sample_indices
 from laps.data.transforms import Norm, Normalize, TestTransform, TrainTransform
 from laps.data.workers import LoaderWorkers
@@ -222,7 +223,8 @@ def build_loader(
     prefetched. Call :func:`set_epoch` before every epoch: it reshuffles and selects the epoch's
     augmentations. Memory is pinned only when CUDA is available. With workers, ``timeout`` (seconds,
     0: none) is the longest wait for a batch before the loader raises, and the loader's
-    ``worker_init_fn`` is a :class:`~laps.data.workers.LoaderWorkers`, which can print their stacks.
+    ``worker_init_fn`` is a :class:`~laps.data.workers.LoaderWorkers`, which can print their stacks;
+    they are forked through :data:`laps.data.forked.FORK` (they free nothing they inherit).
     """
     workers = resolve_num_workers(num_workers, batch_size)
     sampler = _EpochSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed,
@@ -237,6 +239,7 @@ def build_loader(
         drop_last=train,
         timeout=timeout if workers else 0,
         worker_init_fn=LoaderWorkers(workers) if workers else None,
+        multiprocessing_context=worker_context(workers),
     )
 
 

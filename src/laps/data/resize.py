@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from laps.data.annotations import default_root, find_videos, load_annotations, resolve_path, save_classes
+from laps.data.forked import worker_context
 from laps.errors import DataError
 
 #: default maximum key-frame interval, chosen by decoding random 8x8 clips of a 10 s 340x256 video
@@ -155,7 +156,7 @@ def resize_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, short_side
     report = ResizeReport()
     todo = [(a, b, short_side, keyframe_interval, fast_decode) for a, b in jobs if not os.path.exists(b)]
     report.skipped = len(jobs) - len(todo)
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=worker_context(max(1, workers))) as pool:
         for path, error in tqdm(pool.map(_convert, todo), total=len(todo), desc="resize", disable=not progress):
             if error is None:
                 report.converted += 1

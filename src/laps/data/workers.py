@@ -62,18 +62,20 @@ class LoaderWorkers:
         return asked
 
     def end(self, wait: float = 2.0) -> None:
-        """End every worker now (the loader is not used again), and wait up to ``wait`` seconds for
-        them to be gone: a worker that outlived this process's exit would print a traceback for
-        each batch it was handing over."""
+        """End every worker now (the loader is not used again): SIGTERM, up to ``wait`` seconds for
+        them to be gone (a worker that outlived this process's exit would print a traceback for
+        each batch it was handing over), then SIGKILL for any still there (one stuck in native code
+        holding the GIL cannot run the thread that takes SIGTERM)."""
         pids = [pid for pid in self.pids.tolist() if pid]
         self._signal(signal.SIGTERM)
         deadline = time.monotonic() + wait
         while any(map(_running, pids)) and time.monotonic() < deadline:
             time.sleep(0.01)
+        self._signal(signal.SIGKILL, [pid for pid in pids if _running(pid)])  # stuck holding the GIL
 
-    def _signal(self, signum: int) -> int:
-        """Send ``signum`` to every started worker -> how many there were."""
-        pids = [pid for pid in self.pids.tolist() if pid]
+    def _signal(self, signum: int, pids: list[int] | None = None) -> int:
+        """Send ``signum`` to ``pids`` (default: every started worker) -> how many there were."""
+        pids = [pid for pid in self.pids.tolist() if pid] if pids is None else pids
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):  # a worker that has ended
                 os.kill(pid, signum)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from laps.atomic import atomic_path
 from laps.data.annotations import VideoRecord
 from laps.data.dataset import resolve_num_workers
+from laps.data.forked import worker_context
 from laps.data.transforms import Normalize
 from laps.errors import ConfigError, LapsError, VideoDecodeError
 from laps.infer.predict import autocast
@@ -99,8 +100,9 @@ def feature_loader(model: VideoClassifier, inputs: list[FeatureInput], *, views:
     """The loader of :func:`iter_features`: batches of ``(tags, clips)``, the ``(video, last, error)``
     of each item and its clips uint8 ``(B, T, C, H, W)`` (``None`` when the batch holds only errors);
     memory is pinned when CUDA is available."""
-    return DataLoader(FeatureClips(model, inputs, views, window, stride), batch_size=batch_size,
-                      num_workers=resolve_num_workers(num_workers, batch_size), collate_fn=_collate,
+    workers = resolve_num_workers(num_workers, batch_size)
+    return DataLoader(FeatureClips(model, inputs, views, window, stride), batch_size=batch_size, num_workers=workers,
+                      collate_fn=_collate, multiprocessing_context=worker_context(workers),
                       pin_memory=torch.cuda.is_available())
 
 

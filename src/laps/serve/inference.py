@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from laps.data import VideoDataset, VideoRecord, load_annotations
 from laps.data.dataset import resolve_num_workers
 from laps.data.decoding import BrokenVideoError
+from laps.data.forked import worker_context
 from laps.data.transforms import Normalize
 from laps.errors import LapsError
 from laps.infer.device import DEFAULT_DEVICE
@@ -52,7 +53,8 @@ def evaluate_checkpoint(model: VideoClassifier, list_path: str | Path, root: str
     classes = model.video_cfg.class_names
     records = load_annotations(list_path, root, fmt, classes=classes, subset="test")
     dataset = clip_dataset(model, records, root, views)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=resolve_num_workers(num_workers, batch_size))
+    workers = resolve_num_workers(num_workers, batch_size)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, multiprocessing_context=worker_context(workers))
     result = evaluate(model, loader, len(classes), amp, progress)
     return write_eval_outputs(result, out_dir, classes, views, [r.path for r in records])
 
