@@ -28,11 +28,11 @@ test: $(STAMP)
 # `make install` does (on a machine with a local build, from disk rather than a download of a CUDA build);
 # --upgrade: what pip installed beside torch (numpy, pillow) goes down to its bound too
 LOWEST ?= .venv-lowest
-UV ?= uv
+UV ?= $(LOWEST)/bin/uv
 
 $(LOWEST)/.installed: pyproject.toml
 	python3 -m venv $(LOWEST)
-	$(LOWEST)/bin/python -m pip install --quiet torch torchvision
+	$(LOWEST)/bin/python -m pip install --quiet torch torchvision uv
 	$(LOWEST)/bin/python -c "from importlib.metadata import version as v; print(*(f'{p}=={v(p)}' for p in ('torch', 'torchvision')))" \
 	    | tr ' ' '\n' > $(LOWEST)/torch-constraint.txt
 	$(UV) pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct --upgrade \
