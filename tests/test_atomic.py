@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from laps import atomic
-from laps.atomic import atomic_path, write_text_atomic
+from laps.atomic import atomic_path, is_same_file, write_text_atomic
 from laps.integrity import save_safetensors
 
 
@@ -52,3 +52,15 @@ def test_failed_block_leaves_neither_file(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_is_same_file_tells_a_held_file_from_one_replaced_or_removed(tmp_path):
+    path = tmp_path / "lock"
+    path.write_text("a")
+    with open(path) as handle:
+        assert is_same_file(handle, path)
+        (tmp_path / "new").write_text("b")
+        os.replace(tmp_path / "new", path)  # another process's file under the same name
+        assert not is_same_file(handle, path)
+        path.unlink()
+        assert not is_same_file(handle, path)

@@ -13,7 +13,7 @@ import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 
 def _create_temporary(path: Path) -> Path:
@@ -69,3 +69,14 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def is_same_file(handle: IO, path: str | os.PathLike) -> bool:
+    """Whether the open ``handle`` is still the file at ``path`` (not removed or replaced meanwhile):
+    a lock file held open is only a lock while it is the file others open."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)

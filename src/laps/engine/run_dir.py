@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
+from laps.atomic import is_same_file
 from laps.engine import checkpoint as ckpt
 from laps.errors import CheckpointError, OutputInUse
 
@@ -85,15 +86,6 @@ def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
     shutil.rmtree(out / "tensorboard", ignore_errors=True)
 
 
-def _is_still(handle: IO[str], path: Path) -> bool:
-    """Whether the open ``handle`` is still the file at ``path`` (not removed or replaced meanwhile)."""
-    try:
-        now = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(handle.fileno())
-    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
-
 
 class RunLock:
     """Exclusive lock on a run directory for the length of a ``with`` block."""
@@ -128,7 +120,7 @@ class RunLock:
                 holder = handle.read().strip() or "unknown"
                 handle.close()
                 raise self._refuse(holder) from None
-            if not _is_still(handle, self.path):
+            if not is_same_file(handle, self.path):
                 handle.close()  # the file was removed by the run that ended meanwhile: lock the next one
                 continue
             handle.seek(0)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from laps.atomic import atomic_path
+from laps.atomic import atomic_path, is_same_file
 
 INDEX_NAME, LOCK_NAME = "index.jsonl", ".index.lock"
 
@@ -40,7 +40,7 @@ def index_lock(folder: str | Path) -> Iterator[Path]:
         with open(lock, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                if _same_file(handle, lock):
+                if is_same_file(handle, lock):
                     yield lock.with_name(INDEX_NAME)
                     return
             finally:
@@ -52,15 +52,6 @@ def drop_lock(folder: str | Path) -> None:
     leaving the folder (a clean run leaves no lock file behind)."""
     (Path(folder) / LOCK_NAME).unlink(missing_ok=True)
 
-
-def _same_file(handle, path: Path) -> bool:
-    """Whether the open ``handle`` is still the file at ``path`` (not removed meanwhile)."""
-    try:
-        now = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(handle.fileno())
-    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
 def read_index(folder: str | Path) -> dict[str, dict[str, Any]]:
