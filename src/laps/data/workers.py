@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import io
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -50,7 +52,7 @@ class LoaderWorkers:
     def __call__(self, worker_id: int) -> None:
         """In worker ``worker_id``, as it starts."""
         self.pids[worker_id] = os.getpid()
-        faulthandler.register(STACKS_SIGNAL, all_threads=True)
+        faulthandler.register(STACKS_SIGNAL, file=_stderr_fd(), all_threads=True)
         leave_stop_signals_to(os.getppid())
 
     def dump(self, wait: float = 1.0) -> int:
@@ -80,6 +82,14 @@ class LoaderWorkers:
             with contextlib.suppress(ProcessLookupError):  # a worker that has ended
                 os.kill(pid, signum)
         return len(pids)
+
+
+def _stderr_fd() -> int:
+    """The file descriptor of ``sys.stderr``, or 2 where it has none (a notebook's, pytest's capture)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return 2
 
 
 def _running(pid: int) -> bool:
