@@ -80,8 +80,12 @@ def test_a_stuck_loader_ends_the_run_with_one_line_and_the_workers_stacks(tiny_d
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_sigterm_while_the_loader_is_stuck_stops_the_run_within_seconds(tiny_data, tmp_path):
-    proc, marker, out = _start(tmp_path, tiny_data)  # the default loader_timeout: minutes
+@pytest.mark.parametrize("stuck, stopped, resume_at", [
+    ("", "in epoch 2 after batch 0/", (1, 0)),  # the default loader_timeout: minutes
+    ("val", "in epoch 1 after batch 10/10", (0, 10)),  # resumes with the validation of epoch 1
+], ids=["training", "validation"])
+def test_sigterm_while_a_loader_is_stuck_stops_the_run_within_seconds(tiny_data, tmp_path, stuck, stopped, resume_at):
+    proc, marker, out = _start(tmp_path, tiny_data, env={**ENV, "STUCK": stuck} if stuck else ENV)
     _when_stuck(proc, marker)
     time.sleep(1)  # the main process is waiting for the batch
     sent = time.monotonic()
@@ -92,27 +96,7 @@ def test_sigterm_while_the_loader_is_stuck_stops_the_run_within_seconds(tiny_dat
         proc.kill()
     ended = time.monotonic() - sent
     assert proc.returncode == Preempted.exit_code, err[-3000:]
-    assert "stopped by SIGTERM in epoch 2 after batch 0/" in err and "Traceback" not in err, err[-3000:]
+    assert f"stopped by SIGTERM {stopped}" in err and "Traceback" not in err, err[-3000:]
     assert ended < 15, f"the run ended {ended:.0f} s after SIGTERM"
     state = ckpt.load_state(out / ckpt.STATE)
-    assert state["resume_at"]["epoch"] == 1 and state["resume_at"]["step"] == 0
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_sigterm_while_the_validation_loader_is_stuck_stops_the_run_within_seconds(tiny_data, tmp_path):
-    proc, marker, out = _start(tmp_path, tiny_data, env={**ENV, "STUCK": "val"})
-    _when_stuck(proc, marker)
-    time.sleep(1)  # the main process is waiting for a validation batch
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        err = proc.communicate(timeout=60)[1]
-    finally:
-        proc.kill()
-    ended = time.monotonic() - sent
-    assert proc.returncode == Preempted.exit_code, err[-3000:]
-    assert "stopped by SIGTERM in epoch 1 after batch 10/10" in err and "Traceback" not in err, err[-3000:]
-    assert ended < 15, f"the run ended {ended:.0f} s after SIGTERM"
-    state = ckpt.load_state(out / ckpt.STATE)  # resumes with the validation of epoch 1
-    assert state["resume_at"]["epoch"] == 0 and state["resume_at"]["step"] == 10
+    assert (state["resume_at"]["epoch"], state["resume_at"]["step"]) == resume_at
