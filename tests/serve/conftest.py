@@ -17,15 +17,19 @@ FPS = 8
 VIDEOS = {"a/x.mp4": 12, "b/x.mp4": 30, "c.mp4": 44}
 
 
-@pytest.fixture(scope="session")
-def feature_model_dir(tmp_path_factory) -> Path:
-    """A save_pretrained folder of a 2-block LAPS vit_tiny (32 px, 4 frames, 5 classes)."""
-    torch.manual_seed(0)
+def save_feature_model(folder: Path, seed: int) -> Path:
+    """Save a 2-block LAPS vit_tiny (32 px, 4 frames, 5 classes) with weights from ``seed`` into ``folder``."""
+    torch.manual_seed(seed)
     model = laps.create_model("vit_tiny_patch16_224", num_classes=5, temporal="laps", num_frames=4, img_size=32,
                               patch_size=8, depth=2)
-    folder = tmp_path_factory.mktemp("model")
     model.save_pretrained(folder, classes=[f"c{k}" for k in range(5)], sampling_rate=2)
     return folder
+
+
+@pytest.fixture(scope="session")
+def feature_model_dir(tmp_path_factory) -> Path:
+    """A save_pretrained folder of :func:`save_feature_model` with seed 0."""
+    return save_feature_model(tmp_path_factory.mktemp("model"), seed=0)
 
 
 @pytest.fixture

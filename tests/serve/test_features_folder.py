@@ -12,10 +12,9 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
-import laps
 from laps.cli import main
+from tests.serve.conftest import save_feature_model
 
 
 def _index(out):
@@ -29,12 +28,7 @@ def _stats(out):
 @pytest.fixture(scope="module")
 def other_model_dir(tmp_path_factory):
     """The architecture of ``feature_model_dir`` with other weights."""
-    torch.manual_seed(1)
-    model = laps.create_model("vit_tiny_patch16_224", num_classes=5, temporal="laps", num_frames=4, img_size=32,
-                              patch_size=8, depth=2)
-    folder = tmp_path_factory.mktemp("other_model")
-    model.save_pretrained(folder, classes=[f"c{k}" for k in range(5)], sampling_rate=2)
-    return folder
+    return save_feature_model(tmp_path_factory.mktemp("other_model"), seed=1)
 
 
 @pytest.fixture(scope="module")
